@@ -1,0 +1,1 @@
+"""Static analyzers: one tracer, one counting convention."""

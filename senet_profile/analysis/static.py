@@ -1,0 +1,171 @@
+"""Static complexity of a built model: parameters, MACs, activations and SE's share of each.
+
+Everything here is counted from the model that was built, on the meta device, by ``trace_ops``.
+SE modules are found by ``se_module_names``; an op belongs to SE when the module that ran it is an SE
+module or lies inside one. Per-stage figures group by the model's top-level children, named through the
+model's ``stage_names`` mapping when it has one (the catalog's ResNets map ``layer1`` to ``conv2_x``...).
+
+SE's non-MAC work, kept apart from MACs (one op per element):
+- squeeze: one add (or compare, for max) per input element of each pooling reduction inside SE;
+- gate: one op per output element of the gate (any op of a module called ``gate``/``scale_activation``,
+  and any sigmoid/tanh/hardsigmoid inside SE);
+- scale: one multiply per output element of each ``mul`` inside SE;
+- other: the remaining elementwise work inside SE (the ReLU between the FCs).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from senet_profile.analysis.trace import ACTIVATION_OPS, OpEvent, Trace, trace_ops
+from senet_profile.errors import UserInputError
+from senet_profile.se import se_module_names
+
+CONVENTION = (
+    "MACs: one multiply-accumulate = 1, conv and linear/matmul only, bias adds excluded; "
+    "activations: output elements of conv and linear layers; "
+    "SE squeeze/gate/scale: one op per element, not included in MACs"
+)
+GATE_MODULE_NAMES = frozenset({"gate", "scale_activation"})
+GATE_OPS = frozenset({"sigmoid", "tanh", "hardsigmoid"})
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Raw integer counts for a whole model or one of its stages."""
+
+    params: int = 0
+    params_se: int = 0
+    macs: int = 0
+    macs_se: int = 0
+    activations: int = 0
+    activations_se: int = 0
+    se_squeeze_ops: int = 0
+    se_gate_ops: int = 0
+    se_scale_ops: int = 0
+    se_other_ops: int = 0
+
+    @property
+    def se_element_ops(self) -> int:
+        """SE's non-MAC work: squeeze, gate, scale and the ReLU between its FCs."""
+        return self.se_squeeze_ops + self.se_gate_ops + self.se_scale_ops + self.se_other_ops
+
+    @property
+    def macs_and_se_ops(self) -> int:
+        """MACs plus SE's element ops: the count that the paper's GFLOPs for SE models appear to use."""
+        return self.macs + self.se_element_ops
+
+
+@dataclass(frozen=True)
+class StaticProfile:
+    """What one model costs, statically, on one input shape."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    total: Counts
+    stages: dict[str, Counts]
+    se_blocks: int
+    unknown_ops: dict[str, int] = field(default_factory=dict)
+    uncalled_modules: tuple[str, ...] = ()
+
+
+def _owner(module: str, se_roots: Iterable[str]) -> str | None:
+    return next((root for root in se_roots if module == root or module.startswith(f"{root}.")), None)
+
+
+def _se_role(event: OpEvent, root: str) -> str:
+    local = event.module[len(root) :].rpartition(".")[2]
+    if event.category == "reduction":
+        return "se_squeeze_ops"
+    if local in GATE_MODULE_NAMES or event.op in GATE_OPS:
+        return "se_gate_ops"
+    if event.op == "mul":
+        return "se_scale_ops"
+    return "se_other_ops" if event.category == "elementwise" else ""
+
+
+def _stage_of(module: str, stage_names: Mapping[str, str]) -> str:
+    top = module.split(".")[0] if module else "(model)"
+    return stage_names.get(top, top)
+
+
+def _event_counts(event: OpEvent, se_root: str | None) -> dict[str, int]:
+    counts: dict[str, int] = {"macs": event.macs}
+    if event.op in ACTIVATION_OPS:
+        counts["activations"] = event.out_elements
+    if se_root is None:
+        return counts
+    counts["macs_se"] = event.macs
+    counts["activations_se"] = counts.get("activations", 0)
+    role = _se_role(event, se_root)
+    if role:
+        counts[role] = event.in_elements if role == "se_squeeze_ops" else event.out_elements
+    return counts
+
+
+def _param_counts(
+    model: nn.Module, se_roots: list[str], stage_names: Mapping[str, str]
+) -> dict[str, dict[str, int]]:
+    per_stage: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for name, param in model.named_parameters():
+        module = name.rpartition(".")[0]
+        stage = per_stage[_stage_of(module, stage_names)]
+        stage["params"] += param.numel()
+        if _owner(module, se_roots) is not None:
+            stage["params_se"] += param.numel()
+    return per_stage
+
+
+def summarize(model: nn.Module, trace: Trace, *, name: str, input_shape: tuple[int, ...]) -> StaticProfile:
+    """Fold a trace and the model's parameters into whole-model and per-stage counts."""
+    se_roots = se_module_names(model)
+    stage_names: Mapping[str, str] = getattr(model, "stage_names", {})
+    per_stage = _param_counts(model, se_roots, stage_names)
+    unknown: dict[str, int] = defaultdict(int)
+    for event in trace.events:
+        if event.category == "unknown":
+            unknown[event.op] += 1
+        stage = per_stage[_stage_of(event.module, stage_names)]
+        for key, value in _event_counts(event, _owner(event.module, se_roots)).items():
+            stage[key] += value
+    stages = {stage: Counts(**values) for stage, values in per_stage.items() if any(values.values())}
+    total = Counts(
+        **{key: sum(getattr(c, key) for c in stages.values()) for key in Counts.__dataclass_fields__}
+    )
+    return StaticProfile(
+        name, input_shape, total, stages, len(se_roots), dict(unknown), trace.uncalled_modules
+    )
+
+
+def on_meta(model: nn.Module) -> nn.Module:
+    """``model`` itself when already on the meta device, else a meta copy (the caller's stays as it is)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    if all(t.is_meta for t in tensors):
+        return model
+    return copy.deepcopy(model).to("meta")
+
+
+def check_input_shape(input_shape: tuple[int, ...]) -> None:
+    """Refuse shapes with non-positive sizes."""
+    if any(int(size) <= 0 for size in input_shape):
+        shape = "x".join(str(s) for s in input_shape)
+        raise UserInputError(f"input shape {shape} has a size <= 0; sizes must be positive")
+
+
+def analyze(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "") -> StaticProfile:
+    """Count parameters, MACs and activations of ``model`` on an input of ``input_shape`` (with batch)."""
+    check_input_shape(input_shape)
+    meta_model = on_meta(model)
+    was_training = meta_model.training
+    meta_model.eval()
+    try:
+        trace = trace_ops(meta_model, torch.empty(input_shape, device="meta"))
+    finally:
+        meta_model.train(was_training)
+    return summarize(meta_model, trace, name=name or type(model).__name__, input_shape=tuple(input_shape))

@@ -1,0 +1,329 @@
+"""Run a model once and record every aten op it executes, with the module that ran it.
+
+This is the project's one counting mechanism: a ``TorchDispatchMode`` sees each op after autograd and
+decompositions (so a user's model and the catalog's are counted the same way, whatever their Python code
+looks like), and forward hooks keep a stack of qualified module names, so that each op is attributed to the
+innermost module running when it was dispatched. Run it on the meta device and nothing is computed or
+allocated: shapes alone decide every count.
+
+Convention (MACs): one multiply-accumulate = 1. Only convolutions (including grouped and transposed) and
+matrix products (``addmm``, ``mm``, ``bmm``, ``baddbmm``: linear layers and matmuls) have MACs; their bias
+additions are not counted. Every other op is classified (reduction, elementwise, normalization, data
+movement, view) and its element counts kept, so callers can report non-MAC work under their own
+convention; an op in none of these classes is kept as ``unknown`` and must be reported, never taken as 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from senet_profile.errors import UserInputError
+
+
+@dataclass(frozen=True)
+class OpEvent:
+    """One executed aten op: its name, class, the module that ran it and its element counts."""
+
+    op: str
+    category: str
+    module: str
+    macs: int
+    in_elements: int
+    out_elements: int
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Every op a forward pass executed, and the modules it never called."""
+
+    events: tuple[OpEvent, ...]
+    uncalled_modules: tuple[str, ...]
+
+
+def _prod(values: Sequence[int]) -> int:
+    return math.prod(int(v) for v in values)
+
+
+def _conv_macs(args: Sequence[object], out: torch.Tensor) -> int:
+    inp, weight = args[0], args[1]
+    assert isinstance(inp, torch.Tensor) and isinstance(weight, torch.Tensor)
+    transposed = bool(args[6]) if len(args) > 6 else False
+    # weight: (out, in/groups, k...) normally, (in, out/groups, k...) when transposed; either way each
+    # position of the larger-resolution side does weight.shape[1] * prod(kernel) multiply-adds.
+    positions = inp.numel() if transposed else out.numel()
+    return positions * int(weight.shape[1]) * _prod(weight.shape[2:])
+
+
+def _addmm_macs(args: Sequence[object], out: torch.Tensor) -> int:
+    return _mm_macs(args[1:], out)
+
+
+def _mm_macs(args: Sequence[object], out: torch.Tensor) -> int:
+    a, b = args[0], args[1]
+    assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+    return int(a.shape[0]) * int(a.shape[1]) * int(b.shape[1])
+
+
+def _bmm_macs(args: Sequence[object], out: torch.Tensor) -> int:
+    a, b = args[0], args[1]
+    assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+    return _prod(a.shape) * int(b.shape[-1])
+
+
+MAC_OPS: dict[str, Callable[[Sequence[object], torch.Tensor], int]] = {
+    "convolution": _conv_macs,
+    "addmm": _addmm_macs,
+    "mm": _mm_macs,
+    "bmm": _bmm_macs,
+    "baddbmm": lambda args, out: _bmm_macs(args[1:], out),
+}
+
+# Ops whose outputs count as activations (the RegNet paper's definition: outputs of conv layers; a linear
+# layer is a 1x1 conv on a 1x1 map and counts too, as in pycls's linear_cx).
+ACTIVATION_OPS = frozenset({"convolution", "addmm", "mm"})
+
+_CATEGORIES: dict[str, frozenset[str]] = {
+    "reduction": frozenset(
+        {
+            "mean",
+            "sum",
+            "amax",
+            "amin",
+            "max",
+            "min",
+            "argmax",
+            "var",
+            "var_mean",
+            "std",
+            "logsumexp",
+            "_adaptive_avg_pool2d",
+            "adaptive_avg_pool2d",
+            "adaptive_max_pool2d",
+            "avg_pool2d",
+            "max_pool2d",
+            "max_pool2d_with_indices",
+            "avg_pool3d",
+            "max_pool3d_with_indices",
+            "_softmax",
+            "_log_softmax",
+        }
+    ),
+    "elementwise": frozenset(
+        {
+            "add",
+            "sub",
+            "rsub",
+            "mul",
+            "div",
+            "relu",
+            "sigmoid",
+            "tanh",
+            "hardsigmoid",
+            "hardswish",
+            "hardtanh",
+            "silu",
+            "gelu",
+            "leaky_relu",
+            "elu",
+            "threshold",
+            "clamp",
+            "clamp_min",
+            "clamp_max",
+            "neg",
+            "exp",
+            "log",
+            "pow",
+            "sqrt",
+            "rsqrt",
+            "abs",
+            "where",
+            "maximum",
+            "minimum",
+            "erf",
+            "sign",
+            "softplus",
+            "mish",
+            "masked_fill",
+            "fill",
+            "zero",
+            "native_dropout",
+            "bernoulli",
+            "addcmul",
+            "addcdiv",
+            "lerp",
+        }
+    ),
+    "normalization": frozenset(
+        {
+            "native_batch_norm",
+            "_native_batch_norm_legit",
+            "_native_batch_norm_legit_no_training",
+            "_native_batch_norm_legit_functional",
+            "batch_norm",
+            "native_layer_norm",
+            "native_group_norm",
+            "cudnn_batch_norm",
+        }
+    ),
+    "data": frozenset(
+        {
+            "cat",
+            "stack",
+            "clone",
+            "copy",
+            "_to_copy",
+            "constant_pad_nd",
+            "empty",
+            "empty_like",
+            "zeros",
+            "zeros_like",
+            "ones",
+            "ones_like",
+            "full",
+            "full_like",
+            "new_empty",
+            "new_zeros",
+            "scalar_tensor",
+            "lift_fresh",
+            "index",
+            "index_select",
+            "gather",
+            "channel_shuffle",
+            "native_channel_shuffle",
+            "pixel_shuffle",
+            "upsample_nearest2d",
+            "upsample_bilinear2d",
+        }
+    ),
+    "view": frozenset(
+        {
+            "view",
+            "_unsafe_view",
+            "reshape",
+            "t",
+            "transpose",
+            "permute",
+            "expand",
+            "squeeze",
+            "unsqueeze",
+            "detach",
+            "alias",
+            "slice",
+            "select",
+            "as_strided",
+            "split",
+            "split_with_sizes",
+            "chunk",
+            "unbind",
+            "contiguous",
+            "flatten",
+            "_reshape_alias",
+            "unfold",
+            "narrow",
+            "view_as",
+        }
+    ),
+}
+_CATEGORY_OF = {op: category for category, ops in _CATEGORIES.items() for op in ops}
+
+
+def op_name(func: torch._ops.OpOverload) -> str:
+    """The aten op's base name, without its overload and in-place underscore (``relu_`` -> ``relu``)."""
+    name = func.overloadpacket.__name__
+    return name[:-1] if name.endswith("_") and not name.endswith("__") else name
+
+
+def classify(name: str) -> str:
+    """The category of an aten op: mac, reduction, elementwise, normalization, data, view or unknown."""
+    return "mac" if name in MAC_OPS else _CATEGORY_OF.get(name, "unknown")
+
+
+def _first_tensor(values: Sequence[object]) -> torch.Tensor | None:
+    return next((v for v in values if isinstance(v, torch.Tensor)), None)
+
+
+def _out_elements(out: object) -> int:
+    if isinstance(out, torch.Tensor):
+        return out.numel()
+    if isinstance(out, (tuple, list)):
+        return sum(o.numel() for o in out if isinstance(o, torch.Tensor))
+    return 0
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self, module_stack: list[str]) -> None:
+        super().__init__()
+        self.module_stack = module_stack
+        self.events: list[OpEvent] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = op_name(func)
+        module = self.module_stack[-1]
+        if name == "convolution":
+            _check_resolution(args, module)
+        first = out[0] if isinstance(out, (tuple, list)) else out
+        macs = MAC_OPS[name](args, first) if name in MAC_OPS else 0
+        inp = _first_tensor(args)
+        self.events.append(
+            OpEvent(
+                name, classify(name), module, macs, inp.numel() if inp is not None else 0, _out_elements(out)
+            )
+        )
+        return out
+
+
+def _check_resolution(args: Sequence[object], module: str) -> None:
+    """A strided conv fed a map smaller than its stride sees padding only: the input is too small."""
+    inp, stride = args[0], args[3]
+    assert isinstance(inp, torch.Tensor)
+    for size, step in zip(inp.shape[2:], stride, strict=False):
+        if int(size) < int(step):
+            shape = "x".join(str(int(s)) for s in inp.shape[2:])
+            raise UserInputError(
+                f"input is too small: {module or 'a conv'} (stride {step}) receives a {shape} map"
+            )
+
+
+def trace_ops(model: nn.Module, inputs: torch.Tensor) -> Trace:
+    """Run ``model(inputs)`` once under the recorder and return every op with its module."""
+    stack = [""]
+    called: set[str] = set()
+    handles = []
+
+    def enter(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: object) -> None:
+            stack.append(name)
+            called.add(name)
+
+        return hook
+
+    def leave(module: nn.Module, args: object, output: object) -> None:
+        stack.pop()
+
+    names = [name for name, _ in model.named_modules() if name]
+    for name, module in model.named_modules():
+        if name:
+            handles.append(module.register_forward_pre_hook(enter(name)))
+            handles.append(module.register_forward_hook(leave, always_call=True))
+    recorder = _Recorder(stack)
+    try:
+        with torch.no_grad(), recorder:
+            model(inputs)
+    except UserInputError:
+        raise
+    except (RuntimeError, ValueError, IndexError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        shape = "x".join(str(s) for s in inputs.shape)
+        raise UserInputError(f"the model cannot run on input {shape}: {first_line}") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+    uncalled = tuple(n for n in names if n not in called and not any(c.startswith(f"{n}.") for c in called))
+    return Trace(tuple(recorder.events), uncalled)

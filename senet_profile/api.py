@@ -1,0 +1,170 @@
+"""The Python API: ``profile`` and ``compare`` return pandas DataFrames of metric records.
+
+A model is a catalog argument (``"se_resnet50:r=8"``), a parsed ``ModelSpec``, or any ``torch.nn.Module``
+a user built; all are counted by the same tracer, on a meta-device copy, under ``CONVENTION``.
+Records keep raw integers; scaling and rounding happen only in the reporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from torch import nn
+
+from senet_profile.analysis.static import CONVENTION, Counts, StaticProfile, analyze
+from senet_profile.errors import UserInputError
+from senet_profile.registry import get_model, parse_model_spec
+from senet_profile.spec import ModelSpec
+
+OURS = "senet-profile"
+PROFILE_COLUMNS = ["metric", "unit", "scope", "source", "value"]
+COMPARE_COLUMNS = ["metric", "unit", "scope", "source", "base", "candidate", "delta", "overhead_pct"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A reported quantity: its name, unit and how it is read from ``Counts``."""
+
+    name: str
+    unit: str
+    read: Callable[[Counts], int]
+
+
+STATIC_METRICS: tuple[Metric, ...] = (
+    Metric("params", "params", lambda c: c.params),
+    Metric("params_se", "params", lambda c: c.params_se),
+    Metric("macs", "MACs", lambda c: c.macs),
+    Metric("macs_se", "MACs", lambda c: c.macs_se),
+    Metric("se_squeeze_ops", "ops", lambda c: c.se_squeeze_ops),
+    Metric("se_gate_ops", "ops", lambda c: c.se_gate_ops),
+    Metric("se_scale_ops", "ops", lambda c: c.se_scale_ops),
+    Metric("se_other_ops", "ops", lambda c: c.se_other_ops),
+    Metric("macs_and_se_ops", "ops", lambda c: c.macs_and_se_ops),
+    Metric("activations", "elements", lambda c: c.activations),
+    Metric("activations_se", "elements", lambda c: c.activations_se),
+)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The input a model is measured on: batch, channels and spatial size."""
+
+    batch_size: int = 1
+    input_size: tuple[int, int] = (224, 224)
+    in_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.batch_size <= 0:
+            raise UserInputError(f"batch size must be a positive integer, got {self.batch_size}")
+        if min(self.input_size) <= 0 or self.in_channels <= 0:
+            raise UserInputError(f"input size {self.input_size[0]}x{self.input_size[1]} must be positive")
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """The input tensor's shape, batch first."""
+        return (self.batch_size, self.in_channels, *self.input_size)
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """``224`` or ``224x192`` (height x width) as a (height, width) pair."""
+    parts = text.lower().split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        raise UserInputError(f"input size must be N or HxW, got {text!r}") from None
+    if len(sizes) not in (1, 2) or min(sizes) <= 0:
+        raise UserInputError(f"input size must be N or HxW with positive sizes, got {text!r}")
+    return (sizes[0], sizes[-1])
+
+
+def resolve_model(model: str | ModelSpec | nn.Module) -> tuple[str, nn.Module]:
+    """A display name and a built module for a catalog argument, a spec, or a user's module."""
+    if isinstance(model, nn.Module):
+        return type(model).__name__, model
+    spec = parse_model_spec(model) if isinstance(model, str) else model
+    return str(spec), get_model(spec)
+
+
+def static_profile(model: str | ModelSpec | nn.Module, workload: Workload) -> StaticProfile:
+    """Trace ``model`` on the meta device and count it."""
+    name, module = resolve_model(model)
+    return analyze(module, workload.shape, name=name)
+
+
+def _static_records(result: StaticProfile, *, by_stage: bool) -> list[dict]:
+    scopes = {"model": result.total} | (result.stages if by_stage else {})
+    return [
+        {"metric": m.name, "unit": m.unit, "scope": scope, "source": OURS, "value": m.read(counts)}
+        for scope, counts in scopes.items()
+        for m in STATIC_METRICS
+    ]
+
+
+def _frame(records: Sequence[dict], columns: list[str], profiles: Sequence[StaticProfile]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(records), columns=columns, dtype=object)
+    frame.attrs["convention"] = CONVENTION
+    frame.attrs["models"] = [p.name for p in profiles]
+    frame.attrs["input_shape"] = list(profiles[0].input_shape)
+    frame.attrs["unknown_ops"] = {p.name: p.unknown_ops for p in profiles}
+    frame.attrs["uncalled_modules"] = {p.name: list(p.uncalled_modules) for p in profiles}
+    return frame
+
+
+def profile(
+    model: str | ModelSpec | nn.Module,
+    *,
+    batch_size: int = 1,
+    input_size: tuple[int, int] = (224, 224),
+    in_channels: int = 3,
+    by_stage: bool = False,
+) -> pd.DataFrame:
+    """Static complexity of one model as records: metric, unit, scope, source, value."""
+    result = static_profile(model, Workload(batch_size, input_size, in_channels))
+    return _frame(_static_records(result, by_stage=by_stage), PROFILE_COLUMNS, [result])
+
+
+def overhead_pct(base: float, candidate: float) -> float | None:
+    """(candidate - base) / base in percent; None when base is 0."""
+    return None if base == 0 else (candidate - base) / base * 100.0
+
+
+def pair_records(base: Sequence[dict], candidate: Sequence[dict]) -> list[dict]:
+    """Join two lists of profile records on (metric, scope, source) into compare records."""
+    key = ("metric", "scope", "source")
+    others = {tuple(r[k] for k in key): r for r in candidate}
+    records = []
+    for record in base:
+        match = others.get(tuple(record[k] for k in key))
+        if match is None:
+            continue
+        b, c = record["value"], match["value"]
+        delta = None if b is None or c is None else c - b
+        pct = None if delta is None else overhead_pct(b, c)
+        records.append(
+            {
+                **{k: record[k] for k in ("metric", "unit", "scope", "source")},
+                "base": b,
+                "candidate": c,
+                "delta": delta,
+                "overhead_pct": pct,
+            }
+        )
+    return records
+
+
+def compare(
+    base: str | ModelSpec | nn.Module,
+    candidate: str | ModelSpec | nn.Module,
+    *,
+    batch_size: int = 1,
+    input_size: tuple[int, int] = (224, 224),
+    in_channels: int = 3,
+    by_stage: bool = False,
+) -> pd.DataFrame:
+    """What ``candidate`` costs over ``base``: metric, unit, scope, base, candidate, delta, overhead_pct."""
+    workload = Workload(batch_size, input_size, in_channels)
+    results = [static_profile(model, workload) for model in (base, candidate)]
+    records = pair_records(*(_static_records(r, by_stage=by_stage) for r in results))
+    return _frame(records, COMPARE_COLUMNS, results)

@@ -1,0 +1,223 @@
+"""The ``senet-profile`` command line: list, profile, compare, paper.
+
+Every refusal of bad input is one line on stderr, ``error: ...``, and exit status 2, whether it comes from
+the argument parser (unknown option, bad number) or from the project (unknown model, impossible knob).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from typer.core import TyperGroup
+
+from senet_profile import api, paper, report
+from senet_profile.errors import UserInputError
+from senet_profile.io import check_writable, write_atomic
+from senet_profile.registry import get_entry, list_models
+
+try:  # recent typer vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer with click as a dependency
+    from click.exceptions import ClickException
+
+GRAMMAR = (
+    "Model arguments: NAME[:KNOB=VALUE,...], e.g. se_resnet50:r=8,stages=4,placement=pre,layout=paper. "
+    "`senet-profile list` shows every name with its knobs and defaults."
+)
+
+
+class _OneLineErrors(TyperGroup):
+    """Runs the app with every usage or input error reported as one line and exit status 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except UserInputError as error:
+            typer.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except ClickException as error:
+            typer.echo(f"error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    help="What Squeeze-and-Excitation really costs: parameters, MACs, activations. " + GRAMMAR,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+)
+
+InputSize = Annotated[str, typer.Option("--input-size", help="Input height, or HxW.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size (counts scale with it).")]
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="table | csv | json | markdown (default: from --output's suffix, else table)."
+    ),
+]
+Output = Annotated[
+    Path | None, typer.Option("--output", help="Write to this file (atomically) instead of stdout.")
+]
+ByStage = Annotated[bool, typer.Option("--by-stage", help="Add one row per stage for every metric.")]
+
+
+def _choose_format(fmt: str | None, output: Path | None) -> str:
+    chosen = fmt or (report.format_for_path(str(output)) if output else "table")
+    if chosen not in report.FORMATS:
+        raise UserInputError(f"unknown format {chosen!r}; choose one of {', '.join(report.FORMATS)}")
+    return chosen
+
+
+def _caption(frame: pd.DataFrame) -> str:
+    lines = [f"Convention: {frame.attrs['convention']}."]
+    for name, ops in frame.attrs.get("unknown_ops", {}).items():
+        if ops:
+            listed = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+            lines.append(f"NOT COUNTED in {name} (ops with no counting rule): {listed}.")
+    for name, modules in frame.attrs.get("uncalled_modules", {}).items():
+        if modules:
+            lines.append(f"Never called in {name}: {', '.join(modules)}.")
+    return "\n".join(lines)
+
+
+def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
+    constant = [c for c in ("scope", "source") if c in frame.columns and frame[c].nunique() <= 1]
+    shown = frame.drop(columns=constant)
+    shown.attrs = frame.attrs
+    return shown
+
+
+def emit(frame: pd.DataFrame, *, fmt: str | None, output: Path | None, title: str) -> None:
+    """Print ``frame`` in the chosen format, or write it atomically to ``output``."""
+    chosen = _choose_format(fmt, output)
+    shown = _for_display(frame) if chosen in ("table", "markdown") else frame
+    caption = _caption(frame)
+    if output is None and chosen == "table":
+        report.print_table(report.rich_table(shown, title=title, caption=caption))
+        return
+    text = report.render(shown, chosen, title=title, caption=caption)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(output, text)
+        typer.echo(f"wrote {output}", err=True)
+
+
+def _shape_text(frame: pd.DataFrame) -> str:
+    return "x".join(str(s) for s in frame.attrs["input_shape"])
+
+
+@app.command("list")
+def list_command(
+    pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'se_*'.")] = "*",
+) -> None:
+    """List catalog models with their knobs and defaults."""
+    names = list_models(pattern)
+    if not names:
+        raise UserInputError(f"no model matches {pattern!r}")
+    rows = []
+    for name in names:
+        entry = get_entry(name)
+        knobs = ", ".join(f"{k.name}={k.format(k.default)}" for k in entry.knobs)
+        rows.append(
+            {
+                "model": name,
+                "family": entry.family,
+                "description": entry.description,
+                "knobs (defaults)": knobs,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    report.print_table(report.rich_table(frame, title="senet-profile catalog", caption=GRAMMAR))
+
+
+@app.command("profile")
+def profile_command(
+    model: Annotated[str, typer.Argument(help="Model argument, e.g. se_resnet50:r=8.")],
+    input_size: InputSize = "224",
+    batch_size: BatchSize = 1,
+    fmt: Format = None,
+    output: Output = None,
+    by_stage: ByStage = False,
+) -> None:
+    """Parameters, MACs and activations of one model, with SE's share."""
+    _choose_format(fmt, output)
+    if output is not None:
+        check_writable(output)
+    frame = api.profile(
+        model, batch_size=batch_size, input_size=api.parse_input_size(input_size), by_stage=by_stage
+    )
+    emit(frame, fmt=fmt, output=output, title=f"{frame.attrs['models'][0]}, input {_shape_text(frame)}")
+
+
+@app.command("compare")
+def compare_command(
+    base: Annotated[str, typer.Argument(help="Baseline model argument, e.g. resnet50.")],
+    candidate: Annotated[str, typer.Argument(help="Candidate model argument, e.g. se_resnet50.")],
+    input_size: InputSize = "224",
+    batch_size: BatchSize = 1,
+    fmt: Format = None,
+    output: Output = None,
+    by_stage: ByStage = False,
+) -> None:
+    """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
+    _choose_format(fmt, output)
+    if output is not None:
+        check_writable(output)
+    frame = api.compare(
+        base, candidate, batch_size=batch_size, input_size=api.parse_input_size(input_size), by_stage=by_stage
+    )
+    names = frame.attrs["models"]
+    emit(frame, fmt=fmt, output=output, title=f"{names[0]} -> {names[1]}, input {_shape_text(frame)}")
+
+
+@app.command("paper")
+def paper_command(
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", help="Folder for the CSV (created if missing).")
+    ] = Path("results/paper"),
+    fmt: Format = None,
+) -> None:
+    """The paper's ResNet-50 complexity figures: printed value beside computed value."""
+    chosen = _choose_format(fmt, None)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserInputError(f"cannot write to {output_dir}: it is not a folder")
+    frame = paper.paper_report()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = output_dir / "resnet50.csv"
+    write_atomic(csv_path, frame.to_csv(index=False))
+    shown, notes = paper.with_note_refs(frame)
+    caption = "\n".join(
+        [
+            f"Source: {frame.attrs['citation']}",
+            f"Counted at input {_shape_text(frame)}. {frame.attrs['convention']}.",
+            *notes,
+        ]
+    )
+    title = "Squeeze-and-Excitation Networks: printed vs computed"
+    if chosen == "table":
+        report.print_table(report.rich_table(shown, title=title, caption=caption))
+    else:
+        typer.echo(
+            report.render(frame if chosen in ("csv", "json") else shown, chosen, caption=caption), nl=False
+        )
+    typer.echo(f"wrote {csv_path}", err=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
