@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 from torch import nn
 
+from senet_profile.analysis.crosscheck import ToolCount, crosscheck
 from senet_profile.analysis.static import CONVENTION, Counts, StaticProfile, analyze
 from senet_profile.errors import UserInputError
 from senet_profile.registry import get_model, parse_model_spec
@@ -87,12 +88,6 @@ def resolve_model(model: str | ModelSpec | nn.Module) -> tuple[str, nn.Module]:
     return str(spec), get_model(spec)
 
 
-def static_profile(model: str | ModelSpec | nn.Module, workload: Workload) -> StaticProfile:
-    """Trace ``model`` on the meta device and count it."""
-    name, module = resolve_model(model)
-    return analyze(module, workload.shape, name=name)
-
-
 def _static_records(result: StaticProfile, *, by_stage: bool) -> list[dict]:
     scopes = {"model": result.total} | (result.stages if by_stage else {})
     return [
@@ -102,6 +97,29 @@ def _static_records(result: StaticProfile, *, by_stage: bool) -> list[dict]:
     ]
 
 
+def crosscheck_records(model: nn.Module, result: StaticProfile) -> tuple[list[dict], list[str]]:
+    """MACs from fvcore, ptflops (both backends) and torch's counter, with why each differs from ours."""
+    records, notes = [], []
+    for count in crosscheck(model, result.input_shape):
+        records.append(
+            {"metric": "macs", "unit": "MACs", "scope": "model", "source": count.tool, "value": count.macs}
+        )
+        notes.append(f"{result.name}: {explain_tool(count, result.total.macs)}")
+    return records, notes
+
+
+def explain_tool(count: ToolCount, ours: int) -> str:
+    """One line: how a tool's total differs from ours, what it adds and what it skips."""
+    if count.macs is None:
+        return f"{count.tool} failed: {count.error}"
+    parts = [f"{count.tool} {count.macs - ours:+,} MACs vs ours"]
+    if count.extra:
+        parts.append(f"counts besides conv/linear: {', '.join(count.extra)}")
+    if count.skipped:
+        parts.append(f"skips: {', '.join(count.skipped)}")
+    return "; ".join(parts)
+
+
 def _frame(records: Sequence[dict], columns: list[str], profiles: Sequence[StaticProfile]) -> pd.DataFrame:
     frame = pd.DataFrame(list(records), columns=columns, dtype=object)
     frame.attrs["convention"] = CONVENTION
@@ -109,7 +127,19 @@ def _frame(records: Sequence[dict], columns: list[str], profiles: Sequence[Stati
     frame.attrs["input_shape"] = list(profiles[0].input_shape)
     frame.attrs["unknown_ops"] = {p.name: p.unknown_ops for p in profiles}
     frame.attrs["uncalled_modules"] = {p.name: list(p.uncalled_modules) for p in profiles}
+    frame.attrs["notes"] = []
     return frame
+
+
+def _profiled(model: str | ModelSpec | nn.Module, workload: Workload, *, by_stage: bool, check: bool):
+    name, module = resolve_model(model)
+    result = analyze(module, workload.shape, name=name)
+    records = _static_records(result, by_stage=by_stage)
+    notes: list[str] = []
+    if check:
+        extra, notes = crosscheck_records(module, result)
+        records += extra
+    return result, records, notes
 
 
 def profile(
@@ -119,10 +149,14 @@ def profile(
     input_size: tuple[int, int] = (224, 224),
     in_channels: int = 3,
     by_stage: bool = False,
+    crosscheck: bool = False,
 ) -> pd.DataFrame:
     """Static complexity of one model as records: metric, unit, scope, source, value."""
-    result = static_profile(model, Workload(batch_size, input_size, in_channels))
-    return _frame(_static_records(result, by_stage=by_stage), PROFILE_COLUMNS, [result])
+    workload = Workload(batch_size, input_size, in_channels)
+    result, records, notes = _profiled(model, workload, by_stage=by_stage, check=crosscheck)
+    frame = _frame(records, PROFILE_COLUMNS, [result])
+    frame.attrs["notes"] = notes
+    return frame
 
 
 def overhead_pct(base: float, candidate: float) -> float | None:
@@ -162,9 +196,11 @@ def compare(
     input_size: tuple[int, int] = (224, 224),
     in_channels: int = 3,
     by_stage: bool = False,
+    crosscheck: bool = False,
 ) -> pd.DataFrame:
     """What ``candidate`` costs over ``base``: metric, unit, scope, base, candidate, delta, overhead_pct."""
     workload = Workload(batch_size, input_size, in_channels)
-    results = [static_profile(model, workload) for model in (base, candidate)]
-    records = pair_records(*(_static_records(r, by_stage=by_stage) for r in results))
-    return _frame(records, COMPARE_COLUMNS, results)
+    sides = [_profiled(model, workload, by_stage=by_stage, check=crosscheck) for model in (base, candidate)]
+    frame = _frame(pair_records(sides[0][1], sides[1][1]), COMPARE_COLUMNS, [side[0] for side in sides])
+    frame.attrs["notes"] = sides[0][2] + sides[1][2]
+    return frame

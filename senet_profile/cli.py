@@ -69,6 +69,9 @@ Output = Annotated[
     Path | None, typer.Option("--output", help="Write to this file (atomically) instead of stdout.")
 ]
 ByStage = Annotated[bool, typer.Option("--by-stage", help="Add one row per stage for every metric.")]
+CrossCheck = Annotated[
+    bool, typer.Option("--crosscheck", help="Add MACs from fvcore, ptflops (both backends), torch's counter.")
+]
 
 
 def _choose_format(fmt: str | None, output: Path | None) -> str:
@@ -87,6 +90,7 @@ def _caption(frame: pd.DataFrame) -> str:
     for name, modules in frame.attrs.get("uncalled_modules", {}).items():
         if modules:
             lines.append(f"Never called in {name}: {', '.join(modules)}.")
+    lines += [f"Cross-check, {note}." for note in frame.attrs.get("notes", [])]
     return "\n".join(lines)
 
 
@@ -149,6 +153,7 @@ def profile_command(
     fmt: Format = None,
     output: Output = None,
     by_stage: ByStage = False,
+    crosscheck: CrossCheck = False,
 ) -> None:
     """Parameters, MACs and activations of one model, with SE's share."""
     _choose_format(fmt, output)
@@ -169,13 +174,19 @@ def compare_command(
     fmt: Format = None,
     output: Output = None,
     by_stage: ByStage = False,
+    crosscheck: CrossCheck = False,
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     _choose_format(fmt, output)
     if output is not None:
         check_writable(output)
     frame = api.compare(
-        base, candidate, batch_size=batch_size, input_size=api.parse_input_size(input_size), by_stage=by_stage
+        base,
+        candidate,
+        batch_size=batch_size,
+        input_size=api.parse_input_size(input_size),
+        by_stage=by_stage,
+        crosscheck=crosscheck,
     )
     names = frame.attrs["models"]
     emit(frame, fmt=fmt, output=output, title=f"{names[0]} -> {names[1]}, input {_shape_text(frame)}")

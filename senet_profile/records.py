@@ -1,0 +1,93 @@
+"""Append-only, self-describing run records: one JSON file per run, never rewritten.
+
+Each run is a new file with a unique name, written atomically (temporary file, then rename), so a run
+killed halfway leaves the earlier records intact, and two runs started at once cannot lose each other's
+record. Every record carries the machine and its class, the software versions, the commit and the time.
+A file that cannot be read as a record is reported by name and skipped, never silently used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from senet_profile.io import write_atomic
+from senet_profile.machine import describe_machine, git_commit
+
+SCHEMA = 1
+_REQUIRED = ("schema", "kind", "time", "commit", "machine", "figures")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A record read back from disk, with the file it came from."""
+
+    path: Path
+    data: dict
+
+    @property
+    def machine_class(self) -> str:
+        """The class of machine the record was measured on."""
+        return str(self.data["machine"]["machine_class"])
+
+
+def new_record(
+    kind: str, figures: list[dict], *, settings: dict | None = None, repo: Path | None = None
+) -> dict:
+    """A self-describing record of ``figures``: kind, time, commit, machine, versions and settings."""
+    return {
+        "schema": SCHEMA,
+        "kind": kind,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(repo),
+        "machine": describe_machine().as_dict(),
+        "settings": settings or {},
+        "figures": figures,
+    }
+
+
+def save_record(folder: Path, record: dict) -> Path:
+    """Write ``record`` as a new file in ``folder`` (created if missing); the name is unique per run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = record["time"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    path = folder / f"{stamp}-{record['commit']}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+    write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_record(path: Path) -> RunRecord:
+    """One record; ValueError naming the file and the problem if it is not a valid record."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a readable JSON record ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a record (top level is not an object)")
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise ValueError(f"{path}: record lacks {', '.join(missing)}")
+    if data["schema"] != SCHEMA:
+        raise ValueError(f"{path}: record schema {data['schema']!r}, expected {SCHEMA}")
+    if not isinstance(data["figures"], list) or "machine_class" not in data["machine"]:
+        raise ValueError(f"{path}: record has malformed figures or machine")
+    return RunRecord(path, data)
+
+
+def load_records(folder: Path, *, kind: str | None = None) -> tuple[list[RunRecord], list[str]]:
+    """Every valid record in ``folder`` (oldest first) and one problem line per file that was skipped."""
+    records: list[RunRecord] = []
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = read_record(path)
+        except ValueError as error:
+            problems.append(str(error))
+            continue
+        if kind is None or record.data["kind"] == kind:
+            records.append(record)
+    records.sort(key=lambda r: (r.data["time"], r.path.name))
+    return records, problems
