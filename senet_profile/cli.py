@@ -41,7 +41,9 @@ class _OneLineErrors(TyperGroup):
             typer.echo(f"error: {error}", err=True)
             sys.exit(2)
         except ClickException as error:
-            typer.echo(f"error: {error.format_message()}", err=True)
+            message = error.format_message()
+            if message:  # typer's no-args help raises with an empty message, after printing the help
+                typer.echo(f"error: {message}", err=True)
             sys.exit(error.exit_code)
         except typer.Abort:
             typer.echo("aborted", err=True)
@@ -195,26 +197,20 @@ def compare_command(
 @app.command("paper")
 def paper_command(
     output_dir: Annotated[
-        Path, typer.Option("--output-dir", help="Folder for the CSV (created if missing).")
+        Path, typer.Option("--output-dir", help="Folder for figures.csv and REPORT.md (created if missing).")
     ] = Path("results/paper"),
     fmt: Format = None,
 ) -> None:
-    """The paper's ResNet-50 complexity figures: printed value beside computed value."""
+    """Every complexity figure of the paper: printed value beside computed value, and why they differ."""
     chosen = _choose_format(fmt, None)
     if output_dir.exists() and not output_dir.is_dir():
         raise UserInputError(f"cannot write to {output_dir}: it is not a folder")
     frame = paper.paper_report()
     output_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = output_dir / "resnet50.csv"
-    write_atomic(csv_path, frame.to_csv(index=False))
+    write_atomic(output_dir / "figures.csv", frame.to_csv(index=False))
+    write_atomic(output_dir / "REPORT.md", paper.markdown_report(frame))
     shown, notes = paper.with_note_refs(frame)
-    caption = "\n".join(
-        [
-            f"Source: {frame.attrs['citation']}",
-            f"Counted at input {_shape_text(frame)}. {frame.attrs['convention']}.",
-            *notes,
-        ]
-    )
+    caption = "\n".join([f"Source: {frame.attrs['citation']}", f"{frame.attrs['convention']}.", *notes])
     title = "Squeeze-and-Excitation Networks: printed vs computed"
     if chosen == "table":
         report.print_table(report.rich_table(shown, title=title, caption=caption))
@@ -222,7 +218,7 @@ def paper_command(
         typer.echo(
             report.render(frame if chosen in ("csv", "json") else shown, chosen, caption=caption), nl=False
         )
-    typer.echo(f"wrote {csv_path}", err=True)
+    typer.echo(f"wrote {output_dir / 'figures.csv'} and {output_dir / 'REPORT.md'}", err=True)
 
 
 def main() -> None:

@@ -83,7 +83,7 @@ def to_markdown(frame: pd.DataFrame, *, title: str = "", caption: str = "") -> s
         shown[column] = [format_cell(column, v) for v in shown[column]]
     parts = [
         f"### {title}\n" if title else "",
-        shown.to_markdown(index=False),
+        shown.to_markdown(index=False, disable_numparse=True),
         f"\n\n{caption}" if caption else "",
     ]
     return "".join(parts) + "\n"

@@ -1,15 +1,19 @@
-"""The paper report: printed beside computed, every gap explained, the committed CSV current."""
+"""The paper report: printed beside computed, every gap explained, the committed report current."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from senet_profile import paper
+from senet_profile.analysis.trace import trace_ops
 from senet_profile.cli import app
+from senet_profile.registry import get_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,6 +23,10 @@ def frame():
     return paper.paper_report()
 
 
+def _figure(figure_id: str) -> paper.PaperFigure:
+    return next(f for f in paper.load_figures()[1] if f.id == figure_id)
+
+
 def test_data_file_is_cited_and_ids_unique():
     citation, figures = paper.load_figures()
     assert "Squeeze-and-Excitation Networks" in citation and "1709.01507" in citation
@@ -26,49 +34,93 @@ def test_data_file_is_cited_and_ids_unique():
     assert len(ids) == len(set(ids))
     assert {f.quantity for f in figures} <= set(paper.QUANTITIES)
     assert {f.kind for f in figures} <= set(paper.KINDS)
+    assert {f.source for f in figures} <= set(paper.SECTIONS)
 
 
 def test_every_gap_is_explained(frame):
     differs = frame[frame["status"] == "differs"]
-    assert not differs["note"].str.startswith("UNEXPLAINED").any(), differs[["id", "counted_as"]]
-    assert (frame.loc[frame["status"] == "match", "note"] == "").all()
+    assert not differs["note"].str.startswith("UNEXPLAINED").any(), differs["id"].tolist()
+    assert (frame.loc[frame["status"] != "differs", "note"] == "").all()
 
 
-def test_explanations_only_for_rows_that_exist():
-    ids = {f.id for f in paper.load_figures()[1]}
-    assert {key.split("/")[0] for key in paper.EXPLANATIONS} <= ids
+def test_explanations_only_for_figures_that_differ(frame):
+    """A recorded reason for a figure that now matches is stale: it must go."""
+    status = dict(zip(frame["id"], frame["status"], strict=True))
+    assert {key: status.get(key) for key in paper.EXPLANATIONS} == dict.fromkeys(
+        paper.EXPLANATIONS, "differs"
+    )
 
 
 def test_computed_values_come_from_the_built_model(frame):
-    row = frame[(frame["id"] == "s4.resnet50.gflops") & (frame["counted_as"] == "GMACs")].iloc[0]
+    row = frame[frame["id"] == "s4.resnet50.gflops"].iloc[0]
     assert row["computed"] == pytest.approx(3_857_973_248 / 1e9, abs=1e-12)
     row = frame[frame["id"] == "t10.r2.params"].iloc[0]
     # Eq. 5 without biases: 25,557,032 + (2/2) * sum N_s C_s^2 = 25,557,032 + 20,119,552.
     assert row["computed"] == pytest.approx((25_557_032 + 20_119_552) / 1e6, abs=1e-12)
     assert row["status"] == "match"
+    assert row["computed_se_ops"] is None
 
 
-def test_nosqueeze_matches_with_macs_alone(frame):
-    rows = frame[frame["id"] == "t16.nosqueeze.gflops"].set_index("counted_as")
-    assert rows.loc["GMACs", "status"] == "match"
-    assert rows.loc["GMACs + SE element ops", "status"] == "differs"
+def test_conventions_are_ordered_and_distinct(frame):
+    row = frame[frame["id"] == "s4.se_resnet50.gflops"].iloc[0]
+    assert row["computed"] < row["computed_se_squeeze"] < row["computed_se_ops"]
+    assert row["status"] == "match with +SE squeeze"
+    assert row["matched_by"] == "+SE squeeze, +SE ops"
 
 
-@pytest.mark.parametrize("figure_id", ["t10.r4.params", "t10.r8.params", "t10.r32.params", "t13.stage4.params"])
+def test_inception_resnet_is_counted_at_299(frame):
+    row = frame[frame["id"] == "t2.inception_resnet_v2"].iloc[0]
+    assert row["input_size"] == 299
+    at_224 = paper.counts_for("inception_resnet_v2", 224).macs / 1e9
+    assert row["computed"] > at_224
+
+
+@pytest.mark.parametrize(
+    "figure_id", ["t10.r4.params", "t10.r8.params", "t10.r32.params", "t13.stage4.params"]
+)
 def test_params_slips_are_not_fixed_by_fc_biases(figure_id):
     """The explanation claims biases do not close the gap: check it on the model with biases."""
-    figure = next(f for f in paper.load_figures()[1] if f.id == figure_id)
+    figure = _figure(figure_id)
     with_bias = replace(figure, model=figure.model.replace(",bias=off", ""))
     assert with_bias.model != figure.model
-    assert all(record["status"] == "differs" for record in paper.evaluate(with_bias))
+    assert paper.evaluate(with_bias)["status"] == "differs"
 
 
-def test_committed_csv_is_current(frame):
-    committed = (ROOT / "results" / "paper" / "resnet50.csv").read_text(encoding="utf-8")
-    assert committed == frame.to_csv(index=False), "run `senet-profile paper` and commit results/paper/"
+@pytest.mark.parametrize("figure_id", ["t2.resnet50", "t2.resnet101", "t2.resnet152", "t2.resnext50"])
+def test_residual_additions_close_the_gap(figure_id):
+    """The explanation for ResNet-101/152 and ResNeXt-50: MACs plus one op per residual-add element."""
+    figure = _figure(figure_id)
+    model = get_model(figure.model)
+    trace = trace_ops(model, torch.empty(1, 3, 224, 224, device="meta"))
+    adds = sum(
+        e.out_elements for e in trace.events if e.op == "add" and re.fullmatch(r"layer\d\.\d+", e.module)
+    )
+    macs = sum(e.macs for e in trace.events)
+    assert round((macs + adds) / 1e9, figure.decimals) == pytest.approx(figure.printed)
 
 
-def test_cli_paper_writes_csv(tmp_path):
+def test_committed_report_is_current(frame):
+    folder = ROOT / "results" / "paper"
+    message = "run `senet-profile paper` and commit results/paper/"
+    assert (folder / "figures.csv").read_text(encoding="utf-8") == frame.to_csv(index=False), message
+    assert (folder / "REPORT.md").read_text(encoding="utf-8") == paper.markdown_report(frame), message
+
+
+def test_report_has_no_timings_or_dates(frame):
+    text = paper.markdown_report(frame)
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\d+(\.\d+)? ?s\b", text)
+
+
+def test_cli_paper_writes_report(tmp_path):
     result = CliRunner().invoke(app, ["paper", "--output-dir", str(tmp_path), "--format", "csv"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "resnet50.csv").read_text(encoding="utf-8").startswith("id,source,item,model")
+    assert (tmp_path / "figures.csv").read_text(encoding="utf-8").startswith("id,source,item,model")
+    assert (tmp_path / "REPORT.md").read_text(encoding="utf-8").startswith("# Squeeze-and-Excitation")
+
+
+def test_cli_paper_refuses_a_file_as_folder(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("keep", encoding="utf-8")
+    result = CliRunner().invoke(app, ["paper", "--output-dir", str(target)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error:") and target.read_text(encoding="utf-8") == "keep"

@@ -76,7 +76,11 @@ class StaticProfile:
 
 
 def _owner(module: str, se_roots: Iterable[str]) -> str | None:
-    return next((root for root in se_roots if module == root or module.startswith(f"{root}.")), None)
+    return next((root for root in se_roots if _within(module, root)), None)
+
+
+def _within(module: str, root: str) -> bool:
+    return root == "" or module == root or module.startswith(f"{root}.")
 
 
 def _se_role(event: OpEvent, root: str) -> str:

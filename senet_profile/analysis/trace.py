@@ -281,7 +281,9 @@ class _Recorder(TorchDispatchMode):
 
 def _check_resolution(args: Sequence[object], module: str) -> None:
     """A strided conv fed a map smaller than its stride sees padding only: the input is too small."""
-    inp, stride = args[0], args[3]
+    inp, stride, transposed = args[0], args[3], bool(args[6])
+    if transposed:  # a transposed conv's stride upsamples
+        return
     assert isinstance(inp, torch.Tensor)
     for size, step in zip(inp.shape[2:], stride, strict=False):
         if int(size) < int(step):
@@ -325,5 +327,9 @@ def trace_ops(model: nn.Module, inputs: torch.Tensor) -> Trace:
     finally:
         for handle in handles:
             handle.remove()
-    uncalled = tuple(n for n in names if n not in called and not any(c.startswith(f"{n}.") for c in called))
-    return Trace(tuple(recorder.events), uncalled)
+    uncalled: list[str] = []
+    for name in names:
+        never = name not in called and not any(c.startswith(f"{name}.") for c in called)
+        if never and not any(name.startswith(f"{outer}.") for outer in uncalled):
+            uncalled.append(name)
+    return Trace(tuple(recorder.events), tuple(uncalled))

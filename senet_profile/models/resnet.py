@@ -13,8 +13,9 @@ same layers and names, a forward with the five SE placements of the paper's Fig.
 
 Layouts: ``torchvision`` puts a downsampling bottleneck's stride on the 3x3 conv (ResNet v1.5); ``paper``
 puts it on the first 1x1 conv, as in the original Caffe ResNet and SE-ResNet models that the paper
-measured. Parameters are the same; the 3x3 convs of downsampling blocks run on 4x fewer positions in
-``paper``. Basic blocks (ResNet-18/34) have no 1x1 conv: both layouts coincide there.
+measured. Parameters are the same; in ``paper`` the first 1x1 conv of each downsampling block runs on 4x
+fewer positions (the 3x3 runs at the reduced resolution in both). Basic blocks (ResNet-18/34) have no
+1x1 conv: both layouts coincide there.
 """
 
 from __future__ import annotations
