@@ -8,7 +8,7 @@ Records keep raw integers; scaling and rounding happen only in the reporter.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from torch import nn
@@ -17,11 +17,20 @@ from senet_profile.analysis.crosscheck import ToolCount, crosscheck
 from senet_profile.analysis.static import CONVENTION, Counts, StaticProfile, analyze
 from senet_profile.errors import UserInputError
 from senet_profile.registry import get_model, parse_model_spec
+from senet_profile.runtime.latency import LatencyOptions, measure_paired, measure_single
+from senet_profile.runtime.metrics import (
+    RuntimeOptions,
+    latency_pair_records,
+    latency_single_records,
+    memory_profile,
+    memory_records,
+)
 from senet_profile.spec import ModelSpec
 
 OURS = "senet-profile"
-PROFILE_COLUMNS = ["metric", "unit", "scope", "source", "value"]
+PROFILE_COLUMNS = ["metric", "unit", "scope", "source", "value", "ci_low", "ci_high", "samples"]
 COMPARE_COLUMNS = ["metric", "unit", "scope", "source", "base", "candidate", "delta", "overhead_pct"]
+COMPARE_COLUMNS += ["ci_low", "ci_high", "samples"]
 
 
 @dataclass(frozen=True)
@@ -131,15 +140,62 @@ def _frame(records: Sequence[dict], columns: list[str], profiles: Sequence[Stati
     return frame
 
 
-def _profiled(model: str | ModelSpec | nn.Module, workload: Workload, *, by_stage: bool, check: bool):
-    name, module = resolve_model(model)
-    result = analyze(module, workload.shape, name=name)
-    records = _static_records(result, by_stage=by_stage)
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """What to measure: the metric groups, the workload, and how runtime metrics are taken."""
+
+    metrics: tuple[str, ...] = ("static",)
+    workload: Workload = field(default_factory=Workload)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    by_stage: bool = False
+    crosscheck: bool = False
+
+
+@dataclass
+class _Measured:
+    """One model as measured for a request: its static profile, records, notes and the built module."""
+
+    result: StaticProfile
+    module: nn.Module
+    records: list[dict]
+    notes: list[str]
+
+
+def _built(model: str | ModelSpec | nn.Module, device: str) -> nn.Module:
+    """A module to run: a catalog model built on ``device`` (CPU for CUDA: the timers move a copy)."""
+    if isinstance(model, nn.Module):
+        return model
+    return get_model(model, device="meta" if device == "meta" else "cpu")
+
+
+def _measure(model: str | ModelSpec | nn.Module, request: Request) -> _Measured:
+    name, meta_module = resolve_model(model)
+    result = analyze(meta_module, request.workload.shape, name=name)
+    records = _static_records(result, by_stage=request.by_stage) if "static" in request.metrics else []
     notes: list[str] = []
-    if check:
-        extra, notes = crosscheck_records(module, result)
+    if request.crosscheck:
+        extra, notes = crosscheck_records(meta_module, result)
         records += extra
-    return result, records, notes
+    runtime_module = meta_module
+    if {"memory", "latency"} & set(request.metrics):
+        runtime_module = _built(model, request.runtime.device)
+    if "memory" in request.metrics:
+        records += memory_records(memory_profile(runtime_module, request.workload.shape, request.runtime))
+    return _Measured(result, runtime_module, records, notes)
+
+
+def _latency_options(request: Request) -> LatencyOptions:
+    return request.runtime.latency(
+        batch_size=request.workload.batch_size, input_size=request.workload.input_size
+    )
+
+
+def _frame_for(records: list[dict], columns: list[str], measured: Sequence[_Measured], request: Request):
+    frame = _frame(records, columns, [m.result for m in measured])
+    frame.attrs["notes"] = [note for m in measured for note in m.notes]
+    frame.attrs["metrics"] = list(request.metrics)
+    frame.attrs["runtime"] = request.runtime.describe() if set(request.metrics) - {"static"} else ""
+    return frame
 
 
 def profile(
@@ -150,13 +206,22 @@ def profile(
     in_channels: int = 3,
     by_stage: bool = False,
     crosscheck: bool = False,
+    metrics: tuple[str, ...] = ("static",),
+    runtime: RuntimeOptions | None = None,
 ) -> pd.DataFrame:
-    """Static complexity of one model as records: metric, unit, scope, source, value."""
-    workload = Workload(batch_size, input_size, in_channels)
-    result, records, notes = _profiled(model, workload, by_stage=by_stage, check=crosscheck)
-    frame = _frame(records, PROFILE_COLUMNS, [result])
-    frame.attrs["notes"] = notes
-    return frame
+    """One model's metrics as records: metric, unit, scope, source, value (ci_low, ci_high, samples)."""
+    request = Request(
+        metrics=metrics,
+        workload=Workload(batch_size, input_size, in_channels),
+        runtime=runtime or RuntimeOptions(),
+        by_stage=by_stage,
+        crosscheck=crosscheck,
+    )
+    measured = _measure(model, request)
+    records = list(measured.records)
+    if "latency" in request.metrics:
+        records += latency_single_records(measure_single(measured.module, _latency_options(request)))
+    return _frame_for(records, PROFILE_COLUMNS, [measured], request)
 
 
 def overhead_pct(base: float, candidate: float) -> float | None:
@@ -176,15 +241,8 @@ def pair_records(base: Sequence[dict], candidate: Sequence[dict]) -> list[dict]:
         b, c = record["value"], match["value"]
         delta = None if b is None or c is None else c - b
         pct = None if delta is None else overhead_pct(b, c)
-        records.append(
-            {
-                **{k: record[k] for k in ("metric", "unit", "scope", "source")},
-                "base": b,
-                "candidate": c,
-                "delta": delta,
-                "overhead_pct": pct,
-            }
-        )
+        names = {k: record[k] for k in ("metric", "unit", "scope", "source")}
+        records.append({**names, "base": b, "candidate": c, "delta": delta, "overhead_pct": pct})
     return records
 
 
@@ -197,10 +255,28 @@ def compare(
     in_channels: int = 3,
     by_stage: bool = False,
     crosscheck: bool = False,
+    metrics: tuple[str, ...] = ("static",),
+    runtime: RuntimeOptions | None = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> pd.DataFrame:
     """What ``candidate`` costs over ``base``: metric, unit, scope, base, candidate, delta, overhead_pct."""
-    workload = Workload(batch_size, input_size, in_channels)
-    sides = [_profiled(model, workload, by_stage=by_stage, check=crosscheck) for model in (base, candidate)]
-    frame = _frame(pair_records(sides[0][1], sides[1][1]), COMPARE_COLUMNS, [side[0] for side in sides])
-    frame.attrs["notes"] = sides[0][2] + sides[1][2]
-    return frame
+    request = Request(
+        metrics=metrics,
+        workload=Workload(batch_size, input_size, in_channels),
+        runtime=runtime or RuntimeOptions(),
+        by_stage=by_stage,
+        crosscheck=crosscheck,
+    )
+    sides = [_measure(model, request) for model in (base, candidate)]
+    records = pair_records(sides[0].records, sides[1].records)
+    if "latency" in request.metrics:
+        paired = measure_paired(
+            sides[0].module, sides[1].module, _latency_options(request), progress=progress
+        )
+        records += latency_pair_records(paired)
+        if paired.noisy:
+            sides[0].notes.append(
+                f"latency was noisy (IQR/median above 10 % on a side, or the CI target was not reached in "
+                f"{request.runtime.budget_s:g} s): read the overhead with its interval"
+            )
+    return _frame_for(records, COMPARE_COLUMNS, sides, request)

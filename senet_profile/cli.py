@@ -7,17 +7,24 @@ the argument parser (unknown option, bad number) or from the project (unknown mo
 from __future__ import annotations
 
 import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
 from senet_profile import api, paper, report
 from senet_profile.errors import UserInputError
 from senet_profile.io import check_writable, write_atomic
 from senet_profile.registry import get_entry, list_models
+from senet_profile.runtime.metrics import RuntimeOptions, parse_metrics
 
 try:  # recent typer vendors click
     from typer._click.exceptions import ClickException
@@ -30,13 +37,19 @@ GRAMMAR = (
 )
 
 
+def _one_line_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
 class _OneLineErrors(TyperGroup):
     """Runs the app with every usage or input error reported as one line and exit status 2."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
-            result = super().main(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warning
+                result = super().main(*args, **kwargs)
         except UserInputError as error:
             typer.echo(f"error: {error}", err=True)
             sys.exit(2)
@@ -71,6 +84,16 @@ Output = Annotated[
     Path | None, typer.Option("--output", help="Write to this file (atomically) instead of stdout.")
 ]
 ByStage = Annotated[bool, typer.Option("--by-stage", help="Add one row per stage for every metric.")]
+Metrics = Annotated[
+    str, typer.Option("--metrics", help="static | memory | latency, comma-separated, or all.")
+]
+Device = Annotated[str, typer.Option("--device", help="cpu | cuda (meta: memory planning without data).")]
+Mode = Annotated[str, typer.Option("--mode", help="infer (eval, no grad) | train (forward + backward).")]
+Threads = Annotated[int | None, typer.Option("--threads", help="torch CPU threads while timing.")]
+Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (CUDA only).")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Run in channels-last memory format.")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile both models before timing.")]
+Budget = Annotated[float, typer.Option("--budget", help="Latency: stop after this many seconds at most.")]
 CrossCheck = Annotated[
     bool, typer.Option("--crosscheck", help="Add MACs from fvcore, ptflops (both backends), torch's counter.")
 ]
@@ -92,13 +115,32 @@ def _caption(frame: pd.DataFrame) -> str:
     for name, modules in frame.attrs.get("uncalled_modules", {}).items():
         if modules:
             lines.append(f"Never called in {name}: {', '.join(modules)}.")
-    lines += [f"Cross-check, {note}." for note in frame.attrs.get("notes", [])]
+    lines += [f"Note, {note}." for note in frame.attrs.get("notes", [])]
+    if frame.attrs.get("runtime"):
+        lines.append(
+            f"Runtime: {frame.attrs['runtime']}; latency overhead = median of per-pair ratios, 95 % CI."
+        )
     return "\n".join(lines)
 
 
+def _interval(low: object, high: object, unit: str) -> str:
+    if pd.isna(low) or pd.isna(high):
+        return ""
+    return f"[{low:+.2f}, {high:+.2f}] %" if unit == "%" else f"[{low:.4g}, {high:.4g}] {unit}"
+
+
 def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
-    constant = [c for c in ("scope", "source") if c in frame.columns and frame[c].nunique() <= 1]
-    shown = frame.drop(columns=constant)
+    """The frame as a person reads it: constant columns dropped, the CI as one column."""
+    shown = frame.copy()
+    if "ci_low" in shown.columns and not shown["ci_low"].isna().all():
+        unit = "%" if "overhead_pct" in shown.columns else None
+        shown["95% CI"] = [
+            _interval(lo, hi, unit or u)
+            for lo, hi, u in zip(shown["ci_low"], shown["ci_high"], shown["unit"], strict=True)
+        ]
+    constant = [c for c in ("scope", "source") if c in shown.columns and shown[c].nunique() <= 1]
+    empty = [c for c in ("samples",) if c in shown.columns and shown[c].isna().all()]
+    shown = shown.drop(columns=constant + empty + [c for c in ("ci_low", "ci_high") if c in shown.columns])
     shown.attrs = frame.attrs
     return shown
 
@@ -117,6 +159,27 @@ def emit(frame: pd.DataFrame, *, fmt: str | None, output: Path | None, title: st
     else:
         write_atomic(output, text)
         typer.echo(f"wrote {output}", err=True)
+
+
+@contextmanager
+def _progress(groups: tuple[str, ...], budget: float) -> Iterator[Callable[[int, float], None] | None]:
+    """A rich progress bar on stderr while latency is measured (time against the budget)."""
+    if "latency" not in groups:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("timing"), BarColumn(), TextColumn("{task.fields[pairs]} pairs, CI +/-{task.fields[hw]}"),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    with bar:
+        task = bar.add_task("latency", total=budget, pairs=0, hw="?")
+        start = time.perf_counter()
+
+        def update(pairs: int, halfwidth_pp: float) -> None:
+            hw = f"{halfwidth_pp:.2f} pp"
+            bar.update(task, completed=min(budget, time.perf_counter() - start), pairs=pairs, hw=hw)
+
+        yield update
 
 
 def _shape_text(frame: pd.DataFrame) -> str:
@@ -156,14 +219,34 @@ def profile_command(
     output: Output = None,
     by_stage: ByStage = False,
     crosscheck: CrossCheck = False,
+    metrics: Metrics = "static",
+    device: Device = "cpu",
+    mode: Mode = "infer",
+    threads: Threads = None,
+    dtype: Dtype = "fp32",
+    channels_last: ChannelsLast = False,
+    compile: Compile = False,
+    budget: Budget = 60.0,
 ) -> None:
-    """Parameters, MACs and activations of one model, with SE's share."""
+    """One model's parameters, MACs, activations (and memory, latency), with SE's share."""
     _choose_format(fmt, output)
     if output is not None:
         check_writable(output)
-    frame = api.profile(
-        model, batch_size=batch_size, input_size=api.parse_input_size(input_size), by_stage=by_stage
-    )
+    runtime = RuntimeOptions(
+        device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
+        budget_s=budget,
+    )  # fmt: skip
+    groups = parse_metrics(metrics)
+    with _progress(groups, budget):
+        frame = api.profile(
+            model,
+            batch_size=batch_size,
+            input_size=api.parse_input_size(input_size),
+            by_stage=by_stage,
+            crosscheck=crosscheck,
+            metrics=groups,
+            runtime=runtime,
+        )
     emit(frame, fmt=fmt, output=output, title=f"{frame.attrs['models'][0]}, input {_shape_text(frame)}")
 
 
@@ -177,19 +260,36 @@ def compare_command(
     output: Output = None,
     by_stage: ByStage = False,
     crosscheck: CrossCheck = False,
+    metrics: Metrics = "static",
+    device: Device = "cpu",
+    mode: Mode = "infer",
+    threads: Threads = None,
+    dtype: Dtype = "fp32",
+    channels_last: ChannelsLast = False,
+    compile: Compile = False,
+    budget: Budget = 60.0,
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     _choose_format(fmt, output)
     if output is not None:
         check_writable(output)
-    frame = api.compare(
-        base,
-        candidate,
-        batch_size=batch_size,
-        input_size=api.parse_input_size(input_size),
-        by_stage=by_stage,
-        crosscheck=crosscheck,
-    )
+    runtime = RuntimeOptions(
+        device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
+        budget_s=budget,
+    )  # fmt: skip
+    groups = parse_metrics(metrics)
+    with _progress(groups, budget) as progress:
+        frame = api.compare(
+            base,
+            candidate,
+            batch_size=batch_size,
+            input_size=api.parse_input_size(input_size),
+            by_stage=by_stage,
+            crosscheck=crosscheck,
+            metrics=groups,
+            runtime=runtime,
+            progress=progress,
+        )
     names = frame.attrs["models"]
     emit(frame, fmt=fmt, output=output, title=f"{names[0]} -> {names[1]}, input {_shape_text(frame)}")
 

@@ -42,7 +42,7 @@ def resnet50_compare() -> pd.DataFrame:
 
 
 def test_documented_columns() -> None:
-    assert PROFILE_COLUMNS == ["metric", "unit", "scope", "source", "value"]
+    assert PROFILE_COLUMNS == ["metric", "unit", "scope", "source", "value", "ci_low", "ci_high", "samples"]
     assert COMPARE_COLUMNS == [
         "metric",
         "unit",
@@ -52,6 +52,9 @@ def test_documented_columns() -> None:
         "candidate",
         "delta",
         "overhead_pct",
+        "ci_low",
+        "ci_high",
+        "samples",
     ]
     assert [m.name for m in STATIC_METRICS] == METRICS
 

@@ -68,6 +68,9 @@ def test_compare_json_records(compare_json: list[dict]) -> None:
             "candidate",
             "delta",
             "overhead_pct",
+            "ci_low",
+            "ci_high",
+            "samples",
         }
     by_metric = {r["metric"]: r for r in compare_json}
     params = by_metric["params"]

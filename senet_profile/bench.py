@@ -1,0 +1,177 @@
+"""What ``nox -s bench`` measures, as figures of one run record.
+
+A figure is a flat dict keyed by (model, metric, setting):
+
+- deterministic figures (``deterministic: true``): params, params_se, MACs, activations of every catalog
+  model and of every model a benchmark pair names, at 1x3x224x224; tracked peak memory (meta device,
+  byte-exact) of the pairs' models, inference at batch 1 and a training pass at batch 8. Any change is a
+  regression until the baseline is updated on purpose.
+- timing figures (``deterministic: false``): the SE latency overhead of each benchmark pair, in percent,
+  with its 95 % CI, each side's median and IQR in seconds, the number of pairs and the wall time; measured
+  by ``senet_profile.runtime.latency.measure_paired`` inside pytest-benchmark (``bench/``), which hands
+  the figure over in ``extra_info``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from senet_profile.analysis.static import analyze
+from senet_profile.errors import UserInputError
+from senet_profile.registry import get_model, list_models, parse_model_spec
+from senet_profile.runtime.latency import LatencyOptions, PairedLatency
+from senet_profile.runtime.memory import measure_memory
+
+STATIC_SHAPE = (1, 3, 224, 224)
+STATIC_METRICS = ("params", "params_se", "macs", "macs_se", "activations")
+STATIC_UNITS = {"params": "params", "params_se": "params", "macs": "MACs", "macs_se": "MACs"}
+MEMORY_SETTINGS = (("infer", 1), ("train", 8))
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One timed pair: base and candidate catalog arguments, batch size and pass."""
+
+    base: str
+    candidate: str
+    batch_size: int = 1
+    mode: str = "infer"
+
+    @property
+    def name(self) -> str:
+        """``base -> candidate``, the pair's name in records."""
+        return f"{self.base} -> {self.candidate}"
+
+    @property
+    def setting(self) -> str:
+        """The pass and batch, e.g. ``infer b1``."""
+        return f"{self.mode} b{self.batch_size}"
+
+
+RESNET = ("resnet50", "se_resnet50")
+MOBILE = ("mobilenet_v3_large:se=off", "mobilenet_v3_large")
+PAPER_LAYOUT = ("resnet50:layout=paper", "se_resnet50:layout=paper")
+
+QUICK_CASES = (
+    BenchCase(*RESNET, batch_size=1),
+    BenchCase(*RESNET, batch_size=8),
+    BenchCase(*MOBILE, batch_size=1),
+    BenchCase(*PAPER_LAYOUT, batch_size=1),
+)
+FULL_CASES = (
+    *QUICK_CASES,
+    BenchCase(*RESNET, batch_size=32),
+    BenchCase(*RESNET, batch_size=32, mode="train"),
+    BenchCase(*MOBILE, batch_size=8),
+    BenchCase("mobilenet_v1", "se_mobilenet_v1", batch_size=1),
+    BenchCase("resnext50_32x4d", "se_resnext50_32x4d", batch_size=1),
+)
+
+
+def cases(*, full: bool) -> tuple[BenchCase, ...]:
+    """The pairs a quick (default) or full bench times."""
+    return FULL_CASES if full else QUICK_CASES
+
+
+def _canonical(model: str) -> str:
+    return str(parse_model_spec(model))
+
+
+def pair_models(selected: Iterable[BenchCase]) -> list[str]:
+    """Canonical names of every model the pairs name, in order, once each."""
+    names = [_canonical(m) for case in selected for m in (case.base, case.candidate)]
+    return list(dict.fromkeys(names))
+
+
+def _figure(model: str, metric: str, setting: str, unit: str, value: float, **extra: object) -> dict:
+    return {"model": model, "metric": metric, "setting": setting, "unit": unit, "value": value, **extra}
+
+
+def static_figures(models: Iterable[str]) -> list[dict]:
+    """Exact static counts of each model at 1x3x224x224."""
+    figures = []
+    setting = "x".join(str(s) for s in STATIC_SHAPE)
+    for model in models:
+        total = analyze(get_model(model), STATIC_SHAPE, name=model).total
+        for metric in STATIC_METRICS:
+            unit = STATIC_UNITS.get(metric, "elements")
+            figures.append(_figure(model, metric, setting, unit, getattr(total, metric), deterministic=True))
+    return figures
+
+
+def memory_figures(models: Iterable[str]) -> list[dict]:
+    """Tracked peak and saved bytes (meta device, exact) of each model, inference b1 and training b8."""
+    figures = []
+    for model in models:
+        built = get_model(model)
+        for mode, batch in MEMORY_SETTINGS:
+            profile = measure_memory(built, (batch, 3, 224, 224), mode=mode, device="meta")
+            setting = f"meta {mode} b{batch}"
+            figures.append(
+                _figure(model, "memory_peak", setting, "bytes", profile.peak_bytes, deterministic=True)
+            )
+            if mode == "train":
+                saved = profile.saved_bytes
+                figures.append(_figure(model, "memory_saved", setting, "bytes", saved, deterministic=True))
+    return figures
+
+
+def latency_options(case: BenchCase, *, budget_s: float, threads: int | None) -> LatencyOptions:
+    """The timing options of one bench case on the CPU."""
+    return LatencyOptions(
+        device="cpu", mode=case.mode, batch_size=case.batch_size, threads=threads, budget_s=budget_s
+    )
+
+
+def latency_figure(case: BenchCase, result: PairedLatency) -> dict:
+    """The timing figure of one pair: overhead with CI, each side's median and IQR, pairs and wall time."""
+    options = result.options
+    threads = options.threads or torch.get_num_threads()
+    setting = f"{options.device} {case.setting} {options.dtype} threads={threads}"
+    base, candidate = result.base, result.candidate
+    return _figure(
+        f"{_canonical(case.base)} -> {_canonical(case.candidate)}",
+        "latency_overhead",
+        setting,
+        "%",
+        result.overhead_pct,
+        deterministic=False,
+        ci_low=result.ci_low_pct,
+        ci_high=result.ci_high_pct,
+        samples=result.pairs,
+        base_median_s=base.median_s,
+        candidate_median_s=candidate.median_s,
+        base_iqr_s=base.q3_s - base.q1_s,
+        candidate_iqr_s=candidate.q3_s - candidate.q1_s,
+        wall_s=result.wall_s,
+        noisy=result.noisy,
+        batch_size=case.batch_size,
+        mode=case.mode,
+    )
+
+
+def figures_from_benchmark_json(path: Path) -> list[dict]:
+    """The timing figures that the bench suite left in pytest-benchmark's JSON (``extra_info["figure"]``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        benchmarks = data["benchmarks"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserInputError(f"{path}: not a readable pytest-benchmark JSON file ({error})") from None
+    return [b["extra_info"]["figure"] for b in benchmarks if "figure" in b.get("extra_info", {})]
+
+
+def deterministic_figures(selected: Iterable[BenchCase]) -> list[dict]:
+    """Static counts of the whole catalog and the pairs' models, and the pairs' models' tracked memory."""
+    pairs = pair_models(selected)
+    models = list(dict.fromkeys([*list_models(), *pairs]))
+    return static_figures(models) + memory_figures(pairs)
+
+
+def figure_key(figure: dict) -> tuple[str, str, str]:
+    """How figures are matched across records: (model, metric, setting)."""
+    return (figure["model"], figure["metric"], figure["setting"])

@@ -1,0 +1,440 @@
+"""Paired, interleaved latency of a candidate model against a base model, with a bootstrap CI of the overhead.
+
+Method
+    Both models run in one process on one input tensor, interleaved in ABBA order (A B, then B A, ...) so
+    that slow drift (clock boosts, heat, other load) falls on both sides alike. After ``warmup`` calls of
+    each, one sample is one call: ``perf_counter`` before, the call, a device synchronise (CUDA) and
+    ``perf_counter`` after -- wall time as a caller sees it, launch overhead included, so CUDA is timed with
+    ``torch.cuda.synchronize`` rather than events. A call faster than ``MIN_SAMPLE_S`` (judged from the
+    warm-up) is repeated, synchronising after each, and the sample is the mean per call; ResNet-sized models
+    take one call per sample. The garbage collector is off while timing (young generations are collected
+    between checks), and nothing but the call(s) and the two clock reads is inside a sample.
+
+    The overhead is the median over pairs of ``candidate / base - 1``: a ratio within each pair, so that
+    drift between pairs cancels, and a median so that a pair hit by a hiccup does not move it. Its 95 % CI
+    is a percentile bootstrap of that median with a fixed seed, so the same samples always give the same
+    interval. After ``min_pairs`` the CI is checked every few pairs (more rarely as pairs accumulate); the
+    run stops once its half-width is within ``target_halfwidth_pp`` or once ``budget_s`` have passed since
+    the call began -- copying, warm-up and compilation included -- though at least two pairs are always
+    taken.
+
+Modes
+    ``infer``: ``model.eval()`` under ``torch.inference_mode()``. ``train``: ``model.train()``, forward,
+    backward of the sum of the outputs, and the gradients set to None -- what ``zero_grad()`` does. No
+    optimiser step: its cost does not depend on SE beyond the few parameters SE adds.
+
+What the CI does not cover
+    It is the sampling error of one run. On a shared or virtualised CPU the overhead itself moves with the
+    machine's state (SE's pooling and scaling are memory-bound, the convolutions are not), so runs minutes
+    apart can differ by more than their CIs: on a 2-vCPU KVM guest, ResNet-50 vs SE-ResNet-50 at batch 1
+    gave +6 to +12 % with 2 threads and +4.5 to +7.4 % with 1, each run's CI about +/-1 pp. With 2 threads
+    an OpenMP team also stalls whenever another process takes a core (samples 10x slower); 1 thread
+    degrades gracefully. Repeat runs to see that spread; ``noisy`` flags a wide IQR.
+
+Models are deep-copied before being moved, cast (``dtype`` casts the weights and the input, no autocast),
+put in channels-last or compiled, so the caller's models are never changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from time import perf_counter
+from typing import TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from senet_profile.errors import UserInputError
+from senet_profile.runtime.memory import scalar_loss
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Relative spread (IQR / median) of one side's samples above which a measurement is flagged noisy.
+NOISY_IQR_FRACTION = 0.10
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+_BOOTSTRAP_CHUNK = 1 << 20  # resampled values drawn at a time, so memory stays bounded for long runs
+
+# A call faster than this is repeated within one sample (synchronising after each call), so that a short
+# call still gives samples well above the clock's resolution and the CI checks stay cheap.
+MIN_SAMPLE_S = 0.01
+
+
+def _no_sync() -> None:
+    """Nothing to wait for: CPU ops are synchronous."""
+
+
+_SYNC: dict[str, Callable[[], None]] = {"cpu": _no_sync, "cuda": torch.cuda.synchronize}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyOptions:
+    """How to time: device, mode, batch, threads, dtype, layout, compile, and when to stop."""
+
+    device: str = "cpu"
+    mode: str = "infer"
+    batch_size: int = 1
+    threads: int | None = None
+    dtype: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    budget_s: float = 60.0
+    target_halfwidth_pp: float = 1.0
+    warmup: int = 3
+    min_pairs: int = 10
+    input_size: tuple[int, int] = (224, 224)
+
+    def __post_init__(self) -> None:
+        problem = _static_problem(self)
+        if problem:
+            raise UserInputError(problem)
+
+
+@dataclass(frozen=True)
+class SideStats:
+    """Median and quartiles of one model's samples, with the raw samples in seconds."""
+
+    median_s: float
+    q1_s: float
+    q3_s: float
+    samples: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class PairedLatency:
+    """Both sides' statistics and the candidate's overhead over the base, with its 95 % CI."""
+
+    base: SideStats
+    candidate: SideStats
+    overhead_pct: float
+    ci_low_pct: float
+    ci_high_pct: float
+    pairs: int
+    wall_s: float
+    noisy: bool
+    options: LatencyOptions
+
+
+def _static_problem(options: LatencyOptions) -> str:
+    """The first thing wrong with ``options`` that does not depend on the machine, or ``""``."""
+    checks: tuple[tuple[bool, str], ...] = (
+        (options.device not in _SYNC, f"unknown device {options.device!r}; choose one of {', '.join(_SYNC)}"),
+        (options.mode not in _STEPS, f"unknown mode {options.mode!r}; choose one of {', '.join(_STEPS)}"),
+        (options.dtype not in DTYPES, f"unknown dtype {options.dtype!r}; choose one of {', '.join(DTYPES)}"),
+        (
+            options.dtype == "fp16" and options.device != "cuda",
+            "fp16 is only supported on cuda; use bf16 or fp32",
+        ),
+        (options.batch_size <= 0, f"batch size must be a positive integer, got {options.batch_size}"),
+        (
+            options.threads is not None and options.threads <= 0,
+            f"threads must be positive, got {options.threads}",
+        ),
+        (options.budget_s <= 0, f"time budget must be positive, got {options.budget_s} s"),
+        (
+            options.target_halfwidth_pp <= 0,
+            f"CI target must be positive, got {options.target_halfwidth_pp} pp",
+        ),
+        (options.warmup < 0, f"warm-up count must be 0 or more, got {options.warmup}"),
+        (options.min_pairs < 2, f"at least 2 pairs are needed, got min_pairs={options.min_pairs}"),
+        (
+            len(options.input_size) != 2 or any(n <= 0 for n in options.input_size),
+            f"input size must be two positive integers, got {options.input_size}",
+        ),
+    )
+    return next((message for bad, message in checks if bad), "")
+
+
+def _check_machine(options: LatencyOptions) -> None:
+    """Raise UserInputError when this machine cannot run ``options``; warn about oversubscribed threads."""
+    if options.device == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("device 'cuda' asked for, but there is no CUDA device on this machine")
+    if options.dtype == "bf16" and not _runs_bf16(options.device):
+        raise UserInputError(f"this {options.device} cannot run bf16; use fp32")
+    cores = os.cpu_count() or 1
+    if options.threads is not None and options.threads > cores:
+        warnings.warn(
+            f"threads={options.threads} is more than the {cores} CPU cores here: timings will be noisy",
+            stacklevel=3,
+        )
+
+
+def _runs_bf16(device: str) -> bool:
+    """Whether a bf16 convolution runs on ``device`` (probed on CPU, asked of the driver on CUDA)."""
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        probe = torch.ones(1, 1, 3, 3, dtype=torch.bfloat16)
+        torch.nn.functional.conv2d(probe, probe)
+    except RuntimeError:
+        return False
+    return True
+
+
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` intra-op threads (unchanged when None), restoring the previous count afterwards."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Collect once, then keep the cyclic garbage collector off (restored to its previous state)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _infer_step(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    return partial(model, x)
+
+
+def _train_step(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    params = [param for param in model.parameters() if param.requires_grad]
+
+    def step() -> None:
+        scalar_loss(model(x)).backward()
+        for param in params:
+            param.grad = None
+
+    return step
+
+
+_STEPS: dict[str, Callable[[nn.Module, torch.Tensor], Callable[[], object]]] = {
+    "infer": _infer_step,
+    "train": _train_step,
+}
+
+
+def _prepared(model: nn.Module, options: LatencyOptions) -> nn.Module:
+    """A deep copy of ``model`` on the device, in the dtype, layout and mode ``options`` ask for."""
+    work = copy.deepcopy(model).to(device=options.device, dtype=DTYPES[options.dtype])
+    if options.channels_last:
+        work = work.to(memory_format=torch.channels_last)
+    work.train(options.mode == "train")
+    return torch.compile(work) if options.compile else work
+
+
+def _input(options: LatencyOptions) -> torch.Tensor:
+    """The one input both models are timed on."""
+    x = torch.randn(
+        options.batch_size, 3, *options.input_size, device=options.device, dtype=DTYPES[options.dtype]
+    )
+    return x.contiguous(memory_format=torch.channels_last) if options.channels_last else x
+
+
+def _timed(step: Callable[[], object], sync: Callable[[], None], reps: int = 1) -> float:
+    """Seconds one call of ``step`` takes, device work included (averaged over ``reps`` calls in a row)."""
+    if reps > 1:
+        return _timed_repeatedly(step, sync, reps)
+    start = perf_counter()  # no loop here: even a one-turn for-loop adds about 1 us to a sample
+    step()
+    sync()
+    return perf_counter() - start
+
+
+def _timed_repeatedly(step: Callable[[], object], sync: Callable[[], None], reps: int) -> float:
+    """Mean seconds per call over ``reps`` calls of ``step``, synchronising after each."""
+    start = perf_counter()
+    for _ in range(reps):
+        step()
+        sync()
+    return (perf_counter() - start) / reps
+
+
+def _reps(warmup_times: list[float]) -> int:
+    """Calls per sample: enough for the fastest warm-up call to fill MIN_SAMPLE_S; 1 without a warm-up."""
+    fastest = min(warmup_times, default=MIN_SAMPLE_S)
+    return max(1, math.ceil(MIN_SAMPLE_S / fastest)) if fastest > 0 else 1
+
+
+def side_stats(samples: list[float] | tuple[float, ...]) -> SideStats:
+    """Median and quartiles of ``samples`` (seconds), keeping the samples."""
+    q1, median, q3 = np.percentile(np.asarray(samples, dtype=float), [25, 50, 75])
+    return SideStats(median_s=float(median), q1_s=float(q1), q3_s=float(q3), samples=tuple(samples))
+
+
+def bootstrap_median_ci(
+    values: list[float] | tuple[float, ...] | np.ndarray,
+    *,
+    level: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the median of ``values``; the same values always give the same interval."""
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        raise ValueError("no values to bootstrap")
+    rng = np.random.default_rng(seed)
+    per_draw = max(1, _BOOTSTRAP_CHUNK // data.size)
+    medians = np.concatenate(
+        [
+            np.median(
+                data[rng.integers(0, data.size, size=(min(per_draw, resamples - done), data.size))], axis=1
+            )
+            for done in range(0, resamples, per_draw)
+        ]
+    )
+    low, high = np.quantile(medians, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def _halfwidth(values: list[float], scale: float) -> float:
+    """Half-width of the bootstrap CI of the median of ``values``, times ``scale``."""
+    low, high = bootstrap_median_ci(values)
+    return (high - low) / 2 * scale
+
+
+def _next_check(count: int) -> int:
+    """When to check the CI next: in steps of an eighth of the samples so far, at least 2, always even."""
+    step = max(2, count // 8)
+    return count + step + step % 2
+
+
+def _noisy(stats: SideStats) -> bool:
+    return stats.median_s <= 0 or (stats.q3_s - stats.q1_s) / stats.median_s > NOISY_IQR_FRACTION
+
+
+def _ratios_pct(base: list[float], candidate: list[float]) -> list[float]:
+    return [(c / b - 1) * 100 for b, c in zip(base, candidate, strict=True)]
+
+
+T = TypeVar("T")
+
+
+def _stepping_down(run: Callable[[LatencyOptions], T], options: LatencyOptions) -> T:
+    """``run(options)``; on CUDA out-of-memory, once more at half the batch (with a warning)."""
+    try:
+        return run(options)
+    except torch.cuda.OutOfMemoryError:
+        if options.batch_size == 1:
+            raise UserInputError(
+                "CUDA out of memory even at batch 1: this model does not fit on the GPU"
+            ) from None
+    smaller = replace(options, batch_size=options.batch_size // 2)
+    torch.cuda.empty_cache()
+    warnings.warn(
+        f"CUDA out of memory at batch {options.batch_size}; measured at batch {smaller.batch_size} instead",
+        stacklevel=3,
+    )
+    try:
+        return run(smaller)
+    except torch.cuda.OutOfMemoryError:
+        pass
+    torch.cuda.empty_cache()
+    raise UserInputError(
+        f"CUDA out of memory at batch {options.batch_size} and at {smaller.batch_size}; try a smaller batch"
+    )
+
+
+def _paired(
+    base: nn.Module,
+    candidate: nn.Module,
+    options: LatencyOptions,
+    progress: Callable[[int, float], None] | None,
+) -> PairedLatency:
+    started = perf_counter()
+    deadline = started + options.budget_s
+    x = _input(options)
+    steps = (
+        _STEPS[options.mode](_prepared(base, options), x),
+        _STEPS[options.mode](_prepared(candidate, options), x),
+    )
+    sync = _SYNC[options.device]
+    with _threads(options.threads), torch.inference_mode(options.mode == "infer"):
+        warm = [_timed(step, sync) for _ in range(options.warmup) for step in steps]
+        reps = _reps(warm)
+        times: tuple[list[float], list[float]] = ([], [])
+        check_at = options.min_pairs + options.min_pairs % 2
+        with _gc_paused():
+            while True:
+                for first, second in ((0, 1), (1, 0)):  # ABBA: each pair of pairs runs A B B A
+                    times[first].append(_timed(steps[first], sync, reps))
+                    times[second].append(_timed(steps[second], sync, reps))
+                pairs = len(times[0])
+                if pairs >= check_at:
+                    gc.collect(1)  # young generations only: a full collection takes ~0.1 s
+                    halfwidth = _halfwidth(_ratios_pct(*times), 1.0)
+                    check_at = _next_check(pairs)
+                    if progress is not None:
+                        progress(pairs, halfwidth)
+                    if halfwidth <= options.target_halfwidth_pp:
+                        break
+                if perf_counter() >= deadline:
+                    break
+    ratios = _ratios_pct(*times)
+    low, high = bootstrap_median_ci(ratios)
+    base_stats, candidate_stats = side_stats(times[0]), side_stats(times[1])
+    return PairedLatency(
+        base=base_stats,
+        candidate=candidate_stats,
+        overhead_pct=float(np.median(ratios)),
+        ci_low_pct=low,
+        ci_high_pct=high,
+        pairs=len(ratios),
+        wall_s=perf_counter() - started,
+        noisy=_noisy(base_stats) or _noisy(candidate_stats) or (high - low) / 2 > options.target_halfwidth_pp,
+        options=options,
+    )
+
+
+def _single(model: nn.Module, options: LatencyOptions) -> SideStats:
+    deadline = perf_counter() + options.budget_s
+    x = _input(options)
+    step = _STEPS[options.mode](_prepared(model, options), x)
+    sync = _SYNC[options.device]
+    with _threads(options.threads), torch.inference_mode(options.mode == "infer"):
+        reps = _reps([_timed(step, sync) for _ in range(options.warmup)])
+        times: list[float] = []
+        check_at = options.min_pairs + options.min_pairs % 2
+        with _gc_paused():
+            while True:
+                times.append(_timed(step, sync, reps))
+                times.append(_timed(step, sync, reps))
+                if len(times) >= check_at:
+                    gc.collect(1)  # young generations only: a full collection takes ~0.1 s
+                    check_at = _next_check(len(times))
+                    if _halfwidth(times, 100 / float(np.median(times))) <= options.target_halfwidth_pp:
+                        break
+                if perf_counter() >= deadline:
+                    break
+    return side_stats(times)
+
+
+def measure_paired(
+    base: nn.Module,
+    candidate: nn.Module,
+    options: LatencyOptions,
+    *,
+    progress: Callable[[int, float], None] | None = None,
+) -> PairedLatency:
+    """Time ``candidate`` against ``base`` interleaved; ``progress(pairs, halfwidth_pp)`` at each CI check."""
+    _check_machine(options)
+    return _stepping_down(partial(_paired, base, candidate, progress=progress), options)
+
+
+def measure_single(model: nn.Module, options: LatencyOptions) -> SideStats:
+    """Time one model alone, until the median's 95 % CI is within the target (in % of it) or the budget."""
+    _check_machine(options)
+    return _stepping_down(partial(_single, model), options)

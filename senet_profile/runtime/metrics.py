@@ -1,0 +1,157 @@
+"""Runtime metrics as records: which groups to measure, with what options, and their record rows.
+
+Records keep raw bytes and seconds. A latency record of a comparison carries the paired overhead (the median
+of per-pair ratios) with its 95 % CI and the number of pairs; each side's median and interquartile range
+stand beside it as their own rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from senet_profile.errors import UserInputError
+from senet_profile.runtime.latency import (
+    DTYPES,
+    LatencyOptions,
+    PairedLatency,
+    SideStats,
+    bootstrap_median_ci,
+)
+from senet_profile.runtime.memory import MemoryProfile, measure_memory
+
+METRIC_GROUPS = ("static", "memory", "latency")
+DEVICES = ("cpu", "cuda", "meta")
+MODES = ("infer", "train")
+OURS = "senet-profile"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeOptions:
+    """How runtime metrics are measured: device, pass, threads, dtype, layout, compile and time budget."""
+
+    device: str = "cpu"
+    mode: str = "infer"
+    threads: int | None = None
+    dtype: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    budget_s: float = 60.0
+    target_halfwidth_pp: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.device in DEVICES, f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}"),
+            (self.mode in MODES, f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}"),
+            (self.dtype in DTYPES, f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}"),
+            (
+                self.threads is None or self.threads > 0,
+                f"threads must be a positive integer, got {self.threads}",
+            ),
+            (self.budget_s > 0, f"budget must be a positive number of seconds, got {self.budget_s}"),
+            (self.target_halfwidth_pp > 0, "the target CI half-width must be positive"),
+        )
+        problem = next((message for ok, message in checks if not ok), None)
+        if problem:
+            raise UserInputError(problem)
+
+    def latency(self, *, batch_size: int, input_size: tuple[int, int]) -> LatencyOptions:
+        """The options of one latency measurement."""
+        if self.device == "meta":
+            raise UserInputError("latency cannot be measured on the meta device; use --device cpu or cuda")
+        return LatencyOptions(
+            device=self.device,
+            mode=self.mode,
+            batch_size=batch_size,
+            threads=self.threads,
+            dtype=self.dtype,
+            channels_last=self.channels_last,
+            compile=self.compile,
+            budget_s=self.budget_s,
+            target_halfwidth_pp=self.target_halfwidth_pp,
+            input_size=input_size,
+        )
+
+    def describe(self) -> str:
+        """A one-line summary for captions and run records."""
+        extras = [f"threads={self.threads}" if self.threads else "threads=default", self.dtype]
+        extras += ["channels_last"] * self.channels_last + ["compiled"] * self.compile
+        return f"{self.device}, {self.mode}, {', '.join(extras)}"
+
+
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """``static``, ``memory``, ``latency``, a comma list of them, or ``all``."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if names == ["all"]:
+        return METRIC_GROUPS
+    unknown = [name for name in names if name not in METRIC_GROUPS]
+    if unknown or not names:
+        raise UserInputError(f"unknown metrics {text!r}; choose from {', '.join(METRIC_GROUPS)} or all")
+    return tuple(name for name in METRIC_GROUPS if name in names)
+
+
+def _row(metric: str, unit: str, value: object, **extra: object) -> dict:
+    return {"metric": metric, "unit": unit, "scope": "model", "source": OURS, "value": value, **extra}
+
+
+MEMORY_METRICS: tuple[tuple[str, Callable[[MemoryProfile], int | None]], ...] = (
+    ("memory_peak", lambda m: m.peak_bytes),
+    ("memory_peak_se", lambda m: m.se_peak_bytes),
+    ("memory_saved", lambda m: m.saved_bytes),
+    ("memory_saved_se", lambda m: m.se_saved_bytes),
+    ("memory_grads", lambda m: m.grad_bytes),
+)
+
+
+def memory_profile(model: nn.Module, input_shape: tuple[int, ...], options: RuntimeOptions) -> MemoryProfile:
+    """Tracked peak and saved memory of one pass of ``model`` on the options' device."""
+    return measure_memory(
+        model, input_shape, mode=options.mode, device=options.device, dtype=DTYPES[options.dtype]
+    )
+
+
+def memory_records(profile: MemoryProfile) -> list[dict]:
+    """One record per memory figure (bytes); CUDA's own peak beside the tracked one when on CUDA."""
+    records = [_row(name, "bytes", read(profile)) for name, read in MEMORY_METRICS]
+    if profile.cuda_max_allocated is not None:
+        records.append({**_row("memory_peak", "bytes", profile.cuda_max_allocated), "source": "torch.cuda"})
+    return records
+
+
+def latency_single_records(stats: SideStats) -> list[dict]:
+    """Median latency with the bootstrap CI of the median, and the IQR, for one model."""
+    low, high = bootstrap_median_ci(stats.samples)
+    return [
+        _row("latency", "s", stats.median_s, ci_low=low, ci_high=high, samples=len(stats.samples)),
+        _row("latency_iqr", "s", stats.q3_s - stats.q1_s, samples=len(stats.samples)),
+    ]
+
+
+def latency_pair_records(result: PairedLatency) -> list[dict]:
+    """Compare records: both medians with the paired overhead and its CI; both IQRs beside them."""
+    base, candidate = result.base, result.candidate
+    common = {"unit": "s", "scope": "model", "source": OURS, "samples": result.pairs}
+    return [
+        {
+            **common,
+            "metric": "latency",
+            "base": base.median_s,
+            "candidate": candidate.median_s,
+            "delta": candidate.median_s - base.median_s,
+            "overhead_pct": result.overhead_pct,
+            "ci_low": result.ci_low_pct,
+            "ci_high": result.ci_high_pct,
+        },
+        {
+            **common,
+            "metric": "latency_iqr",
+            "base": base.q3_s - base.q1_s,
+            "candidate": candidate.q3_s - candidate.q1_s,
+            "delta": (candidate.q3_s - candidate.q1_s) - (base.q3_s - base.q1_s),
+            "overhead_pct": None,
+            "ci_low": None,
+            "ci_high": None,
+        },
+    ]

@@ -1,0 +1,281 @@
+"""Paired latency: statistics on a fake clock, stop rules, option checks, and real tiny models."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from senet_profile.errors import UserInputError
+from senet_profile.runtime import latency
+from senet_profile.runtime.latency import (
+    LatencyOptions,
+    bootstrap_median_ci,
+    measure_paired,
+    measure_single,
+    side_stats,
+)
+from senet_profile.se import SEBlock, SEConfig
+
+
+class FakeClock:
+    """A clock that only moves when a fake model runs; shared by deep copies of the models."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls: list[str] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def __deepcopy__(self, memo: dict) -> FakeClock:
+        return self
+
+
+class Ticking(nn.Module):
+    """A model whose forward takes ``costs[i]`` fake seconds on its i-th call (cycling)."""
+
+    def __init__(self, name: str, clock: FakeClock, costs: list[float]) -> None:
+        super().__init__()
+        self.name = name
+        self.clock = clock
+        self.costs = costs
+        self.count = 0
+        self.weight = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clock.now += self.costs[self.count % len(self.costs)]
+        self.clock.calls.append(self.name)
+        self.count += 1
+        return x.mean() * self.weight
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(latency, "perf_counter", fake)
+    return fake
+
+
+TINY = {"input_size": (4, 4)}
+
+
+def test_constant_costs_give_exact_overhead_and_stop_at_min_pairs(clock):
+    base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.1])
+    result = measure_paired(base, cand, LatencyOptions(warmup=3, min_pairs=10, budget_s=1000.0, **TINY))
+    assert result.pairs == 10  # CI has zero width at the first check
+    assert result.overhead_pct == pytest.approx(10.0)
+    assert result.ci_low_pct == pytest.approx(10.0) and result.ci_high_pct == pytest.approx(10.0)
+    assert result.base.samples == (1.0,) * 10
+    assert result.candidate.median_s == pytest.approx(1.1)
+    assert result.candidate.q1_s == pytest.approx(1.1) and result.candidate.q3_s == pytest.approx(1.1)
+    assert result.wall_s == pytest.approx(3 * 2.1 + 10 * 2.1)  # warm-up included
+    assert not result.noisy
+
+
+def test_interleaving_is_abba_after_warmup(clock):
+    base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.0])
+    measure_paired(base, cand, LatencyOptions(warmup=2, min_pairs=4, budget_s=1000.0, **TINY))
+    assert "".join(clock.calls) == "ABAB" + "ABBA" * 2
+
+
+def test_fast_calls_are_repeated_within_a_sample(clock):
+    # 4 ms calls are shorter than MIN_SAMPLE_S = 10 ms: three calls per sample, the sample is their mean.
+    assert latency.MIN_SAMPLE_S == 0.01
+    base, cand = Ticking("A", clock, [0.004]), Ticking("B", clock, [0.005])
+    result = measure_paired(base, cand, LatencyOptions(warmup=1, min_pairs=2, budget_s=1000.0, **TINY))
+    assert "".join(clock.calls) == "AB" + "AAABBB" + "BBBAAA"
+    assert result.base.samples == pytest.approx((0.004, 0.004))
+    assert result.overhead_pct == pytest.approx(25.0)
+
+
+def test_budget_stops_a_run_that_does_not_converge(clock):
+    # Candidate alternates 1.0 and 1.2 s against a constant 1.0 s base: ratios 0 % and 20 %, half each, so
+    # the CI of the median stays about [0, 20] and only the budget can stop the run. A block of two pairs
+    # costs 1 + 1.0 + 1.2 + 1 = 4.2 s: the 50 s budget (no warm-up) is passed after 12 blocks, 24 pairs.
+    base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.0, 1.2])
+    seen: list[tuple[int, float]] = []
+    options = LatencyOptions(warmup=0, min_pairs=10, budget_s=50.0, target_halfwidth_pp=1.0, **TINY)
+    result = measure_paired(base, cand, options, progress=lambda pairs, hw: seen.append((pairs, hw)))
+    assert result.pairs == 24
+    assert result.wall_s == pytest.approx(12 * 4.2)
+    assert result.overhead_pct == pytest.approx(10.0)  # median of twelve 0s and twelve 20s
+    assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+    assert (result.ci_high_pct - result.ci_low_pct) / 2 > 1.0
+    assert result.noisy
+    assert [pairs for pairs, _ in seen] == [10, 12, 14, 16, 18, 20, 22, 24]
+    assert all(hw > 1.0 for _, hw in seen)
+
+
+def test_overhead_is_median_of_pair_ratios_not_ratio_of_medians(clock):
+    # Ratios per pair: 1.5/1, 2/4, 6/2 -> +50 %, -50 %, +200 %, repeated: median +50 %. The ratio of the
+    # medians would be 2/2 - 1 = 0 %.
+    base, cand = Ticking("A", clock, [1.0, 4.0, 2.0]), Ticking("B", clock, [1.5, 2.0, 6.0])
+    options = LatencyOptions(warmup=0, min_pairs=6, budget_s=30.0, **TINY)  # 4 pairs take 19 s, 6 take 33 s
+    result = measure_paired(base, cand, options)
+    assert result.pairs == 6
+    assert result.overhead_pct == pytest.approx(50.0)
+    assert result.base.median_s == pytest.approx(2.0) and result.candidate.median_s == pytest.approx(2.0)
+    assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+
+
+def test_measure_single_on_fake_clock(clock):
+    model = Ticking("A", clock, [1.0, 3.0])
+    stats = measure_single(model, LatencyOptions(warmup=1, min_pairs=4, budget_s=20.0, **TINY))
+    # Warm-up takes the first 1.0 s of the 20 s budget; samples then go 3, 1, 3, 1, ... two at a time, and
+    # the budget is passed after ten of them (1 + 5 * 4 = 21 s).
+    assert stats.samples == (3.0, 1.0) * 5
+    assert stats.median_s == pytest.approx(2.0)
+
+
+def test_side_stats():
+    stats = side_stats([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert (stats.median_s, stats.q1_s, stats.q3_s) == (3.0, 2.0, 4.0)
+    assert stats.samples == (5.0, 1.0, 4.0, 2.0, 3.0)
+
+
+def test_bootstrap_is_deterministic_and_contains_the_median():
+    values = np.random.default_rng(1).normal(5.0, 2.0, size=101).tolist()
+    low, high = bootstrap_median_ci(values)
+    assert (low, high) == bootstrap_median_ci(list(values))
+    assert low < float(np.median(values)) < high
+    assert bootstrap_median_ci([3.0] * 7) == (3.0, 3.0)
+    narrow = bootstrap_median_ci(values * 16)  # more of the same data -> a narrower interval
+    assert narrow[1] - narrow[0] < high - low
+
+
+def test_bootstrap_of_many_values_is_drawn_in_chunks_and_still_deterministic():
+    values = np.random.default_rng(2).exponential(1.0, size=5000)  # 2000 x 5000 draws: several chunks
+    low, high = bootstrap_median_ci(values)
+    assert (low, high) == bootstrap_median_ci(values.copy())
+    assert low < float(np.median(values)) < high
+    assert high - low < 0.1  # the median of Exp(1) is ln 2 with a standard error of about 0.014 here
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"batch_size": 0},
+        {"batch_size": -2},
+        {"dtype": "fp8"},
+        {"mode": "eval"},
+        {"device": "tpu"},
+        {"dtype": "fp16"},  # fp16 on cpu
+        {"threads": 0},
+        {"budget_s": 0.0},
+        {"target_halfwidth_pp": -1.0},
+        {"warmup": -1},
+        {"min_pairs": 1},
+        {"input_size": (0, 224)},
+    ],
+)
+def test_bad_options_are_user_errors(kwargs):
+    with pytest.raises(UserInputError) as caught:
+        LatencyOptions(**kwargs)
+    assert "\n" not in str(caught.value)
+
+
+def test_options_are_keyword_only_and_frozen():
+    with pytest.raises(TypeError):
+        LatencyOptions("cpu")  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        LatencyOptions().batch_size = 2  # type: ignore[misc]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when there is no GPU")
+def test_cuda_without_gpu_is_a_user_error():
+    with pytest.raises(UserInputError, match="no CUDA device"):
+        measure_single(nn.Identity(), LatencyOptions(device="cuda"))
+
+
+def tiny_pair() -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    cand = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        SEBlock(8, config=SEConfig(r=4)),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+    return base, cand
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_real_tiny_models(mode):
+    base, cand = tiny_pair()
+    options = LatencyOptions(mode=mode, budget_s=0.2, min_pairs=4, warmup=1, input_size=(8, 8), threads=1)
+    result = measure_paired(base, cand, options)
+    assert result.pairs >= 2 and result.pairs % 2 == 0
+    assert len(result.base.samples) == len(result.candidate.samples) == result.pairs
+    assert all(s > 0 for s in result.base.samples + result.candidate.samples)
+    assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+    assert result.options == options
+    assert measure_single(cand, options).median_s > 0
+
+
+def test_caller_models_are_not_changed():
+    base, cand = tiny_pair()
+    base.train()
+    before = {name: p.detach().clone() for name, p in cand.named_parameters()}
+    options = LatencyOptions(
+        mode="train", dtype="bf16", channels_last=True, budget_s=0.1, min_pairs=2, warmup=1, input_size=(8, 8)
+    )
+    measure_paired(base, cand, options)
+    for name, param in cand.named_parameters():
+        assert param.dtype == torch.float32 and param.grad is None
+        assert torch.equal(param, before[name])
+    assert cand[0].weight.is_contiguous()
+    assert base.training and cand.training
+    measure_single(base, LatencyOptions(budget_s=0.05, min_pairs=2, warmup=0, input_size=(8, 8)))
+    assert base.training  # infer mode ran eval() on a copy
+
+
+def test_threads_are_restored_and_oversubscription_warns():
+    before = torch.get_num_threads()
+    options = LatencyOptions(threads=(os.cpu_count() or 1) + 1, budget_s=0.05, min_pairs=2, input_size=(8, 8))
+    with pytest.warns(UserWarning, match="threads"):
+        measure_single(tiny_pair()[0], options)
+    assert torch.get_num_threads() == before
+
+
+class RunsOutOfMemory(nn.Module):
+    """Raises CUDA's out-of-memory error for batches above ``fits``."""
+
+    def __init__(self, fits: int) -> None:
+        super().__init__()
+        self.fits = fits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.fits:
+            raise torch.cuda.OutOfMemoryError("fake out of memory")
+        return x.mean()
+
+
+def test_out_of_memory_halves_the_batch_once_with_a_warning():
+    options = LatencyOptions(batch_size=8, budget_s=0.05, min_pairs=2, warmup=1, input_size=(4, 4))
+    with pytest.warns(UserWarning, match="batch 4"):
+        result = measure_paired(RunsOutOfMemory(4), RunsOutOfMemory(4), options)
+    assert result.options.batch_size == 4
+
+
+def test_out_of_memory_twice_is_a_user_error():
+    options = LatencyOptions(batch_size=8, budget_s=0.05, min_pairs=2, warmup=1, input_size=(4, 4))
+    with pytest.warns(UserWarning), pytest.raises(UserInputError, match="out of memory"):
+        measure_single(RunsOutOfMemory(2), options)
+    with pytest.raises(UserInputError, match="batch 1"):
+        measure_single(RunsOutOfMemory(0), LatencyOptions(input_size=(4, 4)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_cuda_paired(dtype):
+    base, cand = tiny_pair()
+    options = LatencyOptions(device="cuda", dtype=dtype, budget_s=0.2, min_pairs=4, input_size=(8, 8))
+    result = measure_paired(base, cand, options)
+    assert result.pairs >= 2
+    assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+    assert next(base.parameters()).device.type == "cpu"
