@@ -1,6 +1,8 @@
-"""Sessions: ``nox -s tests`` (the README's test command runs it) and ``nox -s lint``."""
+"""Sessions: ``tests`` (the README's test command), ``lint`` (ruff) and ``bench`` (the tracked benchmarks)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -22,3 +24,18 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Static analysis of the catalog plus the latency benchmarks; one run record; fail on a regression.
+
+    ``nox -s bench`` runs the quick set (a few minutes on 2 cores); ``nox -s bench -- --full`` every pair.
+    Other arguments after ``--`` go to pytest (e.g. ``--budget 30``, ``--threads 1``).
+    """
+    session.install("-e", ".")
+    benchmark_json = Path(session.create_tmp()) / "benchmark.json"
+    session.run("pytest", "bench", "-p", "no:cacheprovider", f"--benchmark-json={benchmark_json}", *session.posargs)
+    full = ["--full"] if "--full" in session.posargs else []
+    session.run("senet-profile", "record", "--benchmark-json", str(benchmark_json), *full)
+    session.run("senet-profile", "regress")

@@ -42,7 +42,7 @@ def new_record(
     return {
         "schema": SCHEMA,
         "kind": kind,
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         "commit": git_commit(repo),
         "machine": describe_machine().as_dict(),
         "settings": settings or {},
@@ -53,7 +53,7 @@ def new_record(
 def save_record(folder: Path, record: dict) -> Path:
     """Write ``record`` as a new file in ``folder`` (created if missing); the name is unique per run."""
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = record["time"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    stamp = record["time"].replace(":", "").replace("-", "").replace("+0000", "Z")  # sorts by time
     path = folder / f"{stamp}-{record['commit']}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
     write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path

@@ -1,0 +1,164 @@
+"""Plots (matplotlib, PNG and SVG) of what SE costs: per stage, against batch size, FLOPs against time.
+
+Every plot has a title, axes with units, and a caption naming the machine and the versions its figures came
+from. Plots draw only what was measured: static plots from the built models, timing plots from run records.
+Figures are made with ``matplotlib.figure.Figure`` directly (no pyplot, no global backend state).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from senet_profile import api
+from senet_profile.errors import UserInputError
+from senet_profile.io import check_writable
+from senet_profile.machine import describe_machine
+
+FORMATS = ("png", "svg")
+
+
+def caption_for(record: dict | None) -> str:
+    """Machine and versions of a run record (or of this machine, for static plots)."""
+    machine = record["machine"] if record else describe_machine().as_dict()
+    versions = machine["versions"]
+    where = f"{machine['cpu']}, {machine['cores']} cores" + (
+        f", {machine['gpu']}" if machine.get("gpu") else ""
+    )
+    when = f"; run {record['time']} at commit {record['commit']}" if record else ""
+    return (
+        f"{where}; Python {machine['python']}, torch {versions['torch']}, "
+        f"torchvision {versions['torchvision']}, senet-profile {versions['senet-profile']}{when}"
+    )
+
+
+def save(figure: Figure, folder: Path, stem: str) -> list[Path]:
+    """Write ``figure`` as PNG and SVG under ``folder`` (created if missing), each atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{stem}.{fmt}" for fmt in FORMATS]
+    for path in paths:
+        check_writable(path)
+        temporary = path.with_name(f".{path.stem}.tmp.{path.suffix.lstrip('.')}")
+        figure.savefig(
+            temporary,
+            dpi=120,
+            bbox_inches="tight",
+            metadata={"Date": None} if path.suffix == ".svg" else None,
+        )
+        temporary.replace(path)
+    return paths
+
+
+def _captioned(figure: Figure, caption: str) -> None:
+    figure.text(0.01, -0.02, caption, ha="left", va="top", fontsize=7, wrap=True)
+
+
+def stage_overhead_figure(base: str, candidate: str) -> Figure:
+    """Bars: SE's parameter and MAC overhead in each stage of ``candidate`` over ``base`` (percent)."""
+    frame = api.compare(base, candidate, by_stage=True)
+    staged = frame[(frame["scope"] != "model") & frame["metric"].isin(["params", "macs"])]
+    table = staged.pivot(index="scope", columns="metric", values="overhead_pct").astype(float).fillna(0.0)
+    stages = [s for s in dict.fromkeys(staged["scope"]) if s in table.index]
+    table = table.loc[stages]
+    figure = Figure(figsize=(7, 4))
+    axis = figure.subplots()
+    positions = range(len(stages))
+    axis.bar([p - 0.2 for p in positions], table["params"], width=0.4, label="parameters")
+    axis.bar([p + 0.2 for p in positions], table["macs"], width=0.4, label="MACs")
+    axis.set_xticks(list(positions), stages)
+    axis.set_xlabel("stage")
+    axis.set_ylabel("SE overhead over the stage without SE (%)")
+    axis.set_title(f"SE cost per stage: {candidate} over {base} (1x3x224x224)")
+    axis.legend()
+    axis.grid(axis="y", alpha=0.3)
+    _captioned(figure, caption_for(None))
+    return figure
+
+
+def _latency_figures(record: dict) -> pd.DataFrame:
+    rows = [f for f in record["figures"] if f["metric"] == "latency_overhead"]
+    if not rows:
+        raise UserInputError("the run record has no latency figures to plot")
+    return pd.DataFrame(rows)
+
+
+def batch_figure(record: dict, pair: str) -> Figure:
+    """Latency overhead (with its 95 % CI) against batch size, for one pair of a run record."""
+    frame = _latency_figures(record)
+    chosen = frame[(frame["model"] == pair) & (frame["mode"] == "infer")].sort_values("batch_size")
+    if chosen.empty:
+        raise UserInputError(f"the run record has no inference latency figures for {pair!r}")
+    figure = Figure(figsize=(7, 4))
+    axis = figure.subplots()
+    errors = [chosen["value"] - chosen["ci_low"], chosen["ci_high"] - chosen["value"]]
+    axis.errorbar(chosen["batch_size"], chosen["value"], yerr=errors, marker="o", capsize=4, label=pair)
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(list(chosen["batch_size"]), [str(b) for b in chosen["batch_size"]])
+    axis.set_xlabel("batch size (images)")
+    axis.set_ylabel("latency overhead of SE (%), median of pair ratios, 95 % CI")
+    axis.set_title(f"SE latency overhead against batch size, {chosen['setting'].iloc[0].split(' b')[0]}")
+    axis.axhline(0, color="grey", lw=0.8)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    _captioned(figure, caption_for(record))
+    return figure
+
+
+def _mac_overhead(record: dict, pair: str) -> float:
+    base, candidate = (name.strip() for name in pair.split("->"))
+    macs = {f["model"]: f["value"] for f in record["figures"] if f["metric"] == "macs"}
+    if base not in macs or candidate not in macs:
+        raise UserInputError(f"the run record has no MAC counts for both models of {pair!r}")
+    return (macs[candidate] - macs[base]) / macs[base] * 100
+
+
+def flops_vs_latency_figure(record: dict) -> Figure:
+    """Each timed pair: SE's MAC overhead (x) against its measured latency overhead with CI (y)."""
+    frame = _latency_figures(record)
+    figure = Figure(figsize=(7, 5))
+    axis = figure.subplots()
+    for row in frame.itertuples(index=False):
+        x = _mac_overhead(record, row.model)
+        axis.errorbar(
+            [x],
+            [row.value],
+            yerr=[[row.value - row.ci_low], [row.ci_high - row.value]],
+            marker="o",
+            capsize=4,
+        )
+        axis.annotate(f"{row.model}\n{row.mode} b{row.batch_size}", (x, row.value), fontsize=7,
+                      xytext=(5, 5), textcoords="offset points")  # fmt: skip
+    top = max(1.0, math.ceil(float(frame["ci_high"].max())))
+    axis.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="latency overhead = MAC overhead")
+    axis.set_xlabel("SE MAC overhead (%)")
+    axis.set_ylabel("measured SE latency overhead (%), 95 % CI")
+    axis.set_title("What FLOPs predict vs what SE costs in time")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left")
+    _captioned(figure, caption_for(record))
+    return figure
+
+
+def history_figure(history: pd.DataFrame, title: str) -> Figure:
+    """Overhead of each pair and setting across recorded runs, with 95 % CIs."""
+    if history.empty:
+        raise UserInputError("no recorded latency overhead to plot")
+    figure = Figure(figsize=(8, 4))
+    axis = figure.subplots()
+    for (pair, setting), runs in history.groupby(["pair", "setting"], sort=False):
+        runs = runs.reset_index(drop=True)
+        errors = [runs["overhead_pct"] - runs["ci_low"], runs["ci_high"] - runs["overhead_pct"]]
+        axis.errorbar(
+            runs.index, runs["overhead_pct"], yerr=errors, marker="o", capsize=3, label=f"{pair} ({setting})"
+        )
+    axis.set_xlabel("recorded run (oldest first)")
+    axis.set_ylabel("SE latency overhead (%), 95 % CI")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    machines = ", ".join(sorted(history["machine_class"].unique()))
+    _captioned(figure, f"machine class {machines}; commits {', '.join(dict.fromkeys(history['commit']))}")
+    return figure
