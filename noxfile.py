@@ -35,7 +35,8 @@ def bench(session: nox.Session) -> None:
     """
     session.install("-e", ".")
     benchmark_json = Path(session.create_tmp()) / "benchmark.json"
-    session.run("pytest", "bench", "-p", "no:cacheprovider", f"--benchmark-json={benchmark_json}", *session.posargs)
+    pytest_args = ["-p", "no:cacheprovider", f"--benchmark-json={benchmark_json}", *session.posargs]
+    session.run("pytest", "bench", *pytest_args)
     full = ["--full"] if "--full" in session.posargs else []
     session.run("senet-profile", "record", "--benchmark-json", str(benchmark_json), *full)
     session.run("senet-profile", "regress")
