@@ -6,7 +6,7 @@ import pytest
 
 from senet_profile.bench import cases
 
-QUICK_BUDGET_S = 20.0
+QUICK_BUDGET_S = 30.0
 FULL_BUDGET_S = 60.0
 
 
