@@ -1,4 +1,9 @@
-"""Options of the bench suite: ``--full`` for every pair, ``--budget`` seconds per pair, ``--threads``."""
+"""Options of the bench suite: ``--full`` for every pair, ``--budget`` seconds per pair, ``--threads``.
+
+Timing runs on one thread by default: on a small shared machine two threads made SE's overhead swing by
+up to 9 points from one process to the next (6.7 % to 15.3 % for ResNet-50 at batch 1), far beyond each
+run's own interval; one thread leaves a core to everything else and keeps runs comparable.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,14 @@ from senet_profile.bench import cases
 
 QUICK_BUDGET_S = 30.0
 FULL_BUDGET_S = 60.0
+DEFAULT_THREADS = 1
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("senet-profile bench")
     group.addoption("--full", action="store_true", help="time every pair (default: the quick set)")
     group.addoption("--budget", type=float, default=None, help="seconds per pair (quick 20, full 60)")
-    group.addoption("--threads", type=int, default=None, help="torch CPU threads while timing")
+    group.addoption("--threads", type=int, default=DEFAULT_THREADS, help="torch CPU threads while timing (1)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -30,5 +36,5 @@ def budget(request: pytest.FixtureRequest) -> float:
 
 
 @pytest.fixture
-def threads(request: pytest.FixtureRequest) -> int | None:
+def threads(request: pytest.FixtureRequest) -> int:
     return request.config.getoption("--threads")

@@ -21,15 +21,6 @@ from senet_profile.se import SEBlock, SEConfig
 SHAPE = (1, 3, 224, 224)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a small shared CPU, more threads make these tiny forwards far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 PLANES = (64, 128, 256, 512)  # torchvision ResNet stages conv2_x..conv5_x
 
 

@@ -88,15 +88,6 @@ MOBILENET_TABLE_1 = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a small shared CPU, more threads make the CPU forwards far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _paper_shape(name: str) -> tuple[int, int, int, int]:
     size = PAPER_SIZE.get(name, 224)
     return (1, 3, size, size)

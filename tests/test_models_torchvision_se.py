@@ -18,15 +18,6 @@ from senet_profile.registry import get_entry, get_model, list_models, parse_mode
 SHAPE = (1, 3, 224, 224)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a small shared CPU, more threads make these small forwards far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # name -> (params, params_se, macs, macs_se) at 1x3x224x224, for se=on and se=off
 GOLDEN: dict[str, dict[bool, tuple[int, int, int, int]]] = {
     "mobilenet_v3_large": {

@@ -13,14 +13,6 @@ from senet_profile.errors import UserInputError
 from senet_profile.runtime.metrics import METRIC_GROUPS, RuntimeOptions, parse_metrics
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def run(*args: str):
     return CliRunner().invoke(app, list(args))
 
