@@ -24,8 +24,9 @@ from typer.core import TyperGroup
 from senet_profile import api, paper, plots, regress, report, tracking
 from senet_profile.errors import UserInputError
 from senet_profile.io import check_writable, write_atomic
-from senet_profile.registry import get_entry, list_models
-from senet_profile.runtime.metrics import RuntimeOptions, parse_metrics
+from senet_profile.registry import get_entry, get_model, list_models
+from senet_profile.runtime import explain
+from senet_profile.runtime.metrics import RuntimeOptions, memory_profile, parse_metrics
 
 try:  # recent typer vendors click
     from typer._click.exceptions import ClickException
@@ -320,6 +321,38 @@ def paper_command(
             report.render(frame if chosen in ("csv", "json") else shown, chosen, caption=caption), nl=False
         )
     typer.echo(f"wrote {output_dir / 'figures.csv'} and {output_dir / 'REPORT.md'}", err=True)
+
+
+@app.command("explain-memory")
+def explain_memory_command(
+    base: Annotated[str, typer.Argument(help="Baseline model argument, e.g. resnet50.")],
+    candidate: Annotated[str, typer.Argument(help="SE model argument, e.g. se_resnet50.")],
+    input_size: InputSize = "224",
+    batch_size: BatchSize = 8,
+    mode: Mode = "train",
+    device: Device = "meta",
+    output: Annotated[Path | None, typer.Option("--output", help="Write the Markdown report here.")] = None,
+) -> None:
+    """Why CANDIDATE's peak memory exceeds BASE's: SE's saved tensors one by one, against the peaks."""
+    if output is not None:
+        check_writable(output)
+    runtime = RuntimeOptions(device=device, mode=mode)
+    shape = api.Workload(batch_size, api.parse_input_size(input_size)).shape
+    built = {
+        name: api.resolve_model(name)[1] if device == "meta" else get_model(name, device="cpu")
+        for name in (base, candidate)
+    }
+    base_memory, candidate_memory = (
+        memory_profile(built[name], shape, runtime) for name in (base, candidate)
+    )
+    explanation = explain.explain(base_memory, candidate_memory)
+    title = f"Memory: {candidate} over {base}, {mode}, input {'x'.join(map(str, shape))}, {device}"
+    text = explain.to_markdown(explanation, title=title)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(output, text)
+        typer.echo(f"wrote {output}", err=True)
 
 
 RunsDir = Annotated[

@@ -8,6 +8,7 @@
   beyond the tolerance fails.
 - Timing figures are compared only between records of the same machine class; across classes the check says
   so and compares the deterministic figures alone.
+- Figures marked ``informational`` (e.g. how long the paper report took) are shown, never judged.
 
 Thresholds are small objects parsed from strings ``METRIC:AMOUNT[pp|%]`` (``METRIC`` may be a glob).
 """
@@ -60,7 +61,7 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Finding:
-    """The verdict on one figure: ok, regression, improved, new or missing, with a readable message."""
+    """The verdict on one figure: ok, regression, improved, new, missing or info, with a readable message."""
 
     verdict: str
     model: str
@@ -109,6 +110,11 @@ def _timing(base: dict, current: dict, thresholds: Sequence[Threshold]) -> tuple
     return "ok", f"{text}: within {tolerance:g} pp of the baseline's interval"
 
 
+def _informational(old: dict | None, new: dict | None) -> str:
+    shown = [f"{label} {f['value']:.3g} {f['unit']}" for label, f in (("baseline", old), ("now", new)) if f]
+    return ", ".join(shown) + " (recorded, not judged)"
+
+
 def compare_records(baseline: dict, current: dict, thresholds: Sequence[Threshold] = ()) -> list[Finding]:
     """One finding per figure of either record."""
     same_class = baseline["machine"]["machine_class"] == current["machine"]["machine_class"]
@@ -120,6 +126,9 @@ def compare_records(baseline: dict, current: dict, thresholds: Sequence[Threshol
         old, new = before.get(key), after.get(key)
         timing = not (old or new)["deterministic"]
         if timing and not same_class:
+            continue
+        if (old or new).get("informational"):
+            findings.append(Finding("info", model, metric, setting, _informational(old, new)))
             continue
         if old is None:
             verdict, message = "new", "not in the baseline"

@@ -91,7 +91,7 @@ class LatencyOptions:
     budget_s: float = 60.0
     target_halfwidth_pp: float = 1.0
     warmup: int = 3
-    min_pairs: int = 10
+    min_pairs: int = 30
     input_size: tuple[int, int] = (224, 224)
 
     def __post_init__(self) -> None:

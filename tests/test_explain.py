@@ -1,0 +1,66 @@
+"""SE's extra training memory, explained tensor by tensor and reconciled with the two peaks."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from senet_profile.cli import app
+from senet_profile.registry import get_model
+from senet_profile.runtime.explain import explain
+from senet_profile.runtime.memory import measure_memory
+
+# se_resnet18 at 64x64: two blocks per stage, maps of 16x16, 8x8, 4x4, 2x2 with 64..512 channels.
+STAGES = ((64, 16), (128, 8), (256, 4), (512, 2))
+
+
+@pytest.fixture(scope="module", params=[2, 3])
+def explained(request):
+    batch = request.param
+    shape = (batch, 3, 64, 64)
+    profiles = [
+        measure_memory(get_model(m), shape, mode="train", device="meta") for m in ("resnet18", "se_resnet18")
+    ]
+    return batch, explain(*profiles)
+
+
+def test_block_inputs_kept_by_the_scale_are_the_bulk(explained):
+    batch, result = explained
+    by_kind = dict(zip(result.by_kind["kind"], result.by_kind["bytes"], strict=True))
+    kept = batch * 4 * sum(2 * channels * size * size for channels, size in STAGES)  # fp32, 2 blocks a stage
+    assert by_kind["block input x, kept by x * weights"] == kept
+    vectors = batch * 4 * sum(2 * channels for channels, _ in STAGES)
+    assert by_kind["pooled vector, input of the first FC"] == vectors
+    assert by_kind["gate output (weights), kept by the gate and by x * weights"] == vectors
+    assert by_kind["ReLU output between the FCs (input of the second FC)"] == vectors // 16
+
+
+def test_peak_difference_reconciles(explained):
+    batch, result = explained
+    assert result.se_saved == int(result.by_kind["bytes"].sum()) == int(result.tensors["bytes"].sum())
+    # What the saved tensors leave over is one gate-sized gradient of the last stage (N x 512 fp32),
+    # live at the peak when backward starts in the last SE block.
+    assert result.residual == batch * 512 * 4
+    assert len(result.tensors) == 4 * 8  # four tensors in each of the eight SE blocks
+
+
+def test_cli_writes_the_report(tmp_path):
+    out = tmp_path / "memory.md"
+    result = CliRunner().invoke(
+        app,
+        [
+            "explain-memory",
+            "resnet18",
+            "se_resnet18",
+            "--batch-size",
+            "2",
+            "--input-size",
+            "64",
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    assert "peak difference (candidate - base): 527,296 bytes" in text
+    assert "layer4.1.se" in text
