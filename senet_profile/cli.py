@@ -6,6 +6,7 @@ the argument parser (unknown option, bad number) or from the project (unknown mo
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 import warnings
@@ -135,10 +136,10 @@ def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame as a person reads it: constant columns dropped, the CI as one column."""
     shown = frame.copy()
     if "ci_low" in shown.columns and not shown["ci_low"].isna().all():
-        unit = "%" if "overhead_pct" in shown.columns else None
+        # The interval is of overhead_pct where there is one (compare, history), else of the value.
+        units = ["%"] * len(shown) if "overhead_pct" in shown.columns else list(shown["unit"])
         shown["95% CI"] = [
-            _interval(lo, hi, unit or u)
-            for lo, hi, u in zip(shown["ci_low"], shown["ci_high"], shown["unit"], strict=True)
+            _interval(lo, hi, u) for lo, hi, u in zip(shown["ci_low"], shown["ci_high"], units, strict=True)
         ]
     constant = [c for c in ("scope", "source") if c in shown.columns and shown[c].nunique() <= 1]
     empty = [c for c in ("samples",) if c in shown.columns and shown[c].isna().all()]
@@ -488,7 +489,8 @@ def history_command(
     if history.empty:
         raise UserInputError(f"no recorded latency overhead{f' for {pair!r}' if pair else ''} in {runs_dir}")
     title = f"SE latency overhead across runs{f' ({pair})' if pair else ''}"
-    paths = plots.save(plots.history_figure(history, title), plot, f"history-{pair}" if pair else "history")
+    stem = "history-" + re.sub(r"[^A-Za-z0-9_.]+", "_", pair).strip("_") if pair else "history"
+    paths = plots.save(plots.history_figure(history, title), plot, stem)
     emit(history, fmt=fmt, output=None, title=title)
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
 

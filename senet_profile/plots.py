@@ -7,7 +7,6 @@ Figures are made with ``matplotlib.figure.Figure`` directly (no pyplot, no globa
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -98,8 +97,12 @@ def batch_figure(record: dict, pair: str) -> Figure:
     axis.set_xscale("log", base=2)
     axis.set_xticks(list(chosen["batch_size"]), [str(b) for b in chosen["batch_size"]])
     axis.set_xlabel("batch size (images)")
-    axis.set_ylabel("latency overhead of SE (%), median of pair ratios, 95 % CI")
-    axis.set_title(f"SE latency overhead against batch size, {chosen['setting'].iloc[0].split(' b')[0]}")
+    axis.set_ylabel("SE latency overhead (%)")
+    setting = chosen["setting"].iloc[0]
+    where = f"{setting.split(' b')[0]}, {setting.split(' ', 3)[-1]}"
+    axis.set_title(
+        f"SE latency overhead against batch size ({where}; median of pair ratios, 95 % CI)", fontsize=10
+    )
     axis.axhline(0, color="grey", lw=0.8)
     axis.grid(alpha=0.3)
     axis.legend()
@@ -118,26 +121,24 @@ def _mac_overhead(record: dict, pair: str) -> float:
 def flops_vs_latency_figure(record: dict) -> Figure:
     """Each timed pair: SE's MAC overhead (x) against its measured latency overhead with CI (y)."""
     frame = _latency_figures(record)
-    figure = Figure(figsize=(7, 5))
+    figure = Figure(figsize=(8, 5))
     axis = figure.subplots()
+    xs = []
     for row in frame.itertuples(index=False):
         x = _mac_overhead(record, row.model)
-        axis.errorbar(
-            [x],
-            [row.value],
-            yerr=[[row.value - row.ci_low], [row.ci_high - row.value]],
-            marker="o",
-            capsize=4,
-        )
-        axis.annotate(f"{row.model}\n{row.mode} b{row.batch_size}", (x, row.value), fontsize=7,
-                      xytext=(5, 5), textcoords="offset points")  # fmt: skip
-    top = max(1.0, math.ceil(float(frame["ci_high"].max())))
-    axis.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="latency overhead = MAC overhead")
+        xs.append(x)
+        errors = [[row.value - row.ci_low], [row.ci_high - row.value]]
+        label = f"{row.model}, {row.mode} b{row.batch_size}"
+        axis.errorbar([x], [row.value], yerr=errors, marker="o", capsize=4, label=label)
+    right = max(xs) * 1.25 or 1.0
+    axis.plot([0, right], [0, right], color="grey", lw=0.8, ls="--", label="latency overhead = MAC overhead")
+    axis.set_xlim(0, right)
+    axis.axhline(0, color="grey", lw=0.5)
     axis.set_xlabel("SE MAC overhead (%)")
-    axis.set_ylabel("measured SE latency overhead (%), 95 % CI")
-    axis.set_title("What FLOPs predict vs what SE costs in time")
+    axis.set_ylabel("measured SE latency overhead (%)")
+    axis.set_title("What FLOPs predict vs what SE costs in time (median of pair ratios, 95 % CI)")
     axis.grid(alpha=0.3)
-    axis.legend(loc="upper left")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _captioned(figure, caption_for(record))
     return figure
 
@@ -148,11 +149,12 @@ def history_figure(history: pd.DataFrame, title: str) -> Figure:
         raise UserInputError("no recorded latency overhead to plot")
     figure = Figure(figsize=(8, 4))
     axis = figure.subplots()
+    order = {time: index for index, time in enumerate(sorted(history["time"].unique()))}
     for (pair, setting), runs in history.groupby(["pair", "setting"], sort=False):
-        runs = runs.reset_index(drop=True)
         errors = [runs["overhead_pct"] - runs["ci_low"], runs["ci_high"] - runs["overhead_pct"]]
+        x = runs["time"].map(order)
         axis.errorbar(
-            runs.index, runs["overhead_pct"], yerr=errors, marker="o", capsize=3, label=f"{pair} ({setting})"
+            x, runs["overhead_pct"], yerr=errors, marker="o", capsize=3, label=f"{pair} ({setting})"
         )
     axis.set_xlabel("recorded run (oldest first)")
     axis.set_ylabel("SE latency overhead (%), 95 % CI")
