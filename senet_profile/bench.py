@@ -26,6 +26,7 @@ from senet_profile.errors import UserInputError
 from senet_profile.registry import get_model, list_models, parse_model_spec
 from senet_profile.runtime.latency import LatencyOptions, PairedLatency
 from senet_profile.runtime.memory import measure_memory
+from senet_profile.runtime.metrics import RuntimeOptions
 
 STATIC_SHAPE = (1, 3, 224, 224)
 STATIC_METRICS = ("params", "params_se", "macs", "macs_se", "activations")
@@ -122,10 +123,9 @@ def memory_figures(models: Iterable[str]) -> list[dict]:
 
 
 def latency_options(case: BenchCase, *, budget_s: float, threads: int | None) -> LatencyOptions:
-    """The timing options of one bench case on the CPU."""
-    return LatencyOptions(
-        device="cpu", mode=case.mode, batch_size=case.batch_size, threads=threads, budget_s=budget_s
-    )
+    """The timing options of one bench case on the CPU, at 224x224."""
+    runtime = RuntimeOptions(mode=case.mode, threads=threads, budget_s=budget_s)
+    return runtime.latency(batch_size=case.batch_size, input_size=(224, 224))
 
 
 def latency_figure(case: BenchCase, result: PairedLatency) -> dict:
