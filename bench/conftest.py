@@ -38,3 +38,8 @@ def budget(request: pytest.FixtureRequest) -> float:
 @pytest.fixture
 def threads(request: pytest.FixtureRequest) -> int:
     return request.config.getoption("--threads")
+
+
+@pytest.fixture
+def full(request: pytest.FixtureRequest) -> bool:
+    return request.config.getoption("--full")

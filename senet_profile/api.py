@@ -274,6 +274,8 @@ def compare(
             sides[0].module, sides[1].module, _latency_options(request), progress=progress
         )
         records += latency_pair_records(paired)
+        if paired.heap != paired.options.allocator:
+            sides[0].notes.append(f"the C heap could not be held {paired.options.allocator}: {paired.heap}")
         if paired.noisy:
             sides[0].notes.append(
                 f"latency was noisy (IQR/median above 10 % on a side, or the CI target was not reached in "

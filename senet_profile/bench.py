@@ -9,7 +9,8 @@ A figure is a flat dict keyed by (model, metric, setting):
 - timing figures (``deterministic: false``): the SE latency overhead of each benchmark pair, in percent,
   with its 95 % CI, each side's median and IQR in seconds, the number of pairs and the wall time; measured
   by ``senet_profile.runtime.latency.measure_paired`` inside pytest-benchmark (``bench/``), which hands
-  the figure over in ``extra_info``.
+  the figure over in ``extra_info``; and the tool's own cost (``tool_cost``): the tool's resnet50 samples
+  against a bare ``perf_counter`` loop's, interleaved in one process, as a median ratio with a 95 % CI.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from senet_profile.analysis.static import analyze
 from senet_profile.errors import UserInputError
 from senet_profile.registry import get_model, list_models, parse_model_spec
-from senet_profile.runtime.latency import LatencyOptions, PairedLatency
+from senet_profile.runtime.latency import LatencyOptions, PairedLatency, bootstrap_median_ci
 from senet_profile.runtime.memory import measure_memory
 from senet_profile.runtime.metrics import RuntimeOptions
 
@@ -132,7 +134,7 @@ def latency_figure(case: BenchCase, result: PairedLatency) -> dict:
     """The timing figure of one pair: overhead with CI, each side's median and IQR, pairs and wall time."""
     options = result.options
     threads = options.threads or torch.get_num_threads()
-    setting = f"{options.device} {case.setting} {options.dtype} threads={threads}"
+    setting = f"{options.device} {case.setting} {options.dtype} threads={threads} heap={options.allocator}"
     base, candidate = result.base, result.candidate
     return _figure(
         f"{_canonical(case.base)} -> {_canonical(case.candidate)}",
@@ -152,6 +154,31 @@ def latency_figure(case: BenchCase, result: PairedLatency) -> dict:
         noisy=result.noisy,
         batch_size=case.batch_size,
         mode=case.mode,
+        heap=result.heap,
+        base_page_faults_per_call=base.page_faults_per_call,
+        candidate_page_faults_per_call=candidate.page_faults_per_call,
+    )
+
+
+def tool_cost_figure(
+    model: str, tool: list[float], bare: list[float], *, threads: int, wall_s: float
+) -> dict:
+    """The tool's own cost: median over pairs of its sample over a bare ``perf_counter`` loop's, in %, CI."""
+    ratios = [(t / b - 1) * 100 for t, b in zip(tool, bare, strict=True)]
+    low, high = bootstrap_median_ci(ratios)
+    return _figure(
+        _canonical(model),
+        "tool_cost",
+        f"cpu infer b1 fp32 threads={threads}",
+        "%",
+        float(np.median(ratios)),
+        deterministic=False,
+        ci_low=low,
+        ci_high=high,
+        samples=len(ratios),
+        tool_median_s=float(np.median(tool)),
+        bare_median_s=float(np.median(bare)),
+        wall_s=wall_s,
     )
 
 

@@ -92,7 +92,15 @@ Metrics = Annotated[
 ]
 Device = Annotated[str, typer.Option("--device", help="cpu | cuda (meta: memory planning without data).")]
 Mode = Annotated[str, typer.Option("--mode", help="infer (eval, no grad) | train (forward + backward).")]
-Threads = Annotated[int | None, typer.Option("--threads", help="torch CPU threads while timing.")]
+Threads = Annotated[
+    int, typer.Option("--threads", help="torch CPU threads while timing (1, as torch.utils.benchmark does).")
+]
+Allocator = Annotated[
+    str,
+    typer.Option(
+        "--allocator", help="C heap while timing: 'steady' (no page faults from heap trimming) or 'as-is'."
+    ),
+]
 Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (CUDA only).")]
 ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Run in channels-last memory format.")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile both models before timing.")]
@@ -225,11 +233,12 @@ def profile_command(
     metrics: Metrics = "static",
     device: Device = "cpu",
     mode: Mode = "infer",
-    threads: Threads = None,
+    threads: Threads = 1,
     dtype: Dtype = "fp32",
     channels_last: ChannelsLast = False,
     compile: Compile = False,
-    budget: Budget = 60.0,
+    budget: Budget = 50.0,
+    allocator: Allocator = "steady",
 ) -> None:
     """One model's parameters, MACs, activations (and memory, latency), with SE's share."""
     _choose_format(fmt, output)
@@ -237,7 +246,7 @@ def profile_command(
         check_writable(output)
     runtime = RuntimeOptions(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
-        budget_s=budget,
+        budget_s=budget, allocator=allocator,
     )  # fmt: skip
     groups = parse_metrics(metrics)
     with _progress(groups, budget):
@@ -266,11 +275,12 @@ def compare_command(
     metrics: Metrics = "static",
     device: Device = "cpu",
     mode: Mode = "infer",
-    threads: Threads = None,
+    threads: Threads = 1,
     dtype: Dtype = "fp32",
     channels_last: ChannelsLast = False,
     compile: Compile = False,
-    budget: Budget = 60.0,
+    budget: Budget = 50.0,
+    allocator: Allocator = "steady",
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     _choose_format(fmt, output)
@@ -278,7 +288,7 @@ def compare_command(
         check_writable(output)
     runtime = RuntimeOptions(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
-        budget_s=budget,
+        budget_s=budget, allocator=allocator,
     )  # fmt: skip
     groups = parse_metrics(metrics)
     with _progress(groups, budget) as progress:

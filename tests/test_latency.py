@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -122,6 +123,46 @@ def test_overhead_is_median_of_pair_ratios_not_ratio_of_medians(clock):
     assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
 
 
+class Faulting(Ticking):
+    """A ticking model that also takes ``faults`` fake minor page faults per call, counted on the clock."""
+
+    def __init__(self, name: str, clock: FakeClock, costs: list[float], faults: int) -> None:
+        super().__init__(name, clock, costs)
+        self.faults = faults
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clock.faults += self.faults
+        return super().forward(x)
+
+
+@pytest.mark.skipif(latency.getrusage is None, reason="no getrusage on this OS")
+def test_page_faults_are_counted_per_call_on_each_side(clock, monkeypatch):
+    clock.faults = 0
+    monkeypatch.setattr(latency, "minor_page_faults", lambda: clock.faults)
+    # 4 ms and 5 ms calls: three calls per sample, so faults must be divided by calls, not samples.
+    base = Faulting("A", clock, [0.004], faults=0)
+    cand = Faulting("B", clock, [0.005], faults=7)
+    result = measure_paired(base, cand, LatencyOptions(warmup=1, min_pairs=4, budget_s=1000.0, **TINY))
+    assert result.base.page_faults_per_call == 0
+    assert result.candidate.page_faults_per_call == pytest.approx(7.0)
+
+
+def test_timing_holds_the_heap_as_asked(clock, monkeypatch):
+    seen: list[str] = []
+
+    @contextmanager
+    def held(name: str):
+        seen.append(name)
+        yield f"{name} (fake)"
+
+    monkeypatch.setattr(latency, "heap_held", held)
+    base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.0])
+    result = measure_paired(base, cand, LatencyOptions(min_pairs=2, allocator="as-is", **TINY))
+    assert seen == ["as-is"] and result.heap == "as-is (fake)"
+    measure_single(base, LatencyOptions(min_pairs=2, **TINY))
+    assert seen == ["as-is", "steady"]  # steady by default
+
+
 def test_measure_single_on_fake_clock(clock):
     model = Ticking("A", clock, [1.0, 3.0])
     stats = measure_single(model, LatencyOptions(warmup=1, min_pairs=4, budget_s=20.0, **TINY))
@@ -170,6 +211,7 @@ def test_bootstrap_of_many_values_is_drawn_in_chunks_and_still_deterministic():
         {"warmup": -1},
         {"min_pairs": 1},
         {"input_size": (0, 224)},
+        {"allocator": "jemalloc"},
     ],
 )
 def test_bad_options_are_user_errors(kwargs):

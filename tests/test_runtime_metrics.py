@@ -8,8 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from senet_profile import api
 from senet_profile.cli import app
 from senet_profile.errors import UserInputError
+from senet_profile.runtime.latency import minor_page_faults
 from senet_profile.runtime.metrics import METRIC_GROUPS, RuntimeOptions, parse_metrics
 
 
@@ -44,6 +46,7 @@ def test_parse_metrics_refuses(text):
         ({"dtype": "int8"}, "unknown dtype"),
         ({"threads": 0}, "threads must be"),
         ({"budget_s": 0}, "budget"),
+        ({"allocator": "tcmalloc"}, "unknown allocator"),
     ],
 )
 def test_runtime_options_refuse(options, match):
@@ -109,6 +112,19 @@ def test_compare_latency_records_carry_the_paired_overhead():
     assert latency["ci_low"] <= latency["overhead_pct"] <= latency["ci_high"]
     assert latency["samples"] >= 2 and latency["base"] > 0 and latency["candidate"] > 0
     assert records["params"]["ci_low"] is None
+    if minor_page_faults() is not None:
+        faults = records["page_faults"]
+        assert faults["unit"] == "per call" and faults["samples"] == latency["samples"]
+        assert faults["base"] >= 0 and faults["candidate"] >= 0
+
+
+def test_a_heap_that_cannot_be_held_is_noted(monkeypatch):
+    monkeypatch.setattr("senet_profile.runtime.allocator._glibc", lambda: None)
+    frame = api.compare(
+        "resnet18", "se_resnet18", input_size=(32, 32), metrics=("latency",),
+        runtime=RuntimeOptions(budget_s=0.5),
+    )  # fmt: skip
+    assert any("could not be held steady: as-is (not glibc)" in note for note in frame.attrs["notes"])
 
 
 def test_compare_latency_table_shows_the_interval():
@@ -128,6 +144,7 @@ def test_compare_latency_table_shows_the_interval():
         (["--metrics", "speed"], "unknown metrics"),
         (["--metrics", "memory", "--mode", "eval"], "unknown mode"),
         (["--metrics", "latency", "--threads", "0"], "threads"),
+        (["--metrics", "latency", "--allocator", "jemalloc"], "unknown allocator"),
     ],
 )
 def test_runtime_bad_input_is_one_line(args, needle):

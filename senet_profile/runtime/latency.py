@@ -13,23 +13,27 @@ Method
     The overhead is the median over pairs of ``candidate / base - 1``: a ratio within each pair, so that
     drift between pairs cancels, and a median so that a pair hit by a hiccup does not move it. Its 95 % CI
     is a percentile bootstrap of that median with a fixed seed, so the same samples always give the same
-    interval. After ``min_pairs`` the CI is checked every few pairs (more rarely as pairs accumulate); the
-    run stops once its half-width is within ``target_halfwidth_pp`` or once ``budget_s`` have passed since
-    the call began -- copying, warm-up and compilation included -- though at least two pairs are always
-    taken.
+    interval. After ``min_pairs`` (100 by default: at 30, intervals that were narrow by luck stopped runs
+    early) the CI is checked every few pairs (more rarely as pairs accumulate); the run stops once its
+    half-width is within ``target_halfwidth_pp`` or once ``budget_s`` have passed since the call began --
+    copying, warm-up and compilation included -- though at least two pairs are always taken.
 
 Modes
     ``infer``: ``model.eval()`` under ``torch.inference_mode()``. ``train``: ``model.train()``, forward,
     backward of the sum of the outputs, and the gradients set to None -- what ``zero_grad()`` does. No
     optimiser step: its cost does not depend on SE beyond the few parameters SE adds.
 
-What the CI does not cover
-    It is the sampling error of one run. On a shared or virtualised CPU the overhead itself moves with the
-    machine's state (SE's pooling and scaling are memory-bound, the convolutions are not), so runs minutes
-    apart can differ by more than their CIs: on a 2-vCPU KVM guest, ResNet-50 vs SE-ResNet-50 at batch 1
-    gave +6 to +12 % with 2 threads and +4.5 to +7.4 % with 1, each run's CI about +/-1 pp. With 2 threads
-    an OpenMP team also stalls whenever another process takes a core (samples 10x slower); 1 thread
-    degrades gracefully. Repeat runs to see that spread; ``noisy`` flags a wide IQR.
+Between processes
+    The CI is the sampling error of one run; two things moved the overhead between runs by more than that,
+    and the defaults hold both still.
+    - The C heap. Whether a forward pass re-faults its activations from the kernel depends on the
+      process's history (see ``allocator``). Timing holds glibc's heap steady by default
+      (``allocator="steady"``) and records each side's minor page faults per call.
+    - Threads. One thread by default, as ``torch.utils.benchmark.Timer`` does: on a 2-vCPU KVM guest, with
+      the heap held, six runs of ResNet-50 vs SE-ResNet-50 at batch 1 gave +4.6 to +4.9 % on one thread and
+      +5.9 to +7.7 % on two, where an OpenMP team also stalls whenever another process takes a core. Ask for
+      more threads to see what a multi-threaded deployment pays; repeat runs to see their spread. ``noisy``
+      flags a wide IQR.
 
 Models are deep-copied before being moved, cast (``dtype`` casts the weights and the input, no autocast),
 put in channels-last or compiled, so the caller's models are never changed.
@@ -54,7 +58,13 @@ import torch
 from torch import nn
 
 from senet_profile.errors import UserInputError
+from senet_profile.runtime.allocator import ALLOCATORS, heap_held
 from senet_profile.runtime.memory import scalar_loss
+
+try:
+    from resource import RUSAGE_SELF, getrusage
+except ImportError:  # not on Windows: page faults are then not counted
+    getrusage = None
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -84,14 +94,15 @@ class LatencyOptions:
     device: str = "cpu"
     mode: str = "infer"
     batch_size: int = 1
-    threads: int | None = None
+    threads: int | None = 1
     dtype: str = "fp32"
     channels_last: bool = False
     compile: bool = False
-    budget_s: float = 60.0
+    budget_s: float = 50.0
     target_halfwidth_pp: float = 1.0
     warmup: int = 3
-    min_pairs: int = 30
+    min_pairs: int = 100
+    allocator: str = "steady"
     input_size: tuple[int, int] = (224, 224)
 
     def __post_init__(self) -> None:
@@ -102,12 +113,13 @@ class LatencyOptions:
 
 @dataclass(frozen=True)
 class SideStats:
-    """Median and quartiles of one model's samples, with the raw samples in seconds."""
+    """Median and quartiles of one model's samples, with the raw samples in seconds (and page faults)."""
 
     median_s: float
     q1_s: float
     q3_s: float
     samples: tuple[float, ...]
+    page_faults_per_call: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,7 @@ class PairedLatency:
     wall_s: float
     noisy: bool
     options: LatencyOptions
+    heap: str = "as-is"
 
 
 def _static_problem(options: LatencyOptions) -> str:
@@ -144,6 +157,10 @@ def _static_problem(options: LatencyOptions) -> str:
         (
             options.target_halfwidth_pp <= 0,
             f"CI target must be positive, got {options.target_halfwidth_pp} pp",
+        ),
+        (
+            options.allocator not in ALLOCATORS,
+            f"unknown allocator {options.allocator!r}; choose one of {', '.join(ALLOCATORS)}",
         ),
         (options.warmup < 0, f"warm-up count must be 0 or more, got {options.warmup}"),
         (options.min_pairs < 2, f"at least 2 pairs are needed, got min_pairs={options.min_pairs}"),
@@ -269,10 +286,45 @@ def _reps(warmup_times: list[float]) -> int:
     return max(1, math.ceil(MIN_SAMPLE_S / fastest)) if fastest > 0 else 1
 
 
-def side_stats(samples: list[float] | tuple[float, ...]) -> SideStats:
-    """Median and quartiles of ``samples`` (seconds), keeping the samples."""
+def side_stats(
+    samples: list[float] | tuple[float, ...], *, page_faults_per_call: float | None = None
+) -> SideStats:
+    """Median and quartiles of ``samples`` (seconds), keeping the samples and the page faults per call."""
     q1, median, q3 = np.percentile(np.asarray(samples, dtype=float), [25, 50, 75])
-    return SideStats(median_s=float(median), q1_s=float(q1), q3_s=float(q3), samples=tuple(samples))
+    return SideStats(
+        median_s=float(median),
+        q1_s=float(q1),
+        q3_s=float(q3),
+        samples=tuple(samples),
+        page_faults_per_call=page_faults_per_call,
+    )
+
+
+def minor_page_faults() -> int | None:
+    """Minor page faults this process has taken so far (None where the OS does not say)."""
+    return None if getrusage is None else getrusage(RUSAGE_SELF).ru_minflt
+
+
+class Sampler:
+    """Takes one model's samples, keeping them and the page faults taken while they were timed."""
+
+    def __init__(self, step: Callable[[], object], sync: Callable[[], None], reps: int) -> None:
+        self.step, self.sync, self.reps = step, sync, reps
+        self.times: list[float] = []
+        self.faults: int | None = 0 if getrusage is not None else None
+
+    def sample(self) -> None:
+        """Time one sample (``reps`` calls); page faults are read outside the timed interval."""
+        before = minor_page_faults()
+        self.times.append(_timed(self.step, self.sync, self.reps))
+        if self.faults is not None:
+            self.faults += minor_page_faults() - before
+
+    def stats(self) -> SideStats:
+        """Median, quartiles and page faults per call of the samples so far."""
+        calls = len(self.times) * self.reps
+        per_call = None if self.faults is None or not calls else self.faults / calls
+        return side_stats(self.times, page_faults_per_call=per_call)
 
 
 def bootstrap_median_ci(
@@ -362,20 +414,23 @@ def _paired(
         _STEPS[options.mode](_prepared(candidate, options), x),
     )
     sync = _SYNC[options.device]
-    with _threads(options.threads), torch.inference_mode(options.mode == "infer"):
+    with (
+        _threads(options.threads),
+        torch.inference_mode(options.mode == "infer"),
+        heap_held(options.allocator) as heap,
+    ):
         warm = [_timed(step, sync) for _ in range(options.warmup) for step in steps]
-        reps = _reps(warm)
-        times: tuple[list[float], list[float]] = ([], [])
+        sides = tuple(Sampler(step, sync, _reps(warm)) for step in steps)
         check_at = options.min_pairs + options.min_pairs % 2
         with _gc_paused():
             while True:
                 for first, second in ((0, 1), (1, 0)):  # ABBA: each pair of pairs runs A B B A
-                    times[first].append(_timed(steps[first], sync, reps))
-                    times[second].append(_timed(steps[second], sync, reps))
-                pairs = len(times[0])
+                    sides[first].sample()
+                    sides[second].sample()
+                pairs = len(sides[0].times)
                 if pairs >= check_at:
                     gc.collect(1)  # young generations only: a full collection takes ~0.1 s
-                    halfwidth = _halfwidth(_ratios_pct(*times), 1.0)
+                    halfwidth = _halfwidth(_ratios_pct(sides[0].times, sides[1].times), 1.0)
                     check_at = _next_check(pairs)
                     if progress is not None:
                         progress(pairs, halfwidth)
@@ -383,9 +438,9 @@ def _paired(
                         break
                 if perf_counter() >= deadline:
                     break
-    ratios = _ratios_pct(*times)
+    ratios = _ratios_pct(sides[0].times, sides[1].times)
     low, high = bootstrap_median_ci(ratios)
-    base_stats, candidate_stats = side_stats(times[0]), side_stats(times[1])
+    base_stats, candidate_stats = sides[0].stats(), sides[1].stats()
     return PairedLatency(
         base=base_stats,
         candidate=candidate_stats,
@@ -396,22 +451,33 @@ def _paired(
         wall_s=perf_counter() - started,
         noisy=_noisy(base_stats) or _noisy(candidate_stats) or (high - low) / 2 > options.target_halfwidth_pp,
         options=options,
+        heap=heap,
     )
+
+
+@contextmanager
+def timing_session(model: nn.Module, options: LatencyOptions) -> Iterator[Sampler]:
+    """A sampler of ``model`` as ``measure_single`` times it, inside its threads, inference mode and heap."""
+    x = _input(options)
+    step = _STEPS[options.mode](_prepared(model, options), x)
+    sync = _SYNC[options.device]
+    with (
+        _threads(options.threads),
+        torch.inference_mode(options.mode == "infer"),
+        heap_held(options.allocator),
+    ):
+        yield Sampler(step, sync, _reps([_timed(step, sync) for _ in range(options.warmup)]))
 
 
 def _single(model: nn.Module, options: LatencyOptions) -> SideStats:
     deadline = perf_counter() + options.budget_s
-    x = _input(options)
-    step = _STEPS[options.mode](_prepared(model, options), x)
-    sync = _SYNC[options.device]
-    with _threads(options.threads), torch.inference_mode(options.mode == "infer"):
-        reps = _reps([_timed(step, sync) for _ in range(options.warmup)])
-        times: list[float] = []
+    with timing_session(model, options) as side:
         check_at = options.min_pairs + options.min_pairs % 2
         with _gc_paused():
             while True:
-                times.append(_timed(step, sync, reps))
-                times.append(_timed(step, sync, reps))
+                side.sample()
+                side.sample()
+                times = side.times
                 if len(times) >= check_at:
                     gc.collect(1)  # young generations only: a full collection takes ~0.1 s
                     check_at = _next_check(len(times))
@@ -419,7 +485,7 @@ def _single(model: nn.Module, options: LatencyOptions) -> SideStats:
                         break
                 if perf_counter() >= deadline:
                     break
-    return side_stats(times)
+    return side.stats()
 
 
 def measure_paired(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from senet_profile.errors import UserInputError
+from senet_profile.runtime.allocator import ALLOCATORS
 from senet_profile.runtime.latency import (
     DTYPES,
     LatencyOptions,
@@ -34,12 +35,13 @@ class RuntimeOptions:
 
     device: str = "cpu"
     mode: str = "infer"
-    threads: int | None = None
+    threads: int | None = 1
     dtype: str = "fp32"
     channels_last: bool = False
     compile: bool = False
-    budget_s: float = 60.0
+    budget_s: float = 50.0
     target_halfwidth_pp: float = 1.0
+    allocator: str = "steady"
 
     def __post_init__(self) -> None:
         checks = (
@@ -52,6 +54,10 @@ class RuntimeOptions:
             ),
             (self.budget_s > 0, f"budget must be a positive number of seconds, got {self.budget_s}"),
             (self.target_halfwidth_pp > 0, "the target CI half-width must be positive"),
+            (
+                self.allocator in ALLOCATORS,
+                f"unknown allocator {self.allocator!r}; choose one of {', '.join(ALLOCATORS)}",
+            ),
         )
         problem = next((message for ok, message in checks if not ok), None)
         if problem:
@@ -72,12 +78,14 @@ class RuntimeOptions:
             budget_s=self.budget_s,
             target_halfwidth_pp=self.target_halfwidth_pp,
             input_size=input_size,
+            allocator=self.allocator,
         )
 
     def describe(self) -> str:
         """A one-line summary for captions and run records."""
         extras = [f"threads={self.threads}" if self.threads else "threads=default", self.dtype]
         extras += ["channels_last"] * self.channels_last + ["compiled"] * self.compile
+        extras += [f"heap {self.allocator}"] * (self.device == "cpu")
         return f"{self.device}, {self.mode}, {', '.join(extras)}"
 
 
@@ -121,12 +129,16 @@ def memory_records(profile: MemoryProfile) -> list[dict]:
 
 
 def latency_single_records(stats: SideStats) -> list[dict]:
-    """Median latency with the bootstrap CI of the median, and the IQR, for one model."""
+    """Median latency with the bootstrap CI of the median, the IQR and page faults per call, for one model."""
     low, high = bootstrap_median_ci(stats.samples)
-    return [
-        _row("latency", "s", stats.median_s, ci_low=low, ci_high=high, samples=len(stats.samples)),
-        _row("latency_iqr", "s", stats.q3_s - stats.q1_s, samples=len(stats.samples)),
+    count = len(stats.samples)
+    records = [
+        _row("latency", "s", stats.median_s, ci_low=low, ci_high=high, samples=count),
+        _row("latency_iqr", "s", stats.q3_s - stats.q1_s, samples=count),
     ]
+    if stats.page_faults_per_call is not None:
+        records.append(_row("page_faults", "per call", stats.page_faults_per_call, samples=count))
+    return records
 
 
 def latency_pair_records(result: PairedLatency) -> list[dict]:
@@ -154,4 +166,25 @@ def latency_pair_records(result: PairedLatency) -> list[dict]:
             "ci_low": None,
             "ci_high": None,
         },
+        *_page_fault_records(result, common),
+    ]
+
+
+def _page_fault_records(result: PairedLatency, common: dict) -> list[dict]:
+    """Minor page faults per call on each side while timed, where the OS counts them."""
+    base, candidate = result.base.page_faults_per_call, result.candidate.page_faults_per_call
+    if base is None or candidate is None:
+        return []
+    return [
+        {
+            **common,
+            "unit": "per call",
+            "metric": "page_faults",
+            "base": base,
+            "candidate": candidate,
+            "delta": candidate - base,
+            "overhead_pct": None,
+            "ci_low": None,
+            "ci_high": None,
+        }
     ]
