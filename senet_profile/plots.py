@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from senet_profile import api
@@ -18,6 +19,7 @@ from senet_profile.io import check_writable
 from senet_profile.machine import describe_machine
 
 FORMATS = ("png", "svg")
+HISTORY_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
 def caption_for(record: dict | None) -> str:
@@ -147,20 +149,28 @@ def history_figure(history: pd.DataFrame, title: str) -> Figure:
     """Overhead of each pair and setting across recorded runs, with 95 % CIs."""
     if history.empty:
         raise UserInputError("no recorded latency overhead to plot")
-    figure = Figure(figsize=(8, 4))
+    figure = Figure(figsize=(9, 4.5))
     axis = figure.subplots()
     order = {time: index for index, time in enumerate(sorted(history["time"].unique()))}
-    for (pair, setting), runs in history.groupby(["pair", "setting"], sort=False):
+    colours = colormaps["tab20"].colors
+    series = history.groupby(["pair", "setting"], sort=False)
+    for index, ((pair, setting), runs) in enumerate(series):
         errors = [runs["overhead_pct"] - runs["ci_low"], runs["ci_high"] - runs["overhead_pct"]]
         x = runs["time"].map(order)
         axis.errorbar(
-            x, runs["overhead_pct"], yerr=errors, marker="o", capsize=3, label=f"{pair} ({setting})"
+            x,
+            runs["overhead_pct"],
+            yerr=errors,
+            marker=HISTORY_MARKERS[index % len(HISTORY_MARKERS)],
+            color=colours[index % len(colours)],
+            capsize=3,
+            label=f"{pair} ({setting})",
         )
     axis.set_xlabel("recorded run (oldest first)")
     axis.set_ylabel("SE latency overhead (%), 95 % CI")
     axis.set_title(title)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     machines = ", ".join(sorted(history["machine_class"].unique()))
     _captioned(figure, f"machine class {machines}; commits {', '.join(dict.fromkeys(history['commit']))}")
     return figure
