@@ -1,6 +1,6 @@
 """Issue 3's headline check: ``senet-profile compare resnet50 se_resnet50 --metrics latency``, three times.
 
-Each run is a fresh process with the CLI's defaults (batch 1, one thread, a steady heap, a 50 s budget),
+Each run is a fresh process with the CLI's defaults (batch 1, one thread, a steady heap, a 48 s budget),
 timed from start to exit. The figure (``latency_overhead_repeat``, recorded and shown, not judged against
 the baseline) is the spread of the three overheads in percentage points, with each run's overhead, 95 %
 CI, pairs and wall time beside it. The benchmark fails when a run fails or when the three do not agree

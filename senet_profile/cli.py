@@ -237,7 +237,7 @@ def profile_command(
     dtype: Dtype = "fp32",
     channels_last: ChannelsLast = False,
     compile: Compile = False,
-    budget: Budget = 50.0,
+    budget: Budget = 48.0,
     allocator: Allocator = "steady",
 ) -> None:
     """One model's parameters, MACs, activations (and memory, latency), with SE's share."""
@@ -279,7 +279,7 @@ def compare_command(
     dtype: Dtype = "fp32",
     channels_last: ChannelsLast = False,
     compile: Compile = False,
-    budget: Budget = 50.0,
+    budget: Budget = 48.0,
     allocator: Allocator = "steady",
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""

@@ -39,7 +39,7 @@ class RuntimeOptions:
     dtype: str = "fp32"
     channels_last: bool = False
     compile: bool = False
-    budget_s: float = 50.0
+    budget_s: float = 48.0
     target_halfwidth_pp: float = 1.0
     allocator: str = "steady"
 
