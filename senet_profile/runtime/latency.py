@@ -400,6 +400,17 @@ def _stepping_down(run: Callable[[LatencyOptions], T], options: LatencyOptions) 
     )
 
 
+@contextmanager
+def _timing_conditions(options: LatencyOptions) -> Iterator[str]:
+    """The options' threads, inference mode (in ``infer``) and heap; yields how the heap was held."""
+    with (
+        _threads(options.threads),
+        torch.inference_mode(options.mode == "infer"),
+        heap_held(options.allocator) as heap,
+    ):
+        yield heap
+
+
 def _paired(
     base: nn.Module,
     candidate: nn.Module,
@@ -414,11 +425,7 @@ def _paired(
         _STEPS[options.mode](_prepared(candidate, options), x),
     )
     sync = _SYNC[options.device]
-    with (
-        _threads(options.threads),
-        torch.inference_mode(options.mode == "infer"),
-        heap_held(options.allocator) as heap,
-    ):
+    with _timing_conditions(options) as heap:
         warm = [_timed(step, sync) for _ in range(options.warmup) for step in steps]
         sides = tuple(Sampler(step, sync, _reps(warm)) for step in steps)
         check_at = options.min_pairs + options.min_pairs % 2
@@ -461,11 +468,7 @@ def timing_session(model: nn.Module, options: LatencyOptions) -> Iterator[Sample
     x = _input(options)
     step = _STEPS[options.mode](_prepared(model, options), x)
     sync = _SYNC[options.device]
-    with (
-        _threads(options.threads),
-        torch.inference_mode(options.mode == "infer"),
-        heap_held(options.allocator),
-    ):
+    with _timing_conditions(options):
         yield Sampler(step, sync, _reps([_timed(step, sync) for _ in range(options.warmup)]))
 
 
