@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from senet_profile.bench import cases
+from senet_profile.history.bench import cases
 
 QUICK_BUDGET_S = 30.0
 FULL_BUDGET_S = 60.0

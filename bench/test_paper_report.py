@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from senet_profile import paper
+from senet_profile.report import paper
 
 
 def _fresh_report():

@@ -1,17 +1,17 @@
 """SE's latency overhead for the key pairs, timed paired and interleaved inside pytest-benchmark.
 
 pytest-benchmark times the whole paired measurement (one round); the figure that matters, the overhead with
-its 95 % CI, is computed by ``senet_profile.runtime.latency.measure_paired`` and handed over in
+its 95 % CI, is computed by ``senet_profile.analysis.latency.measure_paired`` and handed over in
 ``extra_info["figure"]``, beside each side's params, MACs, activations and tracked peak memory.
 """
 
 from __future__ import annotations
 
+from senet_profile.analysis.latency import measure_paired
+from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.static import analyze
-from senet_profile.bench import BenchCase, latency_figure, latency_options
-from senet_profile.registry import get_model
-from senet_profile.runtime.latency import measure_paired
-from senet_profile.runtime.memory import measure_memory
+from senet_profile.catalog.registry import get_model
+from senet_profile.history.bench import BenchCase, latency_figure, latency_options
 
 
 def _static_info(model: str, case: BenchCase) -> dict[str, int]:

@@ -15,9 +15,9 @@ from time import perf_counter
 
 import torch
 
-from senet_profile.bench import tool_cost_figure
-from senet_profile.registry import get_model
-from senet_profile.runtime.latency import LatencyOptions, timing_session
+from senet_profile.analysis.latency import LatencyOptions, timing_session
+from senet_profile.catalog.registry import get_model
+from senet_profile.history.bench import tool_cost_figure
 
 MODEL = "resnet50"
 QUICK_PAIRS = 100

@@ -1,9 +1,9 @@
 """senet-profile: what Squeeze-and-Excitation blocks really cost, measured on the model that was built."""
 
 from senet_profile.api import compare, profile
-from senet_profile.attach import add_se, remove_se
+from senet_profile.catalog.attach import add_se, remove_se
+from senet_profile.catalog.registry import get_model, list_models, parse_model_spec, register
 from senet_profile.errors import UserInputError
-from senet_profile.registry import get_model, list_models, parse_model_spec, register
 
 __all__ = [
     "UserInputError",

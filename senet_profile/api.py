@@ -14,18 +14,18 @@ import pandas as pd
 from torch import nn
 
 from senet_profile.analysis.crosscheck import ToolCount, crosscheck
-from senet_profile.analysis.static import CONVENTION, Counts, StaticProfile, analyze
-from senet_profile.errors import UserInputError
-from senet_profile.registry import get_model, parse_model_spec
-from senet_profile.runtime.latency import LatencyOptions, measure_paired, measure_single
-from senet_profile.runtime.metrics import (
+from senet_profile.analysis.latency import LatencyOptions, measure_paired, measure_single
+from senet_profile.analysis.metrics import (
     RuntimeOptions,
     latency_pair_records,
     latency_single_records,
     memory_profile,
     memory_records,
 )
-from senet_profile.spec import ModelSpec
+from senet_profile.analysis.static import CONVENTION, Counts, StaticProfile, analyze
+from senet_profile.catalog.registry import get_model, parse_model_spec
+from senet_profile.catalog.spec import ModelSpec
+from senet_profile.errors import UserInputError
 
 OURS = "senet-profile"
 PROFILE_COLUMNS = ["metric", "unit", "scope", "source", "value", "ci_low", "ci_high", "samples"]

@@ -22,12 +22,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
-from senet_profile import api, paper, plots, regress, report, tracking
+from senet_profile import api
+from senet_profile.analysis import explain
+from senet_profile.analysis.metrics import RuntimeOptions, memory_profile, parse_metrics
+from senet_profile.catalog.registry import get_entry, get_model, list_models
 from senet_profile.errors import UserInputError
+from senet_profile.history import regress, tracking
 from senet_profile.io import check_writable, write_atomic
-from senet_profile.registry import get_entry, get_model, list_models
-from senet_profile.runtime import explain
-from senet_profile.runtime.metrics import RuntimeOptions, memory_profile, parse_metrics
+from senet_profile.report import paper, plots
+from senet_profile.report import tables as report
 
 try:  # recent typer vendors click
     from typer._click.exceptions import ClickException

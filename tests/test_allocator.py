@@ -7,9 +7,9 @@ import platform
 import pytest
 import torch
 
-from senet_profile.runtime import allocator
-from senet_profile.runtime.allocator import ALLOCATORS, GLIBC_DEFAULTS, STEADY, heap_held
-from senet_profile.runtime.latency import minor_page_faults
+from senet_profile.analysis import allocator
+from senet_profile.analysis.allocator import ALLOCATORS, GLIBC_DEFAULTS, STEADY, heap_held
+from senet_profile.analysis.latency import minor_page_faults
 
 glibc_only = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc" or minor_page_faults() is None, reason="needs glibc and getrusage"

@@ -11,8 +11,8 @@ from torch import nn
 import senet_profile
 from senet_profile.analysis.static import CONVENTION
 from senet_profile.api import COMPARE_COLUMNS, PROFILE_COLUMNS, STATIC_METRICS, parse_input_size
+from senet_profile.catalog.registry import parse_model_spec
 from senet_profile.errors import UserInputError
-from senet_profile.registry import parse_model_spec
 
 METRICS = [
     "params",

@@ -12,11 +12,11 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.models.vgg import make_layers
 
 from senet_profile.analysis.static import analyze
-from senet_profile.attach import RESIDUAL_PLACEMENTS, add_se, remove_se
+from senet_profile.catalog.attach import RESIDUAL_PLACEMENTS, add_se, remove_se
+from senet_profile.catalog.models.knobs import PLACEMENTS
+from senet_profile.catalog.registry import get_model, list_models
+from senet_profile.catalog.se import SEBlock, SEConfig
 from senet_profile.errors import UserInputError
-from senet_profile.models.knobs import PLACEMENTS
-from senet_profile.registry import get_model, list_models
-from senet_profile.se import SEBlock, SEConfig
 
 SHAPE = (1, 3, 224, 224)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from senet_profile.registry import get_entry, get_model, list_models, parse_model_spec
+from senet_profile.catalog.registry import get_entry, get_model, list_models, parse_model_spec
 
 # The smallest square input each family accepts (Inception-ResNet-v2's stem needs 75 pixels).
 SMALL_INPUT = {"inception_resnet_v2": 75, "se_inception_resnet_v2": 75}

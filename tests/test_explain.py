@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from senet_profile.analysis.explain import explain
+from senet_profile.analysis.memory import measure_memory
+from senet_profile.catalog.registry import get_model
 from senet_profile.cli import app
-from senet_profile.registry import get_model
-from senet_profile.runtime.explain import explain
-from senet_profile.runtime.memory import measure_memory
 
 # se_resnet18 at 64x64: two blocks per stage, maps of 16x16, 8x8, 4x4, 2x2 with 64..512 channels.
 STAGES = ((64, 16), (128, 8), (256, 4), (512, 2))

@@ -10,16 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from senet_profile.errors import UserInputError
-from senet_profile.runtime import latency
-from senet_profile.runtime.latency import (
+from senet_profile.analysis import latency
+from senet_profile.analysis.latency import (
     LatencyOptions,
     bootstrap_median_ci,
     measure_paired,
     measure_single,
     side_stats,
 )
-from senet_profile.se import SEBlock, SEConfig
+from senet_profile.catalog.se import SEBlock, SEConfig
+from senet_profile.errors import UserInputError
 
 
 class FakeClock:

@@ -7,9 +7,9 @@ import torch
 import torchvision
 from torch import nn
 
+from senet_profile.analysis.memory import measure_memory
+from senet_profile.catalog.se import SEBlock, SEConfig
 from senet_profile.errors import UserInputError
-from senet_profile.runtime.memory import measure_memory
-from senet_profile.se import SEBlock, SEConfig
 
 F32 = 4  # bytes per float32
 SHAPE = (2, 3, 5, 5)  # batch 2, 3 channels, 5x5

@@ -13,8 +13,8 @@ from torch import nn
 from torchvision.models import vgg16_bn as torchvision_vgg16_bn
 
 from senet_profile.analysis.static import StaticProfile, analyze
+from senet_profile.catalog.registry import get_entry, get_model, parse_model_spec
 from senet_profile.errors import UserInputError
-from senet_profile.registry import get_entry, get_model, parse_model_spec
 
 # vanilla -> SE twin
 TWINS = {

@@ -15,7 +15,7 @@ from torchvision.models.resnet import Bottleneck, ResNet
 
 from senet_profile.analysis.static import StaticProfile, analyze
 from senet_profile.analysis.trace import trace_ops
-from senet_profile.registry import get_entry, get_model, list_models
+from senet_profile.catalog.registry import get_entry, get_model, list_models
 
 SHAPE = (1, 3, 224, 224)
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
+from senet_profile.catalog.registry import get_model
+from senet_profile.catalog.se import SEBlock, se_module_names
 from senet_profile.errors import UserInputError
-from senet_profile.registry import get_model
-from senet_profile.se import SEBlock, se_module_names
 
 SHAPE = (1, 3, 224, 224)
 LAYOUTS = ("torchvision", "paper")

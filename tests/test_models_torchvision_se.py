@@ -12,8 +12,8 @@ from torchvision.ops import SqueezeExcitation
 
 from senet_profile.analysis.static import StaticProfile, analyze
 from senet_profile.api import compare
+from senet_profile.catalog.registry import get_entry, get_model, list_models, parse_model_spec
 from senet_profile.errors import UserInputError
-from senet_profile.registry import get_entry, get_model, list_models, parse_model_spec
 
 SHAPE = (1, 3, 224, 224)
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from senet_profile import paper
 from senet_profile.analysis.trace import trace_ops
+from senet_profile.catalog.registry import get_model
 from senet_profile.cli import app
-from senet_profile.registry import get_model
+from senet_profile.report import paper
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from senet_profile import records
-from senet_profile.records import load_records, new_record, read_record, save_record
+from senet_profile.history import records
+from senet_profile.history.records import load_records, new_record, read_record, save_record
 
 
 def _figure(value: int = 1) -> dict:

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from senet_profile import registry
+from senet_profile.catalog import registry
+from senet_profile.catalog.registry import get_entry, get_model, list_models, parse_model_spec, register
+from senet_profile.catalog.spec import positive_int_knob
 from senet_profile.errors import UserInputError
-from senet_profile.registry import get_entry, get_model, list_models, parse_model_spec, register
-from senet_profile.spec import positive_int_knob
 
 VANILLA = [
     "resnet18",

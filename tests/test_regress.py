@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from senet_profile.errors import UserInputError
-from senet_profile.regress import DEFAULT_TIMING_TOLERANCE_PP, Threshold, class_note, compare_records
+from senet_profile.history.regress import DEFAULT_TIMING_TOLERANCE_PP, Threshold, class_note, compare_records
 
 
 def _record(

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from senet_profile.report import FORMATS, format_cell, format_for_path, render, to_json, to_markdown
+from senet_profile.report.tables import FORMATS, format_cell, format_for_path, render, to_json, to_markdown
 
 
 @pytest.mark.parametrize(

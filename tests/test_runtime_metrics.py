@@ -9,10 +9,10 @@ import torch
 from typer.testing import CliRunner
 
 from senet_profile import api
+from senet_profile.analysis.latency import minor_page_faults
+from senet_profile.analysis.metrics import METRIC_GROUPS, RuntimeOptions, parse_metrics
 from senet_profile.cli import app
 from senet_profile.errors import UserInputError
-from senet_profile.runtime.latency import minor_page_faults
-from senet_profile.runtime.metrics import METRIC_GROUPS, RuntimeOptions, parse_metrics
 
 
 def run(*args: str):
@@ -119,7 +119,7 @@ def test_compare_latency_records_carry_the_paired_overhead():
 
 
 def test_a_heap_that_cannot_be_held_is_noted(monkeypatch):
-    monkeypatch.setattr("senet_profile.runtime.allocator._glibc", lambda: None)
+    monkeypatch.setattr("senet_profile.analysis.allocator._glibc", lambda: None)
     frame = api.compare(
         "resnet18", "se_resnet18", input_size=(32, 32), metrics=("latency",),
         runtime=RuntimeOptions(budget_s=0.5),

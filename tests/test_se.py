@@ -7,8 +7,7 @@ import torch
 import torchvision
 from torch import nn
 
-from senet_profile.errors import UserInputError
-from senet_profile.se import (
+from senet_profile.catalog.se import (
     GATES,
     SQUEEZES,
     AvgSqueeze,
@@ -18,6 +17,7 @@ from senet_profile.se import (
     is_se_module,
     se_module_names,
 )
+from senet_profile.errors import UserInputError
 
 
 def n_params(module: nn.Module) -> int:

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from senet_profile.catalog.registry import get_entry, parse_model_spec
+from senet_profile.catalog.spec import ModelSpec, format_spec, knob_values
 from senet_profile.errors import UserInputError
-from senet_profile.registry import get_entry, parse_model_spec
-from senet_profile.spec import ModelSpec, format_spec, knob_values
 
 # Text as a user may type it -> the canonical text (defaults dropped, knobs in the entry's order).
 CANONICAL = [

@@ -10,9 +10,9 @@ from torch import nn
 
 from senet_profile.analysis.static import Counts, analyze
 from senet_profile.analysis.trace import classify, op_name, trace_ops
+from senet_profile.catalog.registry import get_model
+from senet_profile.catalog.se import SEBlock, SEConfig
 from senet_profile.errors import UserInputError
-from senet_profile.registry import get_model
-from senet_profile.se import SEBlock, SEConfig
 
 
 def n_params(module: nn.Module) -> int:

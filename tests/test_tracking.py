@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from senet_profile import bench, tracking
 from senet_profile.cli import app
+from senet_profile.history import bench, tracking
 
 PAIR = "resnet18 -> se_resnet18"
 

@@ -1,1 +1,1 @@
-"""Static analyzers: one tracer, one counting convention."""
+"""Analyzers: one tracer and its counts, exact memory, paired latency, and their explanations."""

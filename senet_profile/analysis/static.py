@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from senet_profile.analysis.trace import ACTIVATION_OPS, OpEvent, Trace, trace_ops
+from senet_profile.catalog.se import se_module_names
 from senet_profile.errors import UserInputError
-from senet_profile.se import se_module_names
 
 CONVENTION = (
     "MACs: one multiply-accumulate = 1, conv and linear/matmul only, bias adds excluded; "

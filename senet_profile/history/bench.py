@@ -8,7 +8,7 @@ A figure is a flat dict keyed by (model, metric, setting):
   regression until the baseline is updated on purpose.
 - timing figures (``deterministic: false``): the SE latency overhead of each benchmark pair, in percent,
   with its 95 % CI, each side's median and IQR in seconds, the number of pairs and the wall time; measured
-  by ``senet_profile.runtime.latency.measure_paired`` inside pytest-benchmark (``bench/``), which hands
+  by ``senet_profile.analysis.latency.measure_paired`` inside pytest-benchmark (``bench/``), which hands
   the figure over in ``extra_info``; and the tool's own cost (``tool_cost``): the tool's resnet50 samples
   against a bare ``perf_counter`` loop's, interleaved in one process, as a median ratio with a 95 % CI.
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from senet_profile.analysis.latency import LatencyOptions, PairedLatency, bootstrap_median_ci
+from senet_profile.analysis.memory import measure_memory
+from senet_profile.analysis.metrics import RuntimeOptions
 from senet_profile.analysis.static import analyze
+from senet_profile.catalog.registry import get_model, list_models, parse_model_spec
 from senet_profile.errors import UserInputError
-from senet_profile.registry import get_model, list_models, parse_model_spec
-from senet_profile.runtime.latency import LatencyOptions, PairedLatency, bootstrap_median_ci
-from senet_profile.runtime.memory import measure_memory
-from senet_profile.runtime.metrics import RuntimeOptions
 
 STATIC_SHAPE = (1, 3, 224, 224)
 STATIC_METRICS = ("params", "params_se", "macs", "macs_se", "activations")

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 from senet_profile import api
 from senet_profile.errors import UserInputError
+from senet_profile.history.machine import describe_machine
 from senet_profile.io import check_writable
-from senet_profile.machine import describe_machine
 
 FORMATS = ("png", "svg")
 HISTORY_MARKERS = ("o", "s", "^", "D", "v", "P", "X")

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torchvision import models as tv
 
-from senet_profile.attach import remove_se
-from senet_profile.registry import register
-from senet_profile.spec import bool_knob
+from senet_profile.catalog.attach import remove_se
+from senet_profile.catalog.registry import register
+from senet_profile.catalog.spec import bool_knob
 
 SE = bool_knob("se", True, "keep the network's SE modules (off: each replaced by nn.Identity)")
 

@@ -20,8 +20,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from senet_profile.bench import figure_key
 from senet_profile.errors import UserInputError
+from senet_profile.history.bench import figure_key
 
 _THRESHOLD = re.compile(r"^(?P<metric>[\w*?\[\]-]+):(?P<amount>\d+(\.\d+)?)(?P<unit>pp|%)?$")
 DEFAULT_TIMING_TOLERANCE_PP = 2.0

@@ -16,7 +16,7 @@ How it counts
 
     Every allocation is charged to the innermost module whose forward was running (forward pre/post hooks
     on every submodule, removed afterwards); it is "inside SE" when any enclosing module is an SE module
-    (``senet_profile.se.is_se_module``). Backward runs outside any module's forward, so gradients of
+    (``senet_profile.catalog.se.is_se_module``). Backward runs outside any module's forward, so gradients of
     activations are charged to the top level (``""``), never to SE: ``se_peak_bytes`` is the forward-time
     SE allocations still live at the peak. Read it as "held by tensors SE created", not as "what SE adds":
     the product ``x * weights`` is SE's, yet an SE-free block holds a map of that size in its place, while
@@ -76,8 +76,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.hooks import RemovableHandle
 
+from senet_profile.catalog.se import is_se_module
 from senet_profile.errors import UserInputError
-from senet_profile.se import is_se_module
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from senet_profile.catalog.spec import Knob, ModelSpec, build_spec, knob_values, split_spec
 from senet_profile.errors import UserInputError
-from senet_profile.spec import Knob, ModelSpec, build_spec, knob_values, split_spec
 
 Builder = Callable[..., nn.Module]
 
@@ -29,7 +29,7 @@ class ModelEntry:
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
-_CATALOG_MODULES = ("senet_profile.models",)
+_CATALOG_MODULES = ("senet_profile.catalog.models",)
 
 
 def register(

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from senet_profile.catalog.se import SEBlock, SEConfig, se_module_names
 from senet_profile.errors import UserInputError
-from senet_profile.se import SEBlock, SEConfig, se_module_names
 
 DEFAULT_CONFIG = SEConfig()  # the paper's block: r=16, average squeeze, sigmoid gate, FC biases (frozen)
 

@@ -31,10 +31,10 @@ from torch import nn
 from torchvision.models.resnet import conv1x1, conv3x3
 from torchvision.ops import Conv2dNormActivation
 
-from senet_profile.models.knobs import PLACEMENT, SE_BLOCK_KNOBS, se_config
-from senet_profile.models.resnet import STAGE_NAMES, SEBottleneck
-from senet_profile.registry import register
-from senet_profile.se import SEConfig
+from senet_profile.catalog.models.knobs import PLACEMENT, SE_BLOCK_KNOBS, se_config
+from senet_profile.catalog.models.resnet import STAGE_NAMES, SEBottleneck
+from senet_profile.catalog.registry import register
+from senet_profile.catalog.se import SEConfig
 
 GROUPS = 64
 WIDTH_PER_GROUP = 4

@@ -15,9 +15,9 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
-from senet_profile.models.knobs import SE_BLOCK_KNOBS, se_config
-from senet_profile.registry import register
-from senet_profile.se import SEBlock, SEConfig
+from senet_profile.catalog.models.knobs import SE_BLOCK_KNOBS, se_config
+from senet_profile.catalog.registry import register
+from senet_profile.catalog.se import SEBlock, SEConfig
 
 STAGE_NAMES = {"features": "features", "avgpool": "head", "classifier": "head"}
 DESCRIPTION = "VGG-16 with BN after each conv (Simonyan & Zisserman 2015, config D; torchvision vgg16_bn)"

@@ -50,9 +50,9 @@ import torch
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
-from senet_profile.models.knobs import SE_BLOCK_KNOBS, se_config
-from senet_profile.registry import register
-from senet_profile.se import SEBlock, SEConfig
+from senet_profile.catalog.models.knobs import SE_BLOCK_KNOBS, se_config
+from senet_profile.catalog.registry import register
+from senet_profile.catalog.se import SEBlock, SEConfig
 
 HEAD = {"avgpool": "head", "flatten": "head", "dropout": "head", "fc": "head"}
 POOLS: dict[str, type[nn.MaxPool2d] | type[nn.AvgPool2d]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}

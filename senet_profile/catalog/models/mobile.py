@@ -36,9 +36,9 @@ from torch import nn
 from torchvision.models.shufflenetv2 import channel_shuffle
 from torchvision.ops import Conv2dNormActivation
 
-from senet_profile.models.knobs import SE_BLOCK_KNOBS, se_config
-from senet_profile.registry import register
-from senet_profile.se import SEBlock, SEConfig
+from senet_profile.catalog.models.knobs import SE_BLOCK_KNOBS, se_config
+from senet_profile.catalog.registry import register
+from senet_profile.catalog.se import SEBlock, SEConfig
 
 # Howard et al. 2017, Table 1: (pointwise output channels, depthwise stride) of the 13 separable layers.
 MOBILENET_V1_STEM = 32

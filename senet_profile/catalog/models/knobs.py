@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from senet_profile.se import GATES, SQUEEZES, SEConfig
-from senet_profile.spec import Knob, bool_knob, choice_knob, positive_int_knob, stage_set_knob
+from senet_profile.catalog.se import GATES, SQUEEZES, SEConfig
+from senet_profile.catalog.spec import Knob, bool_knob, choice_knob, positive_int_knob, stage_set_knob
 
 PAPER_STAGES = (2, 3, 4, 5)
 PLACEMENTS = ("standard", "pre", "post", "identity", "3x3")

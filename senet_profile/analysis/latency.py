@@ -57,9 +57,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from senet_profile.analysis.allocator import ALLOCATORS, heap_held
+from senet_profile.analysis.memory import scalar_loss
 from senet_profile.errors import UserInputError
-from senet_profile.runtime.allocator import ALLOCATORS, heap_held
-from senet_profile.runtime.memory import scalar_loss
 
 try:
     from resource import RUSAGE_SELF, getrusage

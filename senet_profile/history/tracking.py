@@ -3,7 +3,7 @@
 Layout under ``results/``:
 
 - ``runs/<machine-class>/<time>-<commit>-<pid>-<id>.json`` (and ``.csv``): one record per bench run,
-  append-only (``senet_profile.records``);
+  append-only (``senet_profile.history.records``);
 - ``baselines/<machine-class>.json``: the record that runs of that class are checked against, replaced only
   by ``senet-profile baseline update``.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from senet_profile.bench import cases, deterministic_figures, figures_from_benchmark_json
 from senet_profile.errors import UserInputError
+from senet_profile.history.bench import cases, deterministic_figures, figures_from_benchmark_json
+from senet_profile.history.machine import describe_machine
+from senet_profile.history.records import RunRecord, load_records, new_record, read_record, save_record
 from senet_profile.io import write_atomic
-from senet_profile.machine import describe_machine
-from senet_profile.records import RunRecord, load_records, new_record, read_record, save_record
 
 RUNS_DIR = Path("results/runs")
 BASELINES_DIR = Path("results/baselines")

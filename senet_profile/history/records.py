@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from senet_profile.history.machine import describe_machine, git_commit
 from senet_profile.io import write_atomic
-from senet_profile.machine import describe_machine, git_commit
 
 SCHEMA = 1
 _REQUIRED = ("schema", "kind", "time", "commit", "machine", "figures")

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from senet_profile.errors import UserInputError
-from senet_profile.runtime.allocator import ALLOCATORS
-from senet_profile.runtime.latency import (
+from senet_profile.analysis.allocator import ALLOCATORS
+from senet_profile.analysis.latency import (
     DTYPES,
     LatencyOptions,
     PairedLatency,
     SideStats,
     bootstrap_median_ci,
 )
-from senet_profile.runtime.memory import MemoryProfile, measure_memory
+from senet_profile.analysis.memory import MemoryProfile, measure_memory
+from senet_profile.errors import UserInputError
 
 METRIC_GROUPS = ("static", "memory", "latency")
 DEVICES = ("cpu", "cuda", "meta")

@@ -26,10 +26,17 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet, conv1x1, conv3x3
 
+from senet_profile.catalog.models.knobs import (
+    LAYOUT,
+    PAPER_STAGES,
+    PLACEMENT,
+    SE_BLOCK_KNOBS,
+    STAGES,
+    se_config,
+)
+from senet_profile.catalog.registry import register
+from senet_profile.catalog.se import SEBlock, SEConfig
 from senet_profile.errors import UserInputError
-from senet_profile.models.knobs import LAYOUT, PAPER_STAGES, PLACEMENT, SE_BLOCK_KNOBS, STAGES, se_config
-from senet_profile.registry import register
-from senet_profile.se import SEBlock, SEConfig
 
 # torchvision's _make_layer passes planes 64/128/256/512 to stages conv2_x..conv5_x.
 _STAGE_OF_PLANES = {64: 2, 128: 3, 256: 4, 512: 5}

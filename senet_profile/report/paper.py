@@ -20,7 +20,7 @@ import pandas as pd
 
 from senet_profile.analysis.static import CONVENTION, Counts, analyze
 from senet_profile.api import overhead_pct
-from senet_profile.registry import get_model, parse_model_spec
+from senet_profile.catalog.registry import get_model, parse_model_spec
 
 COLUMNS = [
     "id", "source", "item", "model", "input_size", "quantity", "printed",

@@ -1,0 +1,1 @@
+"""Results over time: machine description, run records, the bench's figures, baselines and regressions."""

@@ -1,8 +1,0 @@
-"""The catalog: importing this package registers every model family."""
-
-from senet_profile.models import inception as inception
-from senet_profile.models import mobile as mobile
-from senet_profile.models import resnet as resnet
-from senet_profile.models import senet154 as senet154
-from senet_profile.models import torchvision_se as torchvision_se
-from senet_profile.models import vgg as vgg
