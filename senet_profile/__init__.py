@@ -3,9 +3,11 @@
 from senet_profile.api import compare, profile
 from senet_profile.catalog.attach import add_se, remove_se
 from senet_profile.catalog.registry import get_model, list_models, parse_model_spec, register
+from senet_profile.catalog.se import SEConfig
 from senet_profile.errors import UserInputError
 
 __all__ = [
+    "SEConfig",
     "UserInputError",
     "add_se",
     "compare",

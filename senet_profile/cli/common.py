@@ -1,0 +1,139 @@
+"""What the commands share: option types, output format choice, emitting a frame, the progress bar."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from senet_profile.errors import UserInputError
+from senet_profile.io import write_atomic
+from senet_profile.report import tables as report
+
+InputSize = Annotated[str, typer.Option("--input-size", help="Input height, or HxW.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size (counts scale with it).")]
+Format = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="table | csv | json | markdown (default: from --output's suffix, else table)."
+    ),
+]
+Output = Annotated[
+    Path | None, typer.Option("--output", help="Write to this file (atomically) instead of stdout.")
+]
+ByStage = Annotated[bool, typer.Option("--by-stage", help="Add one row per stage for every metric.")]
+Metrics = Annotated[
+    str, typer.Option("--metrics", help="static | memory | latency, comma-separated, or all.")
+]
+Device = Annotated[str, typer.Option("--device", help="cpu | cuda (meta: memory planning without data).")]
+Mode = Annotated[str, typer.Option("--mode", help="infer (eval, no grad) | train (forward + backward).")]
+Threads = Annotated[
+    int, typer.Option("--threads", help="torch CPU threads while timing (1, as torch.utils.benchmark does).")
+]
+Allocator = Annotated[
+    str,
+    typer.Option(
+        "--allocator", help="C heap while timing: 'steady' (no page faults from heap trimming) or 'as-is'."
+    ),
+]
+Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (CUDA only).")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Run in channels-last memory format.")]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile both models before timing.")]
+Budget = Annotated[float, typer.Option("--budget", help="Latency: stop after this many seconds at most.")]
+CrossCheck = Annotated[
+    bool, typer.Option("--crosscheck", help="Add MACs from fvcore, ptflops (both backends), torch's counter.")
+]
+
+
+def choose_format(fmt: str | None, output: Path | None) -> str:
+    chosen = fmt or (report.format_for_path(str(output)) if output else "table")
+    if chosen not in report.FORMATS:
+        raise UserInputError(f"unknown format {chosen!r}; choose one of {', '.join(report.FORMATS)}")
+    return chosen
+
+
+def _caption(frame: pd.DataFrame) -> str:
+    lines = [f"Convention: {frame.attrs['convention']}."] if "convention" in frame.attrs else []
+    for name, ops in frame.attrs.get("unknown_ops", {}).items():
+        if ops:
+            listed = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+            lines.append(f"NOT COUNTED in {name} (ops with no counting rule): {listed}.")
+    for name, modules in frame.attrs.get("uncalled_modules", {}).items():
+        if modules:
+            lines.append(f"Never called in {name}: {', '.join(modules)}.")
+    lines += [f"Note, {note}." for note in frame.attrs.get("notes", [])]
+    if frame.attrs.get("runtime"):
+        lines.append(
+            f"Runtime: {frame.attrs['runtime']}; latency overhead = median of per-pair ratios, 95 % CI."
+        )
+    return "\n".join(lines)
+
+
+def _interval(low: object, high: object, unit: str) -> str:
+    if pd.isna(low) or pd.isna(high):
+        return ""
+    return f"[{low:+.2f}, {high:+.2f}] %" if unit == "%" else f"[{low:.4g}, {high:.4g}] {unit}"
+
+
+def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as a person reads it: constant columns dropped, the CI as one column."""
+    shown = frame.copy()
+    if "ci_low" in shown.columns and not shown["ci_low"].isna().all():
+        # The interval is of overhead_pct where there is one (compare, history), else of the value.
+        units = ["%"] * len(shown) if "overhead_pct" in shown.columns else list(shown["unit"])
+        shown["95% CI"] = [
+            _interval(lo, hi, u) for lo, hi, u in zip(shown["ci_low"], shown["ci_high"], units, strict=True)
+        ]
+    constant = [c for c in ("scope", "source") if c in shown.columns and shown[c].nunique() <= 1]
+    empty = [c for c in ("samples",) if c in shown.columns and shown[c].isna().all()]
+    shown = shown.drop(columns=constant + empty + [c for c in ("ci_low", "ci_high") if c in shown.columns])
+    shown.attrs = frame.attrs
+    return shown
+
+
+def emit(frame: pd.DataFrame, *, fmt: str | None, output: Path | None, title: str) -> None:
+    """Print ``frame`` in the chosen format, or write it atomically to ``output``."""
+    chosen = choose_format(fmt, output)
+    shown = _for_display(frame) if chosen in ("table", "markdown") else frame
+    caption = _caption(frame)
+    if output is None and chosen == "table":
+        report.print_table(report.rich_table(shown, title=title, caption=caption))
+        return
+    text = report.render(shown, chosen, title=title, caption=caption)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(output, text)
+        typer.echo(f"wrote {output}", err=True)
+
+
+@contextmanager
+def progress_bar(groups: tuple[str, ...], budget: float) -> Iterator[Callable[[int, float], None] | None]:
+    """A rich progress bar on stderr while latency is measured (time against the budget)."""
+    if "latency" not in groups:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("timing"), BarColumn(), TextColumn("{task.fields[pairs]} pairs, CI +/-{task.fields[hw]}"),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    with bar:
+        task = bar.add_task("latency", total=budget, pairs=0, hw="?")
+        start = time.perf_counter()
+
+        def update(pairs: int, halfwidth_pp: float) -> None:
+            hw = f"{halfwidth_pp:.2f} pp"
+            bar.update(task, completed=min(budget, time.perf_counter() - start), pairs=pairs, hw=hw)
+
+        yield update
+
+
+def shape_text(frame: pd.DataFrame) -> str:
+    return "x".join(str(s) for s in frame.attrs["input_shape"])

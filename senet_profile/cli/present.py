@@ -1,0 +1,70 @@
+"""Commands that present results: paper (the paper's figures beside ours) and plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from senet_profile.cli.app import app
+from senet_profile.cli.common import (
+    Format,
+    choose_format,
+)
+from senet_profile.cli.track import RunsDir, _report_problems
+from senet_profile.errors import UserInputError
+from senet_profile.history import tracking
+from senet_profile.io import write_atomic
+from senet_profile.report import paper, plots
+from senet_profile.report import tables as report
+
+
+@app.command("paper")
+def paper_command(
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", help="Folder for figures.csv and REPORT.md (created if missing).")
+    ] = Path("results/paper"),
+    fmt: Format = None,
+) -> None:
+    """Every complexity figure of the paper: printed value beside computed value, and why they differ."""
+    chosen = choose_format(fmt, None)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserInputError(f"cannot write to {output_dir}: it is not a folder")
+    frame = paper.paper_report()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(output_dir / "figures.csv", frame.to_csv(index=False))
+    write_atomic(output_dir / "REPORT.md", paper.markdown_report(frame))
+    shown, notes = paper.with_note_refs(frame)
+    caption = "\n".join([f"Source: {frame.attrs['citation']}", f"{frame.attrs['convention']}.", *notes])
+    title = "Squeeze-and-Excitation Networks: printed vs computed"
+    if chosen == "table":
+        report.print_table(report.rich_table(shown, title=title, caption=caption))
+    else:
+        typer.echo(
+            report.render(frame if chosen in ("csv", "json") else shown, chosen, caption=caption), nl=False
+        )
+    typer.echo(f"wrote {output_dir / 'figures.csv'} and {output_dir / 'REPORT.md'}", err=True)
+
+
+@app.command("plot")
+def plot_command(
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", help="Folder for the PNG and SVG files.")
+    ] = Path("results/plots"),
+    runs_dir: RunsDir = tracking.RUNS_DIR,
+    base: Annotated[str, typer.Option("--base", help="Base model of the per-stage plot.")] = "resnet50",
+    candidate: Annotated[
+        str, typer.Option("--candidate", help="SE model of the per-stage plot.")
+    ] = "se_resnet50",
+    pair: Annotated[
+        str, typer.Option("--pair", help="Timed pair of the batch-size plot.")
+    ] = "resnet50 -> se_resnet50",
+) -> None:
+    """SE overhead per stage, latency overhead against batch size, and FLOP vs latency overhead."""
+    written = plots.save(plots.stage_overhead_figure(base, candidate), output_dir, "stage_overhead")
+    record, problems = tracking.latest_run(runs_dir, tracking.current_class())
+    _report_problems(problems)
+    written += plots.save(plots.batch_figure(record.data, pair), output_dir, "latency_vs_batch")
+    written += plots.save(plots.flops_vs_latency_figure(record.data), output_dir, "flops_vs_latency")
+    typer.echo(f"plotted run {record.path.name}: wrote {', '.join(str(p) for p in written)}")

@@ -1,0 +1,157 @@
+"""Commands that keep the history: record, regress, baseline update, history."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from senet_profile.cli.app import app
+from senet_profile.cli.common import (
+    Format,
+    emit,
+)
+from senet_profile.errors import UserInputError
+from senet_profile.history import regress, tracking
+from senet_profile.report import plots
+
+RunsDir = Annotated[
+    Path, typer.Option("--runs-dir", help="Folder of run records (one subfolder per machine class).")
+]
+BaselinesDir = Annotated[
+    Path, typer.Option("--baselines-dir", help="Folder of baselines, one per machine class.")
+]
+baseline_app = typer.Typer(
+    help="Show or update the baseline that bench runs are checked against.", no_args_is_help=True
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+def _report_problems(problems: list[str]) -> None:
+    for problem in problems:
+        typer.echo(f"skipped corrupt record: {problem}", err=True)
+
+
+def _print_findings(findings: list[regress.Finding], *, show_ok: bool) -> None:
+    for finding in findings:
+        if finding.verdict != "ok" or show_ok:
+            where = f"{finding.model} {finding.metric} ({finding.setting})"
+            typer.echo(f"{finding.verdict.upper():<10} {where}: {finding.message}")
+    counts = Counter(f.verdict for f in findings)
+    typer.echo("summary: " + (", ".join(f"{n} {verdict}" for verdict, n in counts.items()) or "no figures"))
+
+
+@app.command("record")
+def record_command(
+    benchmark_json: Annotated[
+        Path, typer.Option("--benchmark-json", help="pytest-benchmark JSON of `pytest bench`.")
+    ],
+    full: Annotated[bool, typer.Option("--full", help="The bench ran in full mode.")] = False,
+    runs_dir: RunsDir = tracking.RUNS_DIR,
+) -> None:
+    """Write one run record: every deterministic figure, measured now, plus the bench's timing figures."""
+    record = tracking.build_run_record(benchmark_json, full=full)
+    path = tracking.save_run(record, runs_dir)
+    typer.echo(f"recorded {len(record['figures'])} figures in {path}")
+
+
+@app.command("regress")
+def regress_command(
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Baseline record (default: this class's).")
+    ] = None,
+    current: Annotated[
+        Path | None, typer.Option("--current", help="Record to check (default: latest run).")
+    ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option("--threshold", help="METRIC:AMOUNT[pp|%], e.g. latency_overhead:2pp (repeatable)."),
+    ] = None,
+    runs_dir: RunsDir = tracking.RUNS_DIR,
+    baselines_dir: BaselinesDir = tracking.BASELINES_DIR,
+    show_ok: Annotated[bool, typer.Option("--show-ok", help="List unchanged figures too.")] = False,
+) -> None:
+    """Check a run record against a baseline; exit 1 on a regression."""
+    thresholds = [regress.Threshold.parse(text) for text in threshold or []]
+    if current is None:
+        latest, problems = tracking.latest_run(runs_dir, tracking.current_class())
+        _report_problems(problems)
+        current_record = latest
+    else:
+        current_record = tracking.read_record_file(current, role="run record")
+    baseline_path = baseline or tracking.baseline_file(baselines_dir, current_record.machine_class)
+    if baseline is None and not baseline_path.exists():
+        typer.echo(
+            f"no baseline for machine class {current_record.machine_class} ({baseline_path}): nothing to "
+            "compare; create one with `senet-profile baseline update`"
+        )
+        return
+    base_record = tracking.read_record_file(baseline_path, role="baseline")
+    typer.echo(f"checking {current_record.path} against {baseline_path}")
+    typer.echo(regress.class_note(base_record.data, current_record.data))
+    findings = regress.compare_records(base_record.data, current_record.data, thresholds)
+    _print_findings(findings, show_ok=show_ok)
+    if any(f.failed for f in findings):
+        raise typer.Exit(1)
+
+
+@baseline_app.command("update")
+def baseline_update_command(
+    source: Annotated[
+        Path | None, typer.Option("--from", help="Record to promote (default: latest run).")
+    ] = None,
+    runs_dir: RunsDir = tracking.RUNS_DIR,
+    baselines_dir: BaselinesDir = tracking.BASELINES_DIR,
+) -> None:
+    """Make a run record the baseline of its machine class, showing what changes."""
+    if source is None:
+        record, problems = tracking.latest_run(runs_dir, tracking.current_class())
+        _report_problems(problems)
+    else:
+        record = tracking.read_record_file(source, role="run record")
+    target = tracking.baseline_file(baselines_dir, record.machine_class)
+    if target.exists():
+        findings = regress.compare_records(
+            tracking.read_record_file(target, role="baseline").data, record.data
+        )
+        changes = [f for f in findings if f.verdict != "ok"]
+        typer.echo(f"{len(changes)} figures change:" if changes else "no figure changes beyond timing noise")
+        _print_findings(changes, show_ok=False)
+    written = tracking.promote(record, baselines_dir)
+    typer.echo(f"baseline for {record.machine_class} is now {record.path.name} ({written})")
+
+
+@app.command("history")
+def history_command(
+    pair: Annotated[
+        str | None, typer.Argument(help="Only pairs whose name contains this, e.g. se_resnet50.")
+    ] = None,
+    runs_dir: RunsDir = tracking.RUNS_DIR,
+    all_machines: Annotated[
+        bool, typer.Option("--all-machines", help="Every machine class, not only this one's.")
+    ] = False,
+    plot: Annotated[Path, typer.Option("--plot-dir", help="Folder for history.png and .svg.")] = Path(
+        "results/plots"
+    ),
+    fmt: Format = None,
+) -> None:
+    """The SE latency overhead of a pair across recorded runs, as a table and a plot."""
+    classes = [tracking.current_class()]
+    if all_machines and runs_dir.is_dir():
+        classes = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
+    records = []
+    for machine_class in classes:
+        found, problems = tracking.runs_of_class(runs_dir, machine_class)
+        _report_problems(problems)
+        records += found
+    history = tracking.overhead_history(records, pair)
+    if history.empty:
+        raise UserInputError(f"no recorded latency overhead{f' for {pair!r}' if pair else ''} in {runs_dir}")
+    title = f"SE latency overhead across runs{f' ({pair})' if pair else ''}"
+    stem = "history-" + re.sub(r"[^A-Za-z0-9_.]+", "_", pair).strip("_") if pair else "history"
+    paths = plots.save(plots.history_figure(history, title), plot, stem)
+    emit(history, fmt=fmt, output=None, title=title)
+    typer.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
