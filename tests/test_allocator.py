@@ -39,10 +39,11 @@ def _resident_bytes() -> int:
 def test_steady_heap_reuses_freed_blocks_without_faulting():
     with heap_held("steady") as heap:
         assert heap == "steady"
-        counts = _faults_per_round(8)
-    # The heap grows over the first rounds and is then reused. With glibc's defaults each 8 MiB block would
-    # be a fresh mapping, faulted in page by page (2,048 faults) every round.
-    assert sum(counts[4:]) < PAGES // 100
+        counts = _faults_per_round(12)
+    # The heap grows over the first rounds (how many depends on what the process allocated before: the
+    # aligned blocks do not always fit back into freed ones at once) and is then reused. With glibc's
+    # defaults each 8 MiB block would be a fresh mapping, faulted in page by page (2,048 faults) every round.
+    assert sum(counts[-4:]) < PAGES // 100, counts
 
 
 @glibc_only
