@@ -22,7 +22,14 @@ from senet_profile.analysis.metrics import (
     memory_profile,
     memory_records,
 )
-from senet_profile.analysis.static import CONVENTION, Counts, StaticProfile, analyze
+from senet_profile.analysis.static import (
+    CONVENTION,
+    OP_CLASSES,
+    Counts,
+    OpClassCounts,
+    StaticProfile,
+    analyze,
+)
 from senet_profile.catalog.registry import get_model, parse_model_spec
 from senet_profile.catalog.spec import ModelSpec
 from senet_profile.errors import UserInputError
@@ -54,6 +61,14 @@ STATIC_METRICS: tuple[Metric, ...] = (
     Metric("macs_and_se_ops", "ops", lambda c: c.macs_and_se_ops),
     Metric("activations", "elements", lambda c: c.activations),
     Metric("activations_se", "elements", lambda c: c.activations_se),
+    Metric("bytes_moved", "bytes", lambda c: c.bytes_moved),
+    Metric("bytes_moved_se", "bytes", lambda c: c.bytes_moved_se),
+)
+# What a per-op-class row shows (scope ``class:<op class>``).
+CLASS_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("ops", "ops", "ops"),
+    ("macs", "MACs", "macs"),
+    ("bytes_moved", "bytes", "bytes_moved"),
 )
 
 
@@ -97,13 +112,22 @@ def resolve_model(model: str | ModelSpec | nn.Module) -> tuple[str, nn.Module]:
     return str(spec), get_model(spec)
 
 
-def _static_records(result: StaticProfile, *, by_stage: bool) -> list[dict]:
+def _static_records(result: StaticProfile, *, by_stage: bool, by_class: bool = False) -> list[dict]:
     scopes = {"model": result.total} | (result.stages if by_stage else {})
-    return [
+    records = [
         {"metric": m.name, "unit": m.unit, "scope": scope, "source": OURS, "value": m.read(counts)}
         for scope, counts in scopes.items()
         for m in STATIC_METRICS
     ]
+    if by_class:
+        records += [
+            {"metric": metric, "unit": unit, "scope": f"class:{name}", "source": OURS,
+             "value": getattr(counts, field)}
+            for name in OP_CLASSES  # every class, so that two models' rows line up (0: no such op ran)
+            for counts in [result.op_classes.get(name, OpClassCounts())]
+            for metric, unit, field in CLASS_METRICS
+        ]  # fmt: skip
+    return records
 
 
 def crosscheck_records(model: nn.Module, result: StaticProfile) -> tuple[list[dict], list[str]]:
@@ -148,6 +172,7 @@ class Request:
     workload: Workload = field(default_factory=Workload)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     by_stage: bool = False
+    by_class: bool = False
     crosscheck: bool = False
 
 
@@ -171,7 +196,11 @@ def _built(model: str | ModelSpec | nn.Module, device: str) -> nn.Module:
 def _measure(model: str | ModelSpec | nn.Module, request: Request) -> _Measured:
     name, meta_module = resolve_model(model)
     result = analyze(meta_module, request.workload.shape, name=name)
-    records = _static_records(result, by_stage=request.by_stage) if "static" in request.metrics else []
+    records = (
+        _static_records(result, by_stage=request.by_stage, by_class=request.by_class)
+        if "static" in request.metrics
+        else []
+    )
     notes: list[str] = []
     if request.crosscheck:
         extra, notes = crosscheck_records(meta_module, result)
@@ -205,6 +234,7 @@ def profile(
     input_size: tuple[int, int] = (224, 224),
     in_channels: int = 3,
     by_stage: bool = False,
+    by_class: bool = False,
     crosscheck: bool = False,
     metrics: tuple[str, ...] = ("static",),
     runtime: RuntimeOptions | None = None,
@@ -215,6 +245,7 @@ def profile(
         workload=Workload(batch_size, input_size, in_channels),
         runtime=runtime or RuntimeOptions(),
         by_stage=by_stage,
+        by_class=by_class,
         crosscheck=crosscheck,
     )
     measured = _measure(model, request)
@@ -254,6 +285,7 @@ def compare(
     input_size: tuple[int, int] = (224, 224),
     in_channels: int = 3,
     by_stage: bool = False,
+    by_class: bool = False,
     crosscheck: bool = False,
     metrics: tuple[str, ...] = ("static",),
     runtime: RuntimeOptions | None = None,
@@ -265,6 +297,7 @@ def compare(
         workload=Workload(batch_size, input_size, in_channels),
         runtime=runtime or RuntimeOptions(),
         by_stage=by_stage,
+        by_class=by_class,
         crosscheck=crosscheck,
     )
     sides = [_measure(model, request) for model in (base, candidate)]

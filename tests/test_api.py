@@ -26,6 +26,8 @@ METRICS = [
     "macs_and_se_ops",
     "activations",
     "activations_se",
+    "bytes_moved",
+    "bytes_moved_se",
 ]
 SMALL = (64, 64)
 
@@ -126,6 +128,19 @@ def test_compare_by_stage_adds_paper_scopes() -> None:
     model_row = by_metric(frame)["params_se"]
     assert sum(per_stage["candidate"]) == model_row["candidate"]
     assert by_metric(frame, "conv2_x")["params_se"]["candidate"] == 2 * (2 * 64 * 4 + 4 + 64)
+
+
+def test_compare_by_class_lines_up_every_op_class() -> None:
+    frame = senet_profile.compare("resnet18", "se_resnet18", input_size=SMALL, by_class=True)
+    classes = frame[frame["scope"].str.startswith("class:")]
+    moved = classes[classes["metric"] == "bytes_moved"].set_index("scope")
+    assert moved.loc["class:se_scale", "base"] == 0  # no SE op ran in the base: a count of 0 ops, not unknown
+    assert moved.loc["class:se_scale", "candidate"] > 0
+    model_row = by_metric(frame)["bytes_moved"]
+    assert sum(moved["candidate"]) == model_row["candidate"]
+    assert sum(moved["base"]) == model_row["base"]
+    se_classes = moved[moved.index.str.startswith("class:se_")]
+    assert sum(se_classes["candidate"]) == by_metric(frame)["bytes_moved_se"]["candidate"]
 
 
 def test_model_arguments_are_shown_canonically() -> None:

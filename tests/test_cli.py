@@ -25,6 +25,8 @@ METRICS = [
     "macs_and_se_ops",
     "activations",
     "activations_se",
+    "bytes_moved",
+    "bytes_moved_se",
 ]
 
 

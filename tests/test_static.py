@@ -349,3 +349,82 @@ def test_models_without_stage_names_group_by_top_level_child() -> None:
     assert set(result.stages) == {"0", "1"}
     assert result.stages["1"].params == result.stages["1"].params_se == SE_PARAMS
     assert result.stages["0"].macs == CONV_MACS
+
+
+# ------------------------------------------------------------------------------------------- bytes moved
+
+
+def _events(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype = torch.float32):
+    meta = copy.deepcopy(model).to(device="meta", dtype=dtype).eval()
+    return trace_ops(meta, torch.empty(shape, device="meta", dtype=dtype)).events
+
+
+def test_conv_reads_input_weight_bias_and_writes_output() -> None:
+    (event,) = _events(nn.Conv2d(3, 8, 3, padding=1), (1, 3, 8, 8))
+    assert event.bytes_read == 4 * (3 * 8 * 8 + 8 * 3 * 9 + 8)  # input, weight, bias
+    assert event.bytes_written == 4 * 8 * 8 * 8
+    assert event.kind == "dense"
+
+
+def test_bytes_scale_with_the_dtype_size() -> None:
+    layer = nn.Conv2d(3, 8, 3, padding=1)
+    assert analyze(layer, (1, 3, 8, 8), dtype=torch.bfloat16).total.bytes_moved == 2 * (
+        3 * 64 + 8 * 27 + 8 + 8 * 64
+    )
+    assert analyze(layer, (1, 3, 8, 8)).total.bytes_moved == 4 * (3 * 64 + 8 * 27 + 8 + 8 * 64)
+    assert next(layer.parameters()).dtype == torch.float32  # the caller's model is not cast
+
+
+@pytest.mark.parametrize("inplace", [True, False])
+def test_elementwise_reads_and_writes_once_in_place_or_not(inplace: bool) -> None:
+    (event,) = _events(nn.ReLU(inplace=inplace), (1, 4, 5, 5))
+    assert (event.bytes_read, event.bytes_written) == (400, 400)
+
+
+def test_views_move_nothing_and_linear_reads_its_weight_once() -> None:
+    events = _events(nn.Sequential(nn.Flatten(), nn.Linear(10, 5)), (3, 10, 1))
+    moved = {e.op: (e.bytes_read, e.bytes_written) for e in events}
+    assert moved["view"] == moved["t"] == (0, 0)
+    assert moved["addmm"] == (4 * (5 + 3 * 10 + 5 * 10), 4 * 3 * 5)  # bias, input, weight; output
+    assert next(e.kind for e in events if e.op == "addmm") == "gemm"
+
+
+def test_broadcast_operand_is_read_once() -> None:
+    from senet_profile.analysis.trace import distinct_bytes
+
+    weights = torch.empty(2, 16, 1, 1, device="meta")
+    assert distinct_bytes(weights.expand(2, 16, 5, 5)) == 4 * 32
+    assert distinct_bytes(torch.empty((), device="meta")) == 4
+
+
+def test_se_block_traffic_counted_by_hand() -> None:
+    total = analyze(SEBlock(16, config=SEConfig(r=4)), SE_SHAPE).total
+    x, pooled, hidden = 2 * 16 * 25 * 4, 2 * 16 * 4, 2 * 4 * 4
+    squeeze = x + pooled
+    fc1 = pooled + 4 * (16 * 4 + 4) + hidden
+    relu = 2 * hidden
+    fc2 = hidden + 4 * (4 * 16 + 16) + pooled
+    gate = 2 * pooled
+    scale = x + pooled + x
+    assert total.bytes_moved == total.bytes_moved_se == squeeze + fc1 + relu + fc2 + gate + scale == 11_088
+
+
+def test_bytes_per_op_class_and_module_add_up() -> None:
+    result = analyze(se_net(), SE_SHAPE)
+    conv = 4 * (2 * 16 * 25 + 16 * 16 + 16 + 2 * 16 * 25)
+    assert result.op_classes["conv"].bytes_moved == result.modules["0"].bytes_moved == conv
+    assert result.op_classes["se_scale"].bytes_moved == 2 * 2 * 16 * 25 * 4 + 2 * 16 * 4
+    assert result.op_classes["se_squeeze"].bytes_moved == 2 * 16 * 25 * 4 + 2 * 16 * 4
+    assert result.op_classes["se_fc"].macs == result.total.macs_se
+    assert result.total.bytes_moved == conv + 11_088
+    assert result.total.bytes_moved_se == 11_088
+    assert sum(c.bytes_moved for c in result.op_classes.values()) == result.total.bytes_moved
+    assert sum(m.bytes_moved for m in result.modules.values()) == result.total.bytes_moved
+    assert result.stages["1"].bytes_moved_se == 11_088
+
+
+def test_batch_norm_in_eval_reads_its_statistics() -> None:
+    (event,) = [e for e in _events(nn.BatchNorm2d(3), (1, 3, 4, 4)) if e.category == "normalization"]
+    assert event.bytes_read == 4 * (3 * 16 + 4 * 3)  # input; weight, bias, running mean and variance
+    # The output, and the per-channel mean and inverse std that native_batch_norm returns beside it.
+    assert event.bytes_written == 4 * (3 * 16 + 3 + 3)

@@ -11,6 +11,10 @@ SE's non-MAC work, kept apart from MACs (one op per element):
   and any sigmoid/tanh/hardsigmoid inside SE);
 - scale: one multiply per output element of each ``mul`` inside SE;
 - other: the remaining elementwise work inside SE (the ReLU between the FCs).
+
+Bytes moved (``bytes_moved``, ``bytes_moved_se``) follow the tracer's convention (``analysis.trace``): each op
+reads its input tensors (weights once per call) and writes its outputs; views move nothing. They are kept per
+stage, per module (``StaticProfile.modules``) and per op class (``OP_CLASSES``, ``StaticProfile.op_classes``).
 """
 
 from __future__ import annotations
@@ -30,8 +34,35 @@ from senet_profile.errors import UserInputError
 CONVENTION = (
     "MACs: one multiply-accumulate = 1, conv and linear/matmul only, bias adds excluded; "
     "activations: output elements of conv and linear layers; "
-    "SE squeeze/gate/scale: one op per element, not included in MACs"
+    "SE squeeze/gate/scale: one op per element, not included in MACs; "
+    "bytes moved: every non-view op reads its input tensors (weights once per call) and writes its outputs, "
+    "at the dtype's size"
 )
+# Op classes, in the order tables show them: where a model's work and traffic go.
+OP_CLASSES = (
+    "conv",
+    "linear",
+    "normalization",
+    "elementwise",
+    "pooling",
+    "data",
+    "view",
+    "unknown",
+    "se_squeeze",
+    "se_fc",
+    "se_gate",
+    "se_scale",
+    "se_other",
+)
+_CLASS_OF_CATEGORY = {"reduction": "pooling", "normalization": "normalization", "elementwise": "elementwise"}
+_CLASS_OF_CATEGORY |= {"data": "data", "view": "view", "unknown": "unknown"}
+_SE_CLASS_OF_ROLE = {
+    "se_squeeze_ops": "se_squeeze",
+    "se_gate_ops": "se_gate",
+    "se_scale_ops": "se_scale",
+    "se_other_ops": "se_other",
+    "": "se_other",
+}
 GATE_MODULE_NAMES = frozenset({"gate", "scale_activation"})
 GATE_OPS = frozenset({"sigmoid", "tanh", "hardsigmoid"})
 
@@ -50,6 +81,8 @@ class Counts:
     se_gate_ops: int = 0
     se_scale_ops: int = 0
     se_other_ops: int = 0
+    bytes_moved: int = 0
+    bytes_moved_se: int = 0
 
     @property
     def se_element_ops(self) -> int:
@@ -63,6 +96,22 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class OpClassCounts:
+    """What one op class did in a model: ops executed, MACs, element ops and bytes read and written."""
+
+    ops: int = 0
+    macs: int = 0
+    elements: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes read plus bytes written."""
+        return self.bytes_read + self.bytes_written
+
+
+@dataclass(frozen=True)
 class StaticProfile:
     """What one model costs, statically, on one input shape."""
 
@@ -73,6 +122,8 @@ class StaticProfile:
     se_blocks: int
     unknown_ops: dict[str, int] = field(default_factory=dict)
     uncalled_modules: tuple[str, ...] = ()
+    op_classes: dict[str, OpClassCounts] = field(default_factory=dict)
+    modules: dict[str, OpClassCounts] = field(default_factory=dict)
 
 
 def _owner(module: str, se_roots: Iterable[str]) -> str | None:
@@ -94,18 +145,28 @@ def _se_role(event: OpEvent, root: str) -> str:
     return "se_other_ops" if event.category == "elementwise" else ""
 
 
+def op_class(event: OpEvent, se_root: str | None) -> str:
+    """The class (one of ``OP_CLASSES``) of an op; ``se_root``: the SE block that ran it, or None."""
+    if se_root is not None:
+        return "se_fc" if event.category == "mac" else _SE_CLASS_OF_ROLE[_se_role(event, se_root)]
+    if event.category == "mac":
+        return "conv" if event.op == "convolution" else "linear"
+    return _CLASS_OF_CATEGORY[event.category]
+
+
 def _stage_of(module: str, stage_names: Mapping[str, str]) -> str:
     top = module.split(".")[0] if module else "(model)"
     return stage_names.get(top, top)
 
 
 def _event_counts(event: OpEvent, se_root: str | None) -> dict[str, int]:
-    counts: dict[str, int] = {"macs": event.macs}
+    counts: dict[str, int] = {"macs": event.macs, "bytes_moved": event.bytes_moved}
     if event.op in ACTIVATION_OPS:
         counts["activations"] = event.out_elements
     if se_root is None:
         return counts
     counts["macs_se"] = event.macs
+    counts["bytes_moved_se"] = event.bytes_moved
     counts["activations_se"] = counts.get("activations", 0)
     role = _se_role(event, se_root)
     if role:
@@ -132,19 +193,41 @@ def summarize(model: nn.Module, trace: Trace, *, name: str, input_shape: tuple[i
     stage_names: Mapping[str, str] = getattr(model, "stage_names", {})
     per_stage = _param_counts(model, se_roots, stage_names)
     unknown: dict[str, int] = defaultdict(int)
+    classes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    modules: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for event in trace.events:
         if event.category == "unknown":
             unknown[event.op] += 1
+        root = _owner(event.module, se_roots)
         stage = per_stage[_stage_of(event.module, stage_names)]
-        for key, value in _event_counts(event, _owner(event.module, se_roots)).items():
+        for key, value in _event_counts(event, root).items():
             stage[key] += value
+        for bucket in (classes[op_class(event, root)], modules[event.module]):
+            _add_event(bucket, event)
     stages = {stage: Counts(**values) for stage, values in per_stage.items() if any(values.values())}
     total = Counts(
         **{key: sum(getattr(c, key) for c in stages.values()) for key in Counts.__dataclass_fields__}
     )
     return StaticProfile(
-        name, input_shape, total, stages, len(se_roots), dict(unknown), trace.uncalled_modules
+        name,
+        input_shape,
+        total,
+        stages,
+        len(se_roots),
+        dict(unknown),
+        trace.uncalled_modules,
+        op_classes={c: OpClassCounts(**classes[c]) for c in OP_CLASSES if c in classes},
+        modules={m: OpClassCounts(**values) for m, values in modules.items()},
     )
+
+
+def _add_event(bucket: dict[str, int], event: OpEvent) -> None:
+    """Add one op to an op class's or module's running counts."""
+    bucket["ops"] += 1
+    bucket["macs"] += event.macs
+    bucket["elements"] += event.out_elements
+    bucket["bytes_read"] += event.bytes_read
+    bucket["bytes_written"] += event.bytes_written
 
 
 def on_meta(model: nn.Module) -> nn.Module:
@@ -162,14 +245,22 @@ def check_input_shape(input_shape: tuple[int, ...]) -> None:
         raise UserInputError(f"input shape {shape} has a size <= 0; sizes must be positive")
 
 
-def analyze(model: nn.Module, input_shape: tuple[int, ...], *, name: str = "") -> StaticProfile:
-    """Count parameters, MACs and activations of ``model`` on an input of ``input_shape`` (with batch)."""
+def analyze(
+    model: nn.Module, input_shape: tuple[int, ...], *, name: str = "", dtype: torch.dtype | None = None
+) -> StaticProfile:
+    """Count parameters, MACs, activations and bytes of ``model`` on an input of ``input_shape`` (with batch).
+
+    ``dtype``: trace a copy cast to it (bytes moved scale with its size); None keeps the model's own.
+    """
     check_input_shape(input_shape)
     meta_model = on_meta(model)
+    if dtype is not None:
+        meta_model = copy.deepcopy(meta_model).to(dtype) if meta_model is model else meta_model.to(dtype)
     was_training = meta_model.training
     meta_model.eval()
+    inputs = torch.empty(input_shape, device="meta", dtype=dtype or torch.float32)
     try:
-        trace = trace_ops(meta_model, torch.empty(input_shape, device="meta"))
+        trace = trace_ops(meta_model, inputs)
     finally:
         meta_model.train(was_training)
     return summarize(meta_model, trace, name=name or type(model).__name__, input_shape=tuple(input_shape))

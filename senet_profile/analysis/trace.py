@@ -11,6 +11,14 @@ matrix products (``addmm``, ``mm``, ``bmm``, ``baddbmm``: linear layers and matm
 additions are not counted. Every other op is classified (reduction, elementwise, normalization, data
 movement, view) and its element counts kept, so callers can report non-MAC work under their own
 convention; an op in none of these classes is kept as ``unknown`` and must be reported, never taken as 0.
+
+Convention (bytes moved): an op reads every tensor it is given (inputs, weights, biases, running statistics:
+a weight is read once per call) and writes every tensor it returns, each tensor once however often it is
+passed, at its dtype's size (fp32 4 bytes, bf16/fp16 2). A broadcast (stride-0) dimension is read once,
+not once per use. View and metadata ops (``view``, ``expand``, ``permute``...) and bare allocations
+(``empty``) move nothing; an in-place op reads its target and writes it once; an ``out=`` tensor is written,
+not read. This is the traffic an op cannot avoid if nothing stays in registers between ops -- what an
+eager framework does; caches decide how fast it goes, not how much it is.
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from senet_profile.errors import UserInputError
 
@@ -36,6 +46,15 @@ class OpEvent:
     macs: int
     in_elements: int
     out_elements: int
+    bytes_read: int = 0
+    bytes_written: int = 0
+    kind: str = ""
+    seconds: float | None = None
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes read plus bytes written by this op (see the module's convention)."""
+        return self.bytes_read + self.bytes_written
 
 
 @dataclass(frozen=True)
@@ -244,6 +263,50 @@ def classify(name: str) -> str:
     return "mac" if name in MAC_OPS else _CATEGORY_OF.get(name, "unknown")
 
 
+# Ops that only allocate: nothing is read or written until another op fills the storage.
+ALLOCATION_OPS = frozenset({"empty", "empty_like", "new_empty", "empty_strided", "new_empty_strided"})
+
+
+def distinct_bytes(tensor: torch.Tensor) -> int:
+    """Bytes of the elements ``tensor`` addresses: a broadcast (stride-0) dimension counts once."""
+    if tensor.dim() == 0:
+        return tensor.element_size()
+    kept = [int(size) for size, stride in zip(tensor.shape, tensor.stride(), strict=True) if stride != 0]
+    return math.prod(kept) * tensor.element_size()
+
+
+def _tensors(values: object) -> list[torch.Tensor]:
+    """The distinct tensors in a nest of args, kwargs or outputs, each once (by identity)."""
+    found: dict[int, torch.Tensor] = {}
+    for leaf in tree_flatten(values)[0]:
+        if isinstance(leaf, torch.Tensor):
+            found.setdefault(id(leaf), leaf)
+    return list(found.values())
+
+
+def traffic(name: str, args: Sequence[object], kwargs: dict, out: object) -> tuple[int, int]:
+    """(bytes read, bytes written) by one op under the module's convention."""
+    if classify(name) == "view" or name in ALLOCATION_OPS:
+        return 0, 0
+    read = sum(distinct_bytes(t) for t in _tensors((args, {k: v for k, v in kwargs.items() if k != "out"})))
+    return read, sum(distinct_bytes(t) for t in _tensors(out))
+
+
+def conv_kind(args: Sequence[object]) -> str:
+    """``depthwise``, ``grouped``, ``pointwise`` (1x1) or ``dense``: which rule times a convolution."""
+    weight, groups = args[1], int(args[8]) if len(args) > 8 else 1
+    assert isinstance(weight, torch.Tensor)
+    if groups > 1:
+        return "depthwise" if int(weight.shape[1]) == 1 and not bool(args[6]) else "grouped"
+    return "pointwise" if all(int(k) == 1 for k in weight.shape[2:]) else "dense"
+
+
+def _kind(name: str, args: Sequence[object]) -> str:
+    if name == "convolution":
+        return conv_kind(args)
+    return "gemm" if name in MAC_OPS else ""
+
+
 def _first_tensor(values: Sequence[object]) -> torch.Tensor | None:
     return next((v for v in values if isinstance(v, torch.Tensor)), None)
 
@@ -257,13 +320,21 @@ def _out_elements(out: object) -> int:
 
 
 class _Recorder(TorchDispatchMode):
-    def __init__(self, module_stack: list[str]) -> None:
+    def __init__(self, module_stack: list[str], *, timed: bool = False) -> None:
         super().__init__()
         self.module_stack = module_stack
+        self.timed = timed
         self.events: list[OpEvent] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        seconds = None
+        if self.timed:  # only the op itself between the clock reads; the recording comes after
+            start = perf_counter()
+            out = func(*args, **kwargs)
+            seconds = perf_counter() - start
+        else:
+            out = func(*args, **kwargs)
         name = op_name(func)
         module = self.module_stack[-1]
         if name == "convolution":
@@ -271,9 +342,19 @@ class _Recorder(TorchDispatchMode):
         first = out[0] if isinstance(out, (tuple, list)) else out
         macs = MAC_OPS[name](args, first) if name in MAC_OPS else 0
         inp = _first_tensor(args)
+        read, written = traffic(name, args, kwargs, out)
         self.events.append(
             OpEvent(
-                name, classify(name), module, macs, inp.numel() if inp is not None else 0, _out_elements(out)
+                name,
+                classify(name),
+                module,
+                macs,
+                inp.numel() if inp is not None else 0,
+                _out_elements(out),
+                bytes_read=read,
+                bytes_written=written,
+                kind=_kind(name, args),
+                seconds=seconds,
             )
         )
         return out
@@ -293,8 +374,11 @@ def _check_resolution(args: Sequence[object], module: str) -> None:
             )
 
 
-def trace_ops(model: nn.Module, inputs: torch.Tensor) -> Trace:
-    """Run ``model(inputs)`` once under the recorder and return every op with its module."""
+def trace_ops(model: nn.Module, inputs: torch.Tensor, *, timed: bool = False) -> Trace:
+    """Run ``model(inputs)`` once under the recorder and return every op with its module.
+
+    ``timed``: also keep each op's wall time (``perf_counter`` around the op alone; CPU ops are synchronous).
+    """
     stack = [""]
     called: set[str] = set()
     handles = []
@@ -314,7 +398,7 @@ def trace_ops(model: nn.Module, inputs: torch.Tensor) -> Trace:
         if name:
             handles.append(module.register_forward_pre_hook(enter(name)))
             handles.append(module.register_forward_hook(leave, always_call=True))
-    recorder = _Recorder(stack)
+    recorder = _Recorder(stack, timed=timed)
     try:
         with torch.no_grad(), recorder:
             model(inputs)

@@ -29,6 +29,9 @@ Output = Annotated[
     Path | None, typer.Option("--output", help="Write to this file (atomically) instead of stdout.")
 ]
 ByStage = Annotated[bool, typer.Option("--by-stage", help="Add one row per stage for every metric.")]
+ByClass = Annotated[
+    bool, typer.Option("--by-class", help="Add ops, MACs and bytes moved per op class (conv, SE scale...).")
+]
 Metrics = Annotated[
     str, typer.Option("--metrics", help="static | memory | latency, comma-separated, or all.")
 ]

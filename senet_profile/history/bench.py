@@ -2,7 +2,8 @@
 
 A figure is a flat dict keyed by (model, metric, setting):
 
-- deterministic figures (``deterministic: true``): params, params_se, MACs, activations of every catalog
+- deterministic figures (``deterministic: true``): params, params_se, MACs, activations, bytes moved (and
+  SE's share, fp32, under ``analysis.trace``'s convention) of every catalog
   model and of every model a benchmark pair names, at 1x3x224x224; tracked peak memory (meta device,
   byte-exact) of the pairs' models, inference at batch 1 and a training pass at batch 8. Any change is a
   regression until the baseline is updated on purpose.
@@ -31,8 +32,9 @@ from senet_profile.catalog.registry import get_model, list_models, parse_model_s
 from senet_profile.errors import UserInputError
 
 STATIC_SHAPE = (1, 3, 224, 224)
-STATIC_METRICS = ("params", "params_se", "macs", "macs_se", "activations")
+STATIC_METRICS = ("params", "params_se", "macs", "macs_se", "activations", "bytes_moved", "bytes_moved_se")
 STATIC_UNITS = {"params": "params", "params_se": "params", "macs": "MACs", "macs_se": "MACs"}
+STATIC_UNITS |= {"bytes_moved": "bytes", "bytes_moved_se": "bytes"}
 MEMORY_SETTINGS = (("infer", 1), ("train", 8))
 
 
