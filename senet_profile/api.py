@@ -7,8 +7,9 @@ Records keep raw integers; scaling and rounding happen only in the reporter.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 from torch import nn
@@ -30,7 +31,8 @@ from senet_profile.analysis.static import (
     StaticProfile,
     analyze,
 )
-from senet_profile.catalog.registry import get_model, parse_model_spec
+from senet_profile.catalog.registry import get_model
+from senet_profile.catalog.sources import Built, build
 from senet_profile.catalog.spec import ModelSpec
 from senet_profile.errors import UserInputError
 
@@ -104,12 +106,28 @@ def parse_input_size(text: str) -> tuple[int, int]:
     return (sizes[0], sizes[-1])
 
 
-def resolve_model(model: str | ModelSpec | nn.Module) -> tuple[str, nn.Module]:
-    """A display name and a built module for a catalog argument, a spec, or a user's module."""
+Model = str | ModelSpec | nn.Module
+DEFAULT_INPUT_SIZE = (224, 224)
+
+
+class UncountedOpWarning(UserWarning):
+    """A model ran an aten op that has no counting rule: its work is in no total."""
+
+
+def resolve(model: Model, *, name: str | None = None, device: str = "meta") -> Built:
+    """The built model, its display name and default input size, for any model argument or module."""
     if isinstance(model, nn.Module):
-        return type(model).__name__, model
-    spec = parse_model_spec(model) if isinstance(model, str) else model
-    return str(spec), get_model(spec)
+        return Built(name or type(model).__name__, model)
+    if isinstance(model, ModelSpec):
+        return Built(name or str(model), get_model(model, device=device))
+    built = build(model, device=device)
+    return replace(built, name=name) if name else built
+
+
+def resolve_model(model: Model) -> tuple[str, nn.Module]:
+    """A display name and a meta-device module for a model argument, a spec, or a user's module."""
+    built = resolve(model)
+    return built.name, built.module
 
 
 def _static_records(result: StaticProfile, *, by_stage: bool, by_class: bool = False) -> list[dict]:
@@ -186,16 +204,27 @@ class _Measured:
     notes: list[str]
 
 
-def _built(model: str | ModelSpec | nn.Module, device: str) -> nn.Module:
-    """A module to run: a catalog model built on ``device`` (CPU for CUDA: the timers move a copy)."""
+def _built(model: Model, device: str) -> nn.Module:
+    """A module to run: a model argument built on ``device`` (CPU for CUDA: the timers move a copy)."""
     if isinstance(model, nn.Module):
         return model
-    return get_model(model, device="meta" if device == "meta" else "cpu")
+    return resolve(model, device="meta" if device == "meta" else "cpu").module
 
 
-def _measure(model: str | ModelSpec | nn.Module, request: Request) -> _Measured:
-    name, meta_module = resolve_model(model)
-    result = analyze(meta_module, request.workload.shape, name=name)
+def _warn_uncounted(result: StaticProfile) -> None:
+    """One warning per op with no counting rule (Python shows each distinct message once)."""
+    for op, calls in sorted(result.unknown_ops.items()):
+        warnings.warn(
+            f"aten.{op} has no counting rule: its work is in no total ({calls} calls in {result.name})",
+            UncountedOpWarning,
+            stacklevel=4,
+        )
+
+
+def _measure(model: Model, request: Request, built: Built) -> _Measured:
+    meta_module = built.module
+    result = analyze(meta_module, request.workload.shape, name=built.name)
+    _warn_uncounted(result)
     records = (
         _static_records(result, by_stage=request.by_stage, by_class=request.by_class)
         if "static" in request.metrics
@@ -227,11 +256,29 @@ def _frame_for(records: list[dict], columns: list[str], measured: Sequence[_Meas
     return frame
 
 
+def _input_size(given: tuple[int, int] | None, built: Sequence[Built]) -> tuple[tuple[int, int], list[str]]:
+    """The input size: the one given, else the first model's default (a timm model's), else 224x224."""
+    if given is not None:
+        return given, []
+    defaults = [b.input_size for b in built if b.input_size is not None]
+    chosen = defaults[0] if defaults else DEFAULT_INPUT_SIZE
+    others = [
+        f"{b.name} {b.input_size[0]}x{b.input_size[1]}" for b in built if b.input_size not in (None, chosen)
+    ]
+    notes = (
+        [f"input {chosen[0]}x{chosen[1]} for all models; their own defaults: {', '.join(others)}"]
+        if others
+        else []
+    )
+    return chosen, notes
+
+
 def profile(
-    model: str | ModelSpec | nn.Module,
+    model: Model,
     *,
+    name: str | None = None,
     batch_size: int = 1,
-    input_size: tuple[int, int] = (224, 224),
+    input_size: tuple[int, int] | None = None,
     in_channels: int = 3,
     by_stage: bool = False,
     by_class: bool = False,
@@ -239,16 +286,22 @@ def profile(
     metrics: tuple[str, ...] = ("static",),
     runtime: RuntimeOptions | None = None,
 ) -> pd.DataFrame:
-    """One model's metrics as records: metric, unit, scope, source, value (ci_low, ci_high, samples)."""
+    """One model's metrics as records: metric, unit, scope, source, value (ci_low, ci_high, samples).
+
+    ``input_size`` defaults to the model's own (a timm model's ``pretrained_cfg``), else 224x224;
+    ``name`` labels the model (default: the model argument, or the module's class name).
+    """
+    built = resolve(model, name=name)
+    size, _ = _input_size(input_size, [built])
     request = Request(
         metrics=metrics,
-        workload=Workload(batch_size, input_size, in_channels),
+        workload=Workload(batch_size, size, in_channels),
         runtime=runtime or RuntimeOptions(),
         by_stage=by_stage,
         by_class=by_class,
         crosscheck=crosscheck,
     )
-    measured = _measure(model, request)
+    measured = _measure(model, request, built)
     records = list(measured.records)
     if "latency" in request.metrics:
         records += latency_single_records(measure_single(measured.module, _latency_options(request)))
@@ -277,12 +330,20 @@ def pair_records(base: Sequence[dict], candidate: Sequence[dict]) -> list[dict]:
     return records
 
 
+def _labelled(base: Built, candidate: Built) -> tuple[Built, Built]:
+    """Two models shown under the same name (two modules of one class) get (base)/(candidate) added."""
+    if base.name != candidate.name:
+        return base, candidate
+    return replace(base, name=f"{base.name} (base)"), replace(candidate, name=f"{candidate.name} (candidate)")
+
+
 def compare(
-    base: str | ModelSpec | nn.Module,
-    candidate: str | ModelSpec | nn.Module,
+    base: Model,
+    candidate: Model,
     *,
+    names: tuple[str | None, str | None] = (None, None),
     batch_size: int = 1,
-    input_size: tuple[int, int] = (224, 224),
+    input_size: tuple[int, int] | None = None,
     in_channels: int = 3,
     by_stage: bool = False,
     by_class: bool = False,
@@ -291,16 +352,22 @@ def compare(
     runtime: RuntimeOptions | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> pd.DataFrame:
-    """What ``candidate`` costs over ``base``: metric, unit, scope, base, candidate, delta, overhead_pct."""
+    """What ``candidate`` costs over ``base``: metric, unit, scope, base, candidate, delta, overhead_pct.
+
+    ``names`` labels the two models; ``input_size`` defaults to the base's own (see ``profile``).
+    """
+    built = _labelled(*(resolve(m, name=n) for m, n in zip((base, candidate), names, strict=True)))
+    size, size_notes = _input_size(input_size, built)
     request = Request(
         metrics=metrics,
-        workload=Workload(batch_size, input_size, in_channels),
+        workload=Workload(batch_size, size, in_channels),
         runtime=runtime or RuntimeOptions(),
         by_stage=by_stage,
         by_class=by_class,
         crosscheck=crosscheck,
     )
-    sides = [_measure(model, request) for model in (base, candidate)]
+    sides = [_measure(m, request, b) for m, b in zip((base, candidate), built, strict=True)]
+    sides[0].notes.extend(size_notes)
     records = pair_records(sides[0].records, sides[1].records)
     if "latency" in request.metrics:
         paired = measure_paired(
@@ -315,3 +382,20 @@ def compare(
                 f"{request.runtime.budget_s:g} s): read the overhead with its interval"
             )
     return _frame_for(records, COMPARE_COLUMNS, sides, request)
+
+
+def side_by_side(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Several ``profile`` frames as one wide table: metric, unit, scope, source, then a column per model."""
+    key = ["metric", "unit", "scope", "source"]
+    wide = frames[0][key]
+    for frame in frames:
+        name = frame.attrs["models"][0]
+        wide = wide.merge(
+            frame[[*key, "value"]].rename(columns={"value": name}), on=key, how="outer", sort=False
+        )
+    wide.attrs = dict(frames[0].attrs)
+    for field_name in ("models", "notes"):
+        wide.attrs[field_name] = [item for frame in frames for item in frame.attrs[field_name]]
+    for field_name in ("unknown_ops", "uncalled_modules"):
+        wide.attrs[field_name] = {k: v for frame in frames for k, v in frame.attrs[field_name].items()}
+    return wide

@@ -17,8 +17,10 @@ except ImportError:  # pragma: no cover - older typer with click as a dependency
     from click.exceptions import ClickException
 
 GRAMMAR = (
-    "Model arguments: NAME[:KNOB=VALUE,...], e.g. se_resnet50:r=8,stages=4,placement=pre,layout=paper. "
-    "`senet-profile list` shows every name with its knobs and defaults."
+    "Model arguments: NAME[:KNOB=VALUE,...] from the catalog (se_resnet50:r=8,stages=4), "
+    "timm:NAME[:KEY=VALUE,...], torchvision:NAME[:KEY=VALUE,...], package.module:FUNCTION[:KEY=VALUE,...] "
+    "or path/to/file.py:FUNCTION[:KEY=VALUE,...]. `senet-profile list` shows the catalog with its knobs; "
+    "`list --source timm '*se*'` what timm offers."
 )
 
 
@@ -55,4 +57,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: shows [pp|%] as written, and needs no rich import to print
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"senet-profile {version('senet-profile')}")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree that is not installed
+            typer.echo("senet-profile (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """What Squeeze-and-Excitation really costs: parameters, MACs, activations."""

@@ -1,4 +1,8 @@
-"""What the commands share: option types, output format choice, emitting a frame, the progress bar."""
+"""What the commands share: option types, output format choice, emitting a frame, the progress bar.
+
+Nothing heavy is imported at module level (pandas, rich's progress, the reporters): ``--help`` and
+``list`` must answer without them.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from senet_profile.errors import UserInputError
 from senet_profile.io import write_atomic
-from senet_profile.report import tables as report
+from senet_profile.report.formats import FORMAT_ALIASES, FORMATS, SUFFIX_FORMATS
 
-InputSize = Annotated[str, typer.Option("--input-size", help="Input height, or HxW.")]
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+STDOUT = Path("-")
+
+InputSize = Annotated[
+    str | None,
+    typer.Option("--input-size", help="Input height, or HxW (default: the model's own, else 224)."),
+]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size (counts scale with it).")]
 Format = Annotated[
     str | None,
@@ -26,7 +35,8 @@ Format = Annotated[
     ),
 ]
 Output = Annotated[
-    Path | None, typer.Option("--output", help="Write to this file (atomically) instead of stdout.")
+    Path | None,
+    typer.Option("--output", help="Write to this file (atomically); '-' writes to stdout."),
 ]
 ByStage = Annotated[bool, typer.Option("--by-stage", help="Add one row per stage for every metric.")]
 ByClass = Annotated[
@@ -56,10 +66,23 @@ CrossCheck = Annotated[
 
 
 def choose_format(fmt: str | None, output: Path | None) -> str:
-    chosen = fmt or (report.format_for_path(str(output)) if output else "table")
-    if chosen not in report.FORMATS:
-        raise UserInputError(f"unknown format {chosen!r}; choose one of {', '.join(report.FORMATS)}")
-    return chosen
+    """The output format: ``--format`` (md = markdown), else ``--output``'s suffix, else table.
+
+    An unknown suffix without ``--format`` and a ``--format`` that contradicts the suffix are refused.
+    """
+    given = FORMAT_ALIASES.get(fmt, fmt) if fmt else None
+    if given is not None and given not in FORMATS:
+        raise UserInputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)} (or md)")
+    if output is None or output == STDOUT:
+        return given or "table"
+    suffix = output.suffix.lower()
+    implied = SUFFIX_FORMATS.get(suffix)
+    if given is None and implied is None:
+        known = ", ".join(SUFFIX_FORMATS)
+        raise UserInputError(f"cannot tell the format of {output} from its suffix ({known}); give --format")
+    if given is not None and implied not in (None, given) and suffix != ".txt":  # .txt holds any text
+        raise UserInputError(f"--format {fmt} contradicts the suffix of {output} ({implied})")
+    return given or implied or "table"
 
 
 def _caption(frame: pd.DataFrame) -> str:
@@ -80,6 +103,8 @@ def _caption(frame: pd.DataFrame) -> str:
 
 
 def _interval(low: object, high: object, unit: str) -> str:
+    import pandas as pd
+
     if pd.isna(low) or pd.isna(high):
         return ""
     return f"[{low:+.2f}, {high:+.2f}] %" if unit == "%" else f"[{low:.4g}, {high:.4g}] {unit}"
@@ -102,8 +127,11 @@ def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def emit(frame: pd.DataFrame, *, fmt: str | None, output: Path | None, title: str) -> None:
-    """Print ``frame`` in the chosen format, or write it atomically to ``output``."""
+    """Print ``frame`` in the chosen format, or write it atomically to ``output`` (``-``: stdout)."""
+    from senet_profile.report import tables as report
+
     chosen = choose_format(fmt, output)
+    output = None if output == STDOUT else output
     shown = _for_display(frame) if chosen in ("table", "markdown") else frame
     caption = _caption(frame)
     if output is None and chosen == "table":
@@ -123,6 +151,9 @@ def progress_bar(groups: tuple[str, ...], budget: float) -> Iterator[Callable[[i
     if "latency" not in groups:
         yield None
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn("timing"), BarColumn(), TextColumn("{task.fields[pairs]} pairs, CI +/-{task.fields[hw]}"),
         TimeElapsedColumn(), console=Console(stderr=True), transient=True,

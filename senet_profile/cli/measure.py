@@ -1,19 +1,19 @@
-"""Commands that measure models: list, profile, compare, explain-memory."""
+"""Commands that measure models: list, profile, compare, explain-memory.
+
+torch, pandas and the analysis modules are imported inside the commands that need them, so that
+``--help`` and ``list`` answer without them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
-from senet_profile import api
-from senet_profile.analysis import explain
-from senet_profile.analysis.metrics import RuntimeOptions, memory_profile, parse_metrics
-from senet_profile.catalog.registry import get_entry, get_model, list_models
 from senet_profile.cli.app import GRAMMAR, app
 from senet_profile.cli.common import (
+    STDOUT,
     Allocator,
     BatchSize,
     Budget,
@@ -37,37 +37,100 @@ from senet_profile.cli.common import (
 )
 from senet_profile.errors import UserInputError
 from senet_profile.io import check_writable, write_atomic
-from senet_profile.report import tables as report
+
+if TYPE_CHECKING:  # pragma: no cover
+    from senet_profile.analysis.metrics import RuntimeOptions
+
+Source = Annotated[
+    str,
+    typer.Option("--source", help="catalog | timm | torchvision: whose models to list."),
+]
+ListFormat = Annotated[str, typer.Option("--format", help="table | json.")]
+
+
+def _catalog_rows(pattern: str) -> list[dict]:
+    from senet_profile.catalog.index import find
+
+    rows = []
+    for entry in find(pattern):
+        knobs = ", ".join(f"{k['name']}={k['default']}" for k in entry["knobs"])
+        rows.append(
+            {
+                "model": entry["name"],
+                "family": entry["family"],
+                "description": entry["description"],
+                "knobs (defaults)": knobs,
+            }
+        )
+    return rows
+
+
+def _print_list(rows: list[dict], *, fmt: str, title: str, caption: str) -> None:
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    from senet_profile.report.tables import print_table
+
+    table = Table(title=title, caption=caption, caption_justify="left")
+    for column in rows[0]:
+        prose = column == "description"  # wrapped at spaces, never cut mid-word
+        widest = max(len(column), *(len(str(row[column])) for row in rows))
+        table.add_column(column, no_wrap=not prose, min_width=min(widest, 40) if prose else widest)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    print_table(table)
 
 
 @app.command("list")
 def list_command(
     pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'se_*'.")] = "*",
+    source: Source = "catalog",
+    fmt: ListFormat = "table",
 ) -> None:
-    """List catalog models with their knobs and defaults."""
-    names = list_models(pattern)
-    if not names:
-        raise UserInputError(f"no model matches {pattern!r}")
-    rows = []
-    for name in names:
-        entry = get_entry(name)
-        knobs = ", ".join(f"{k.name}={k.format(k.default)}" for k in entry.knobs)
-        rows.append(
-            {
-                "model": name,
-                "family": entry.family,
-                "description": entry.description,
-                "knobs (defaults)": knobs,
-            }
-        )
-    frame = pd.DataFrame(rows)
-    report.print_table(report.rich_table(frame, title="senet-profile catalog", caption=GRAMMAR))
+    """List the models of a source: the catalog's with knobs and defaults, or timm's, torchvision's."""
+    if fmt not in ("table", "json"):
+        raise UserInputError(f"unknown format {fmt!r} for list; choose table or json")
+    if source == "catalog":
+        rows = _catalog_rows(pattern)
+        caption = GRAMMAR
+    else:
+        from senet_profile.catalog.sources import list_source
+
+        rows = [{"model": f"{source}:{name}"} for name in list_source(source, pattern)]
+        caption = f"Use as `senet-profile profile {source}:NAME[:KEY=VALUE,...]`."
+    if not rows:
+        raise UserInputError(f"no model matches {pattern!r} (source: {source})")
+    _print_list(rows, fmt=fmt, title=f"senet-profile: {source} models", caption=caption)
+
+
+def _runtime(**options: object) -> RuntimeOptions:
+    from senet_profile.analysis.metrics import RuntimeOptions
+
+    return RuntimeOptions(**options)  # type: ignore[arg-type]
+
+
+def _check_output(fmt: str | None, output: Path | None) -> None:
+    if output is not None and output != STDOUT:
+        check_writable(output)
+    choose_format(fmt, output)
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    from senet_profile.api import parse_input_size
+
+    return None if text is None else parse_input_size(text)
 
 
 @app.command("profile")
 def profile_command(
-    model: Annotated[str, typer.Argument(help="Model argument, e.g. se_resnet50:r=8.")],
-    input_size: InputSize = "224",
+    models: Annotated[
+        list[str], typer.Argument(help="Model arguments, e.g. se_resnet50:r=8 timm:seresnet50 (one or more).")
+    ],
+    input_size: InputSize = None,
     batch_size: BatchSize = 1,
     fmt: Format = None,
     output: Output = None,
@@ -84,34 +147,32 @@ def profile_command(
     budget: Budget = 48.0,
     allocator: Allocator = "steady",
 ) -> None:
-    """One model's parameters, MACs, activations (and memory, latency), with SE's share."""
-    choose_format(fmt, output)
-    if output is not None:
-        check_writable(output)
-    runtime = RuntimeOptions(
+    """Each model's parameters, MACs, activations (memory, latency), SE's share; several: one table."""
+    from senet_profile import api
+    from senet_profile.analysis.metrics import parse_metrics
+
+    _check_output(fmt, output)
+    runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator,
     )  # fmt: skip
     groups = parse_metrics(metrics)
+    options = dict(
+        batch_size=batch_size, input_size=_size(input_size), by_stage=by_stage, by_class=by_class,
+        crosscheck=crosscheck,
+    )  # fmt: skip
     with progress_bar(groups, budget):
-        frame = api.profile(
-            model,
-            batch_size=batch_size,
-            input_size=api.parse_input_size(input_size),
-            by_stage=by_stage,
-            by_class=by_class,
-            crosscheck=crosscheck,
-            metrics=groups,
-            runtime=runtime,
-        )
-    emit(frame, fmt=fmt, output=output, title=f"{frame.attrs['models'][0]}, input {shape_text(frame)}")
+        frames = [api.profile(model, metrics=groups, runtime=runtime, **options) for model in models]
+    frame = frames[0] if len(frames) == 1 else api.side_by_side(frames)
+    names = ", ".join(frame.attrs["models"])
+    emit(frame, fmt=fmt, output=output, title=f"{names}, input {shape_text(frame)}")
 
 
 @app.command("compare")
 def compare_command(
-    base: Annotated[str, typer.Argument(help="Baseline model argument, e.g. resnet50.")],
+    base: Annotated[str, typer.Argument(help="Baseline model argument, e.g. resnet50 or timm:resnet50.")],
     candidate: Annotated[str, typer.Argument(help="Candidate model argument, e.g. se_resnet50.")],
-    input_size: InputSize = "224",
+    input_size: InputSize = None,
     batch_size: BatchSize = 1,
     fmt: Format = None,
     output: Output = None,
@@ -129,10 +190,11 @@ def compare_command(
     allocator: Allocator = "steady",
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
-    choose_format(fmt, output)
-    if output is not None:
-        check_writable(output)
-    runtime = RuntimeOptions(
+    from senet_profile import api
+    from senet_profile.analysis.metrics import parse_metrics
+
+    _check_output(fmt, output)
+    runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator,
     )  # fmt: skip
@@ -142,7 +204,7 @@ def compare_command(
             base,
             candidate,
             batch_size=batch_size,
-            input_size=api.parse_input_size(input_size),
+            input_size=_size(input_size),
             by_stage=by_stage,
             by_class=by_class,
             crosscheck=crosscheck,
@@ -158,23 +220,27 @@ def compare_command(
 def explain_memory_command(
     base: Annotated[str, typer.Argument(help="Baseline model argument, e.g. resnet50.")],
     candidate: Annotated[str, typer.Argument(help="SE model argument, e.g. se_resnet50.")],
-    input_size: InputSize = "224",
+    input_size: InputSize = None,
     batch_size: BatchSize = 8,
     mode: Mode = "train",
     device: Device = "meta",
     output: Annotated[Path | None, typer.Option("--output", help="Write the Markdown report here.")] = None,
 ) -> None:
     """Why CANDIDATE's peak memory exceeds BASE's: SE's saved tensors one by one, against the peaks."""
+    from senet_profile import api
+    from senet_profile.analysis import explain
+    from senet_profile.analysis.metrics import memory_profile
+
     if output is not None:
         check_writable(output)
-    runtime = RuntimeOptions(device=device, mode=mode)
-    shape = api.Workload(batch_size, api.parse_input_size(input_size)).shape
+    runtime = _runtime(device=device, mode=mode)
     built = {
-        name: api.resolve_model(name)[1] if device == "meta" else get_model(name, device="cpu")
-        for name in (base, candidate)
+        name: api.resolve(name, device="meta" if device == "meta" else "cpu") for name in (base, candidate)
     }
+    size = _size(input_size) or built[base].input_size or api.DEFAULT_INPUT_SIZE
+    shape = api.Workload(batch_size, size).shape
     base_memory, candidate_memory = (
-        memory_profile(built[name], shape, runtime) for name in (base, candidate)
+        memory_profile(built[n].module, shape, runtime) for n in (base, candidate)
     )
     explanation = explain.explain(base_memory, candidate_memory)
     title = f"Memory: {candidate} over {base}, {mode}, input {'x'.join(map(str, shape))}, {device}"

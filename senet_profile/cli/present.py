@@ -12,23 +12,27 @@ from senet_profile.cli.common import (
     Format,
     choose_format,
 )
-from senet_profile.cli.track import RunsDir, _report_problems
+from senet_profile.cli.track import ResultsDir, RunsDir, _report_problems
 from senet_profile.errors import UserInputError
-from senet_profile.history import tracking
+from senet_profile.history.locations import existing_results, results_root
 from senet_profile.io import write_atomic
-from senet_profile.report import paper, plots
-from senet_profile.report import tables as report
 
 
 @app.command("paper")
 def paper_command(
     output_dir: Annotated[
-        Path, typer.Option("--output-dir", help="Folder for figures.csv and REPORT.md (created if missing).")
-    ] = Path("results/paper"),
+        Path | None,
+        typer.Option("--output-dir", help="Folder for figures.csv and REPORT.md (default: RESULTS/paper)."),
+    ] = None,
+    results: ResultsDir = None,
     fmt: Format = None,
 ) -> None:
     """Every complexity figure of the paper: printed value beside computed value, and why they differ."""
+    from senet_profile.report import paper
+    from senet_profile.report import tables as report
+
     chosen = choose_format(fmt, None)
+    output_dir = output_dir or results_root(results).paper
     if output_dir.exists() and not output_dir.is_dir():
         raise UserInputError(f"cannot write to {output_dir}: it is not a folder")
     frame = paper.paper_report()
@@ -50,9 +54,11 @@ def paper_command(
 @app.command("plot")
 def plot_command(
     output_dir: Annotated[
-        Path, typer.Option("--output-dir", help="Folder for the PNG and SVG files.")
-    ] = Path("results/plots"),
-    runs_dir: RunsDir = tracking.RUNS_DIR,
+        Path | None,
+        typer.Option("--output-dir", help="Folder for the PNG and SVG files (default: RESULTS/plots)."),
+    ] = None,
+    results: ResultsDir = None,
+    runs_dir: RunsDir = None,
     base: Annotated[str, typer.Option("--base", help="Base model of the per-stage plot.")] = "resnet50",
     candidate: Annotated[
         str, typer.Option("--candidate", help="SE model of the per-stage plot.")
@@ -62,6 +68,11 @@ def plot_command(
     ] = "resnet50 -> se_resnet50",
 ) -> None:
     """SE overhead per stage, latency overhead against batch size, and FLOP vs latency overhead."""
+    from senet_profile.history import tracking
+    from senet_profile.report import plots
+
+    folders = existing_results(results) if runs_dir is None else results_root(results)
+    output_dir, runs_dir = output_dir or folders.plots, runs_dir or folders.runs
     written = plots.save(plots.stage_overhead_figure(base, candidate), output_dir, "stage_overhead")
     record, problems = tracking.latest_run(runs_dir, tracking.current_class())
     _report_problems(problems)

@@ -1,11 +1,15 @@
-"""Commands that keep the history: record, regress, baseline update, history."""
+"""Commands that keep the history: record, regress, baseline update/show, history.
+
+Every one of them takes ``--results DIR`` (or ``$SENET_PROFILE_RESULTS``; default ``./results``);
+the history modules (pandas, torch) are imported inside the commands.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,17 +19,33 @@ from senet_profile.cli.common import (
     emit,
 )
 from senet_profile.errors import UserInputError
-from senet_profile.history import regress, tracking
-from senet_profile.report import plots
+from senet_profile.history.locations import RESULTS_ENV, existing_results, results_root
 
+if TYPE_CHECKING:  # pragma: no cover
+    from senet_profile.history import regress
+
+ResultsDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--results",
+        envvar=RESULTS_ENV,
+        help="Results folder (runs/, baselines/, plots/, paper/); default ./results.",
+        show_envvar=True,
+    ),
+]
 RunsDir = Annotated[
-    Path, typer.Option("--runs-dir", help="Folder of run records (one subfolder per machine class).")
+    Path | None,
+    typer.Option(
+        "--runs-dir", help="Folder of run records (default: RESULTS/runs), one subfolder per class."
+    ),
 ]
 BaselinesDir = Annotated[
-    Path, typer.Option("--baselines-dir", help="Folder of baselines, one per machine class.")
+    Path | None, typer.Option("--baselines-dir", help="Folder of baselines (default: RESULTS/baselines).")
 ]
 baseline_app = typer.Typer(
-    help="Show or update the baseline that bench runs are checked against.", no_args_is_help=True
+    help="Show or update the baseline that bench runs are checked against.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(baseline_app, name="baseline")
 
@@ -50,11 +70,14 @@ def record_command(
         Path, typer.Option("--benchmark-json", help="pytest-benchmark JSON of `pytest bench`.")
     ],
     full: Annotated[bool, typer.Option("--full", help="The bench ran in full mode.")] = False,
-    runs_dir: RunsDir = tracking.RUNS_DIR,
+    results: ResultsDir = None,
+    runs_dir: RunsDir = None,
 ) -> None:
     """Write one run record: every deterministic figure, measured now, plus the bench's timing figures."""
+    from senet_profile.history import tracking
+
     record = tracking.build_run_record(benchmark_json, full=full)
-    path = tracking.save_run(record, runs_dir)
+    path = tracking.save_run(record, runs_dir or results_root(results).runs)
     typer.echo(f"recorded {len(record['figures'])} figures in {path}")
 
 
@@ -70,11 +93,17 @@ def regress_command(
         list[str] | None,
         typer.Option("--threshold", help="METRIC:AMOUNT[pp|%], e.g. latency_overhead:2pp (repeatable)."),
     ] = None,
-    runs_dir: RunsDir = tracking.RUNS_DIR,
-    baselines_dir: BaselinesDir = tracking.BASELINES_DIR,
+    results: ResultsDir = None,
+    runs_dir: RunsDir = None,
+    baselines_dir: BaselinesDir = None,
     show_ok: Annotated[bool, typer.Option("--show-ok", help="List unchanged figures too.")] = False,
 ) -> None:
     """Check a run record against a baseline; exit 1 on a regression."""
+    from senet_profile.history import regress, tracking
+
+    needs_root = (current is None and runs_dir is None) or (baseline is None and baselines_dir is None)
+    folders = existing_results(results) if needs_root else results_root(results)
+    runs_dir, baselines_dir = runs_dir or folders.runs, baselines_dir or folders.baselines
     thresholds = [regress.Threshold.parse(text) for text in threshold or []]
     if current is None:
         latest, problems = tracking.latest_run(runs_dir, tracking.current_class())
@@ -103,10 +132,16 @@ def baseline_update_command(
     source: Annotated[
         Path | None, typer.Option("--from", help="Record to promote (default: latest run).")
     ] = None,
-    runs_dir: RunsDir = tracking.RUNS_DIR,
-    baselines_dir: BaselinesDir = tracking.BASELINES_DIR,
+    results: ResultsDir = None,
+    runs_dir: RunsDir = None,
+    baselines_dir: BaselinesDir = None,
 ) -> None:
     """Make a run record the baseline of its machine class, showing what changes."""
+    from senet_profile.history import regress, tracking
+
+    needs_root = (source is None and runs_dir is None) or baselines_dir is None
+    folders = existing_results(results) if needs_root else results_root(results)
+    runs_dir, baselines_dir = runs_dir or folders.runs, baselines_dir or folders.baselines
     if source is None:
         record, problems = tracking.latest_run(runs_dir, tracking.current_class())
         _report_problems(problems)
@@ -129,16 +164,23 @@ def history_command(
     pair: Annotated[
         str | None, typer.Argument(help="Only pairs whose name contains this, e.g. se_resnet50.")
     ] = None,
-    runs_dir: RunsDir = tracking.RUNS_DIR,
+    results: ResultsDir = None,
+    runs_dir: RunsDir = None,
     all_machines: Annotated[
         bool, typer.Option("--all-machines", help="Every machine class, not only this one's.")
     ] = False,
-    plot: Annotated[Path, typer.Option("--plot-dir", help="Folder for history.png and .svg.")] = Path(
-        "results/plots"
-    ),
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot-dir", help="Folder for history.png and .svg (default: RESULTS/plots)."),
+    ] = None,
     fmt: Format = None,
 ) -> None:
     """The SE latency overhead of a pair across recorded runs, as a table and a plot."""
+    from senet_profile.history import tracking
+    from senet_profile.report import plots
+
+    folders = existing_results(results) if runs_dir is None or plot is None else results_root(results)
+    runs_dir, plot = runs_dir or folders.runs, plot or folders.plots
     classes = [tracking.current_class()]
     if all_machines and runs_dir.is_dir():
         classes = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
@@ -155,3 +197,25 @@ def history_command(
     paths = plots.save(plots.history_figure(history, title), plot, stem)
     emit(history, fmt=fmt, output=None, title=title)
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
+
+
+@baseline_app.command("show")
+def baseline_show_command(
+    results: ResultsDir = None,
+    baselines_dir: BaselinesDir = None,
+    fmt: Format = None,
+) -> None:
+    """Show this machine class's baseline: its run, commit and figures."""
+    from senet_profile.history import tracking
+
+    folder = baselines_dir or existing_results(results).baselines
+    machine_class = tracking.current_class()
+    path = tracking.baseline_file(folder, machine_class)
+    if not path.exists():
+        raise UserInputError(
+            f"no baseline for machine class {machine_class} ({path}); create one with "
+            "`senet-profile baseline update`"
+        )
+    record = tracking.read_record_file(path, role="baseline")
+    frame = tracking.figures_frame(record.data)
+    emit(frame, fmt=fmt, output=None, title=f"Baseline of {machine_class}: {path}")

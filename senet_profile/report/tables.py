@@ -10,22 +10,19 @@ import io
 import json
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-FORMATS = ("table", "csv", "json", "markdown")
-_SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".md": "markdown", ".txt": "table"}
+from senet_profile.report.formats import FORMATS, format_for_path  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:  # pragma: no cover - pandas is imported by whoever builds the frame
+    import pandas as pd
+
 _PROSE = {"description", "note", "knobs (defaults)", "skipped", "extra"}
 _RIGHT_ALIGNED = {"value", "base", "candidate", "delta", "overhead_pct", "printed", "computed", "difference"}
-
-
-def format_for_path(path: str) -> str:
-    """The output format implied by a file name's suffix (table for unknown suffixes)."""
-    suffix = path[path.rfind(".") :].lower() if "." in path else ""
-    return _SUFFIX_FORMATS.get(suffix, "table")
 
 
 def _missing(value: object) -> bool:

@@ -1,0 +1,78 @@
+"""Output choices, --version, --results and baseline show, through the CLI runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from senet_profile.cli import app
+from senet_profile.history.locations import RESULTS_ENV
+
+
+def run(*args: str, **env: str):
+    return CliRunner(env=env or None).invoke(app, list(args))
+
+
+def test_output_dash_writes_to_stdout() -> None:
+    result = run("profile", "resnet18", "--input-size", "32", "--output", "-", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert {r["metric"] for r in json.loads(result.stdout)} >= {"params", "macs"}
+
+
+def test_md_is_markdown() -> None:
+    result = run("profile", "resnet18", "--input-size", "32", "--format", "md")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.lstrip().startswith("### resnet18")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--output", "out.xlsx"], "cannot tell the format of out.xlsx from its suffix"),
+        (
+            ["--output", "out.csv", "--format", "json"],
+            "--format json contradicts the suffix of out.csv (csv)",
+        ),
+        (["--format", "yaml"], "unknown format 'yaml'"),
+    ],
+)
+def test_output_format_refusals(tmp_path: Path, args: list[str], message: str) -> None:
+    args = [str(tmp_path / a) if a.startswith("out.") else a for a in args]
+    result = run("profile", "resnet18", *args)
+    assert result.exit_code == 2
+    assert (
+        message.replace("out.", str(tmp_path / "out.")) in result.stderr.strip() or message in result.stderr
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("senet-profile ")
+
+
+@pytest.mark.parametrize(
+    "command", [["history"], ["regress"], ["baseline", "update"], ["baseline", "show"], ["plot"]]
+)
+def test_history_commands_without_results_say_so(tmp_path: Path, command: list[str]) -> None:
+    missing = tmp_path / "nowhere"
+    for result in (run(*command, "--results", str(missing)), run(*command, **{RESULTS_ENV: str(missing)})):
+        assert result.exit_code == 2, (result.stdout, result.stderr)
+        assert result.stderr.strip() == (
+            f"error: no results folder at {missing}: run `senet-profile record` or `senet-profile bench` "
+            f"first, or point --results (or ${RESULTS_ENV}) at one"
+        )
+
+
+def test_baseline_show_without_a_baseline(tmp_path: Path) -> None:
+    result = run("baseline", "show", "--results", str(tmp_path))
+    assert result.exit_code == 2
+    assert "no baseline for machine class" in result.stderr
+
+
+def test_help_shows_brackets_literally() -> None:
+    result = run("regress", "--help")
+    assert "METRIC:AMOUNT[pp|%]" in result.stdout
