@@ -34,4 +34,7 @@ def test_se_overhead(benchmark, case: BenchCase, budget: float, threads: int | N
     for side, name in (("base", case.base), ("candidate", case.candidate)):
         benchmark.extra_info |= {f"{side}_{key}": value for key, value in _static_info(name, case).items()}
     assert result.pairs >= 2
-    assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+    if result.ci_low_pct is None:  # too few pairs for an interval (a long training pass): the reason says so
+        assert result.ci_reason.startswith(f"{result.pairs} pairs")
+    else:
+        assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct

@@ -15,9 +15,11 @@ import pandas as pd
 from torch import nn
 
 from senet_profile.analysis.crosscheck import ToolCount, crosscheck
-from senet_profile.analysis.latency import LatencyOptions, measure_paired, measure_single
+from senet_profile.analysis.latency import LatencyOptions, PairedLatency, measure_paired, measure_single
 from senet_profile.analysis.metrics import (
     RuntimeOptions,
+    interval_notes,
+    latency_labels,
     latency_pair_records,
     latency_single_records,
     memory_profile,
@@ -193,6 +195,10 @@ class Request:
     by_class: bool = False
     crosscheck: bool = False
 
+    def __post_init__(self) -> None:
+        if "latency" in self.metrics and self.runtime.device == "meta":
+            raise UserInputError("latency cannot be measured on the meta device; use --device cpu or cuda")
+
 
 @dataclass
 class _Measured:
@@ -253,6 +259,7 @@ def _frame_for(records: list[dict], columns: list[str], measured: Sequence[_Meas
     frame.attrs["notes"] = [note for m in measured for note in m.notes]
     frame.attrs["metrics"] = list(request.metrics)
     frame.attrs["runtime"] = request.runtime.describe() if set(request.metrics) - {"static"} else ""
+    frame.attrs["interval_na"] = {}
     return frame
 
 
@@ -271,6 +278,18 @@ def _input_size(given: tuple[int, int] | None, built: Sequence[Built]) -> tuple[
         else []
     )
     return chosen, notes
+
+
+def _processes_note(ran: int, asked: int) -> str:
+    """What the latency interval covers, given how many worker processes took samples."""
+    if ran == 1 and asked == 1:
+        return "the latency interval is of one process's samples: a run in a new process may differ by more"
+    if ran < asked:
+        return (
+            f"the latency budget let {ran} of the {asked} worker processes asked for take samples; the "
+            "interval pools those" + (" (one process: a new process may differ by more)" if ran == 1 else "")
+        )
+    return f"the latency interval pools {ran} fresh processes (bootstrap over processes, then samples)"
 
 
 def profile(
@@ -303,9 +322,16 @@ def profile(
     )
     measured = _measure(model, request, built)
     records = list(measured.records)
+    reason = ""
     if "latency" in request.metrics:
-        records += latency_single_records(measure_single(measured.module, _latency_options(request)))
-    return _frame_for(records, PROFILE_COLUMNS, [measured], request)
+        stats = measure_single(measured.module, _latency_options(request))
+        records += latency_single_records(stats)
+        reason = stats.interval().reason
+        measured.notes += interval_notes("latency", reason)
+        measured.notes.append(_processes_note(max(1, len(stats.process_sizes)), request.runtime.processes))
+    frame = _frame_for(records, PROFILE_COLUMNS, [measured], request)
+    frame.attrs["interval_na"] = {"latency": reason} if reason else {}
+    return frame
 
 
 def overhead_pct(base: float, candidate: float) -> float | None:
@@ -369,19 +395,31 @@ def compare(
     sides = [_measure(m, request, b) for m, b in zip((base, candidate), built, strict=True)]
     sides[0].notes.extend(size_notes)
     records = pair_records(sides[0].records, sides[1].records)
+    paired = None
     if "latency" in request.metrics:
         paired = measure_paired(
             sides[0].module, sides[1].module, _latency_options(request), progress=progress
         )
         records += latency_pair_records(paired)
-        if paired.heap != paired.options.allocator:
-            sides[0].notes.append(f"the C heap could not be held {paired.options.allocator}: {paired.heap}")
-        if paired.noisy:
-            sides[0].notes.append(
-                f"latency was noisy (IQR/median above 10 % on a side, or the CI target was not reached in "
-                f"{request.runtime.budget_s:g} s): read the overhead with its interval"
-            )
-    return _frame_for(records, COMPARE_COLUMNS, sides, request)
+        sides[0].notes += _latency_notes(paired, request)
+    frame = _frame_for(records, COMPARE_COLUMNS, sides, request)
+    if paired is not None and paired.ci_reason:
+        frame.attrs["interval_na"] = {"latency_overhead": paired.ci_reason}
+    return frame
+
+
+def _latency_notes(paired: PairedLatency, request: Request) -> list[str]:
+    """Notes on a paired latency: the two overhead definitions, the interval, the heap, noise."""
+    notes = [latency_labels(), *interval_notes("latency_overhead", paired.ci_reason)]
+    notes.append(_processes_note(paired.processes, request.runtime.processes))
+    if paired.heap != paired.options.allocator:
+        notes.append(f"the C heap could not be held {paired.options.allocator}: {paired.heap}")
+    if paired.noisy:
+        notes.append(
+            f"latency was noisy (IQR/median above 10 % on a side, or the CI target was not reached in "
+            f"{request.runtime.budget_s:g} s): read the overhead with its interval"
+        )
+    return notes
 
 
 def side_by_side(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -11,11 +12,14 @@ import torch
 from torch import nn
 
 from senet_profile.analysis import latency
+from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.analysis.latency import (
     LatencyOptions,
+    PairedLatency,
     bootstrap_median_ci,
     measure_paired,
     measure_single,
+    pooled_side,
     side_stats,
 )
 from senet_profile.catalog.se import SEBlock, SEConfig
@@ -64,23 +68,33 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 TINY = {"input_size": (4, 4)}
 
 
-def test_constant_costs_give_exact_overhead_and_stop_at_min_pairs(clock):
+def test_constant_costs_give_exact_overhead_and_stop_at_the_first_check(clock):
     base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.1])
-    result = measure_paired(base, cand, LatencyOptions(warmup=3, min_pairs=10, budget_s=1000.0, **TINY))
-    assert result.pairs == 10  # CI has zero width at the first check
+    result = measure_paired(base, cand, LatencyOptions(warmup=3, min_pairs=30, budget_s=1000.0, **TINY))
+    assert result.pairs == 30  # CI has zero width at the first check
     assert result.overhead_pct == pytest.approx(10.0)
     assert result.ci_low_pct == pytest.approx(10.0) and result.ci_high_pct == pytest.approx(10.0)
-    assert result.base.samples == (1.0,) * 10
+    assert result.ci_reason == "" and result.processes == 1
+    assert result.base.samples == pytest.approx((1.0,) * 30)
     assert result.candidate.median_s == pytest.approx(1.1)
     assert result.candidate.q1_s == pytest.approx(1.1) and result.candidate.q3_s == pytest.approx(1.1)
-    assert result.wall_s == pytest.approx(3 * 2.1 + 10 * 2.1)  # warm-up included
+    assert result.wall_s == pytest.approx(3 * 2.1 + 30 * 2.1)  # warm-up included
     assert not result.noisy
+
+
+def test_no_run_stops_on_its_interval_below_the_minimum_sample_count(clock):
+    # min_pairs=10 asks for a first check at 10 pairs; no interval exists below MIN_CI_SAMPLES, so the first
+    # check (and the stop, the CI having zero width) comes at 20.
+    assert MIN_CI_SAMPLES == 20
+    base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.1])
+    result = measure_paired(base, cand, LatencyOptions(warmup=0, min_pairs=10, budget_s=1000.0, **TINY))
+    assert result.pairs == MIN_CI_SAMPLES
 
 
 def test_interleaving_is_abba_after_warmup(clock):
     base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.0])
     measure_paired(base, cand, LatencyOptions(warmup=2, min_pairs=4, budget_s=1000.0, **TINY))
-    assert "".join(clock.calls) == "ABAB" + "ABBA" * 2
+    assert "".join(clock.calls) == "ABAB" + "ABBA" * 10  # up to MIN_CI_SAMPLES = 20 pairs
 
 
 def test_fast_calls_are_repeated_within_a_sample(clock):
@@ -88,8 +102,8 @@ def test_fast_calls_are_repeated_within_a_sample(clock):
     assert latency.MIN_SAMPLE_S == 0.01
     base, cand = Ticking("A", clock, [0.004]), Ticking("B", clock, [0.005])
     result = measure_paired(base, cand, LatencyOptions(warmup=1, min_pairs=2, budget_s=1000.0, **TINY))
-    assert "".join(clock.calls) == "AB" + "AAABBB" + "BBBAAA"
-    assert result.base.samples == pytest.approx((0.004, 0.004))
+    assert "".join(clock.calls) == "AB" + ("AAABBB" + "BBBAAA") * 10
+    assert result.base.samples == pytest.approx((0.004,) * 20)
     assert result.overhead_pct == pytest.approx(25.0)
 
 
@@ -97,6 +111,7 @@ def test_budget_stops_a_run_that_does_not_converge(clock):
     # Candidate alternates 1.0 and 1.2 s against a constant 1.0 s base: ratios 0 % and 20 %, half each, so
     # the CI of the median stays about [0, 20] and only the budget can stop the run. A block of two pairs
     # costs 1 + 1.0 + 1.2 + 1 = 4.2 s: the 50 s budget (no warm-up) is passed after 12 blocks, 24 pairs.
+    # Checks start at MIN_CI_SAMPLES = 20 pairs although min_pairs asks for 10.
     base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.0, 1.2])
     seen: list[tuple[int, float]] = []
     options = LatencyOptions(warmup=0, min_pairs=10, budget_s=50.0, target_halfwidth_pp=1.0, **TINY)
@@ -107,7 +122,7 @@ def test_budget_stops_a_run_that_does_not_converge(clock):
     assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
     assert (result.ci_high_pct - result.ci_low_pct) / 2 > 1.0
     assert result.noisy
-    assert [pairs for pairs, _ in seen] == [10, 12, 14, 16, 18, 20, 22, 24]
+    assert [pairs for pairs, _ in seen] == [20, 22, 24]
     assert all(hw > 1.0 for _, hw in seen)
 
 
@@ -120,7 +135,10 @@ def test_overhead_is_median_of_pair_ratios_not_ratio_of_medians(clock):
     assert result.pairs == 6
     assert result.overhead_pct == pytest.approx(50.0)
     assert result.base.median_s == pytest.approx(2.0) and result.candidate.median_s == pytest.approx(2.0)
-    assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+    # Six pairs are too few for an interval: none is given, and the reason says so.
+    assert result.ci_low_pct is None and result.ci_high_pct is None
+    assert result.ci_reason == "6 pairs, fewer than the 20 an interval needs"
+    assert result.interval().halfwidth is None
 
 
 class Faulting(Ticking):
@@ -212,6 +230,7 @@ def test_bootstrap_of_many_values_is_drawn_in_chunks_and_still_deterministic():
         {"min_pairs": 1},
         {"input_size": (0, 224)},
         {"allocator": "jemalloc"},
+        {"processes": 0},
     ],
 )
 def test_bad_options_are_user_errors(kwargs):
@@ -246,6 +265,15 @@ def tiny_pair() -> tuple[nn.Module, nn.Module]:
     return base, cand
 
 
+def assert_interval_or_reason(result: PairedLatency) -> None:
+    """An interval around the overhead from MIN_CI_SAMPLES pairs up; below, none and the reason."""
+    if result.pairs >= MIN_CI_SAMPLES:
+        assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+    else:
+        assert result.ci_low_pct is None and result.ci_high_pct is None
+        assert result.ci_reason.startswith(f"{result.pairs} pairs")
+
+
 @pytest.mark.parametrize("mode", ["infer", "train"])
 def test_real_tiny_models(mode):
     base, cand = tiny_pair()
@@ -254,7 +282,7 @@ def test_real_tiny_models(mode):
     assert result.pairs >= 2 and result.pairs % 2 == 0
     assert len(result.base.samples) == len(result.candidate.samples) == result.pairs
     assert all(s > 0 for s in result.base.samples + result.candidate.samples)
-    assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+    assert_interval_or_reason(result)
     assert result.options == options
     assert measure_single(cand, options).median_s > 0
 
@@ -319,5 +347,101 @@ def test_cuda_paired(dtype):
     options = LatencyOptions(device="cuda", dtype=dtype, budget_s=0.2, min_pairs=4, input_size=(8, 8))
     result = measure_paired(base, cand, options)
     assert result.pairs >= 2
-    assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+    assert_interval_or_reason(result)
     assert next(base.parameters()).device.type == "cpu"
+
+
+def test_pooled_side_keeps_each_process_count_and_weighs_page_faults_by_samples():
+    first = side_stats([1.0, 2.0, 3.0], page_faults_per_call=0.0)
+    second = side_stats([4.0], page_faults_per_call=8.0)
+    pooled = pooled_side([first, second])
+    assert pooled.samples == (1.0, 2.0, 3.0, 4.0) and pooled.process_sizes == (3, 1)
+    assert pooled.median_s == pytest.approx(2.5)
+    assert pooled.page_faults_per_call == pytest.approx(2.0)  # (0 * 3 + 8 * 1) / 4
+    assert pooled_side([first, side_stats([4.0])]).page_faults_per_call is None
+
+
+class FakeWorker:
+    """Stands in for a worker process: records the deadline it is told and returns canned samples."""
+
+    told: ClassVar[list[str]] = []
+    started: ClassVar[list[int]] = []
+    clock: ClassVar[list[float]] = [0.0]
+
+    def __init__(self, folder, index, kind, options) -> None:
+        FakeWorker.started.append(index)
+        self.index, self.kind = index, kind
+
+    def tell(self, line: str) -> None:
+        FakeWorker.told.append(line)
+        if line != "stop":
+            FakeWorker.clock[0] = float(line)  # timing runs until the deadline it was told
+
+    def stop(self) -> None:
+        FakeWorker.told.append("stop")
+
+    def result(self) -> PairedLatency:
+        shift = float(self.index)  # each process 1 point slower than the one before
+        base = side_stats([1.0] * 20)
+        cand = side_stats([1.1 + shift / 100 + k * 1e-4 for k in range(20)])
+        options = LatencyOptions(input_size=(4, 4))
+        return latency._summary(base, cand, options, wall_s=1.0, heap="steady")
+
+
+@pytest.fixture
+def fake_workers(monkeypatch: pytest.MonkeyPatch) -> type[FakeWorker]:
+    FakeWorker.told, FakeWorker.started, FakeWorker.clock = [], [], [0.0]
+    monkeypatch.setattr(latency, "_Worker", FakeWorker)
+    monkeypatch.setattr(latency, "monotonic", lambda: FakeWorker.clock[0])
+    return FakeWorker
+
+
+def test_the_budget_is_split_over_fresh_processes_and_their_pairs_pooled(fake_workers):
+    seen: list[tuple[int, float]] = []
+    options = LatencyOptions(processes=4, budget_s=40.0, input_size=(4, 4))
+    result = measure_paired(nn.Identity(), nn.Identity(), options, progress=lambda p, h: seen.append((p, h)))
+    # Each worker is told to stop at what is left of the budget over the workers still to run: 10 s each.
+    assert fake_workers.told == ["10.0", "20.0", "30.0", "40.0"]
+    assert fake_workers.started == [0, 1, 2, 3]  # the next one starts while the current one times
+    assert result.processes == 4 and result.pairs == 80
+    assert result.base.process_sizes == (20, 20, 20, 20)
+    assert [len(group) for group in result.ratios_pct()] == [20, 20, 20, 20]
+    assert [pairs for pairs, _ in seen] == [20, 40, 60, 80]
+    # The processes sit 1 point apart (about +10, +11, +12, +13 %): the pooled interval spans that spread,
+    # where a bootstrap of the pooled pairs alone would be far narrower.
+    flat = [r for group in result.ratios_pct() for r in group]
+    plain = bootstrap_median_ci(flat)
+    assert result.ci_low_pct <= result.overhead_pct <= result.ci_high_pct
+    assert result.ci_high_pct - result.ci_low_pct > 1.5 * (plain[1] - plain[0])
+    assert result.ci_low_pct < 11.0 and result.ci_high_pct > 12.0
+
+
+def test_no_worker_times_once_the_budget_is_spent(fake_workers, monkeypatch):
+    slow = FakeWorker.tell
+
+    def overrun(self, line: str) -> None:
+        slow(self, line)
+        FakeWorker.clock[0] = 100.0  # the first worker ran far past its share and the budget
+
+    monkeypatch.setattr(FakeWorker, "tell", overrun)
+    result = measure_paired(nn.Identity(), nn.Identity(), LatencyOptions(processes=3, budget_s=30.0, **TINY))
+    assert result.processes == 1 and fake_workers.told == ["10.0", "stop"]
+
+
+def test_models_that_cannot_be_sent_to_a_worker_are_a_user_error():
+    class Local(nn.Module):  # a class defined in a function cannot be pickled
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    with pytest.raises(UserInputError, match="cannot be sent to a worker process"):
+        measure_single(Local(), LatencyOptions(processes=2, budget_s=1.0, **TINY))
+
+
+def test_real_worker_processes_pool_their_samples():
+    # Two fresh interpreters (each imports torch: a few seconds); the catalog's tiny pair at 8x8.
+    base, cand = tiny_pair()
+    options = LatencyOptions(processes=2, budget_s=4.0, min_pairs=4, warmup=1, input_size=(8, 8))
+    result = measure_paired(base, cand, options)
+    assert 1 <= result.processes <= 2 and len(result.base.process_sizes) == result.processes
+    assert sum(result.base.process_sizes) == result.pairs >= 2
+    assert_interval_or_reason(result)

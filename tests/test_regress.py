@@ -125,3 +125,21 @@ def test_missing_and_new_figures():
         _verdicts(compare_records(baseline, without_timing))[("resnet50 -> se_resnet50", "latency_overhead")]
         == "missing"
     )
+
+
+@pytest.mark.parametrize("side", ["baseline", "current"])
+def test_a_timing_figure_without_an_interval_is_not_judged(side):
+    baseline, current = _record(overhead=8.0), _record(overhead=20.0)  # far slower: a regression if judged
+    few = baseline if side == "baseline" else current
+    few["figures"][1]["samples"] = 2  # an interval was recorded, but from two pairs
+    findings = compare_records(baseline, current)
+    assert _verdicts(findings)[("resnet50 -> se_resnet50", "latency_overhead")] == "info"
+    assert not any(f.failed for f in findings)
+    message = next(f.message for f in findings if f.metric == "latency_overhead")
+    assert "no interval" in message and "not judged" in message
+    missing = _record(overhead=20.0)
+    missing["figures"][1]["ci_low"] = missing["figures"][1]["ci_high"] = None
+    assert (
+        _verdicts(compare_records(_record(), missing))[("resnet50 -> se_resnet50", "latency_overhead")]
+        == "info"
+    )

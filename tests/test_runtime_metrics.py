@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from senet_profile import api
+from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.analysis.latency import minor_page_faults
 from senet_profile.analysis.metrics import METRIC_GROUPS, RuntimeOptions, parse_metrics
 from senet_profile.cli import app
@@ -47,6 +49,7 @@ def test_parse_metrics_refuses(text):
         ({"threads": 0}, "threads must be"),
         ({"budget_s": 0}, "budget"),
         ({"allocator": "tcmalloc"}, "unknown allocator"),
+        ({"processes": 0}, "processes must be"),
     ],
 )
 def test_runtime_options_refuse(options, match):
@@ -82,39 +85,42 @@ def test_compare_memory_on_meta_explains_se_share():
 
 def test_profile_latency_records_carry_the_interval():
     result = run(
-        "profile",
-        "resnet18",
-        "--metrics",
-        "latency",
-        "--input-size",
-        "32",
-        "--budget",
-        "2",
-        "--format",
-        "json",
-    )
+        "profile", "resnet18", "--metrics", "latency", "--input-size", "32", "--budget", "2",
+        "--processes", "1", "--format", "json",
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     records = {r["metric"]: r for r in json.loads(result.stdout)}
     latency = records["latency"]
     assert latency["unit"] == "s" and latency["samples"] >= 2
-    assert latency["ci_low"] <= latency["value"] <= latency["ci_high"]
+    if latency["samples"] >= MIN_CI_SAMPLES:
+        assert latency["ci_low"] <= latency["value"] <= latency["ci_high"]
+    else:
+        assert latency["ci_low"] is None and latency["ci_high"] is None
 
 
-def test_compare_latency_records_carry_the_paired_overhead():
+def test_compare_latency_rows_each_hold_one_overhead_definition():
     result = run(
         "compare", "resnet18", "se_resnet18", "--metrics", "static,latency", "--input-size", "32",
-        "--budget", "3", "--format", "json",
+        "--budget", "3", "--processes", "1", "--format", "json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     records = {r["metric"]: r for r in json.loads(result.stdout)}
     assert "params" in records and "latency_iqr" in records
-    latency = records["latency"]
-    assert latency["ci_low"] <= latency["overhead_pct"] <= latency["ci_high"]
-    assert latency["samples"] >= 2 and latency["base"] > 0 and latency["candidate"] > 0
+    medians, paired = records["latency"], records["latency_overhead"]
+    # The seconds row: both medians, their difference, and that difference in percent of the base's.
+    assert medians["unit"] == "s" and medians["base"] > 0 and medians["candidate"] > 0
+    assert medians["delta"] == pytest.approx(medians["candidate"] - medians["base"], rel=1e-12)
+    assert medians["overhead_pct"] == pytest.approx(medians["delta"] / medians["base"] * 100, rel=1e-9)
+    assert medians["ci_low"] is None and medians["ci_high"] is None
+    # The paired row: the median of per-pair ratios, with its interval; nothing in seconds.
+    assert paired["unit"] == "%" and paired["base"] is None and paired["delta"] is None
+    assert paired["samples"] == medians["samples"] >= 2
+    if paired["samples"] >= MIN_CI_SAMPLES:
+        assert paired["ci_low"] <= paired["overhead_pct"] <= paired["ci_high"]
     assert records["params"]["ci_low"] is None
     if minor_page_faults() is not None:
         faults = records["page_faults"]
-        assert faults["unit"] == "per call" and faults["samples"] == latency["samples"]
+        assert faults["unit"] == "per call" and faults["samples"] == paired["samples"]
         assert faults["base"] >= 0 and faults["candidate"] >= 0
 
 
@@ -122,17 +128,43 @@ def test_a_heap_that_cannot_be_held_is_noted(monkeypatch):
     monkeypatch.setattr("senet_profile.analysis.allocator._glibc", lambda: None)
     frame = api.compare(
         "resnet18", "se_resnet18", input_size=(32, 32), metrics=("latency",),
-        runtime=RuntimeOptions(budget_s=0.5),
+        runtime=RuntimeOptions(budget_s=0.5, processes=1),
     )  # fmt: skip
     assert any("could not be held steady: as-is (not glibc)" in note for note in frame.attrs["notes"])
 
 
-def test_compare_latency_table_shows_the_interval():
+def test_compare_latency_table_labels_both_definitions_and_shows_the_interval():
     result = run(
-        "compare", "resnet18", "se_resnet18", "--metrics", "latency", "--input-size", "32", "--budget", "2"
-    )
+        "compare", "resnet18", "se_resnet18", "--metrics", "latency", "--input-size", "32", "--budget", "2",
+        "--processes", "1",
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert "95% CI" in result.stdout and "median of per-pair ratios" in result.stdout
+    assert "95% CI" in result.stdout and "latency_overhead" in result.stdout
+    text = " ".join(result.stdout.split())
+    assert "difference of medians" in text and "median of per-pair ratios" in text
+    assert "one process's samples" in text
+
+
+@pytest.mark.parametrize("command", ["profile", "compare"])
+def test_too_few_samples_give_no_interval_and_say_why(command):
+    # A budget of 10 ms leaves the two samples (pairs) every run takes: below MIN_CI_SAMPLES.
+    models = ["resnet18"] + (["se_resnet18"] if command == "compare" else [])
+    result = run(
+        command, *models, "--metrics", "latency", "--input-size", "32", "--budget", "0.01",
+        "--processes", "1", "--format", "markdown",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    metric, unit = ("latency_overhead", "pairs") if command == "compare" else ("latency", "samples")
+    row = next(line for line in result.stdout.splitlines() if line.startswith(f"| {metric} "))
+    assert row.rstrip(" |").endswith("n/a")
+    text = " ".join(result.stdout.split())
+    assert f"{metric}: 95 % CI n/a, 2 {unit}, fewer than the {MIN_CI_SAMPLES} an interval needs" in text
+
+
+def test_latency_on_the_meta_device_is_refused_before_any_work(monkeypatch):
+    monkeypatch.setattr(api, "_measure", lambda *a, **k: pytest.fail("measured before refusing"))
+    with pytest.raises(UserInputError, match="meta device"):
+        api.compare("resnet18", "se_resnet18", metrics=("latency",), runtime=RuntimeOptions(device="meta"))
 
 
 @pytest.mark.parametrize(
@@ -145,6 +177,7 @@ def test_compare_latency_table_shows_the_interval():
         (["--metrics", "memory", "--mode", "eval"], "unknown mode"),
         (["--metrics", "latency", "--threads", "0"], "threads"),
         (["--metrics", "latency", "--allocator", "jemalloc"], "unknown allocator"),
+        (["--metrics", "latency", "--processes", "0"], "processes must be"),
     ],
 )
 def test_runtime_bad_input_is_one_line(args, needle):
@@ -166,8 +199,16 @@ def test_cuda_without_gpu_is_refused(metrics):
 def test_threads_beyond_cores_warn_in_one_line(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     result = run(
-        "profile", "resnet18", "--metrics", "latency", "--input-size", "32", "--budget", "1", "--threads", "2"
-    )
+        "profile", "resnet18", "--metrics", "latency", "--input-size", "32", "--budget", "1",
+        "--threads", "2", "--processes", "1",
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "thread" in warnings[0]
+
+
+def test_the_command_line_splits_latency_over_as_many_processes_as_the_api():
+    from senet_profile.cli import measure
+
+    for command in (measure.profile_command, measure.compare_command):
+        assert inspect.signature(command).parameters["processes"].default == RuntimeOptions().processes

@@ -12,11 +12,12 @@ Method
 
     The overhead is the median over pairs of ``candidate / base - 1``: a ratio within each pair, so that
     drift between pairs cancels, and a median so that a pair hit by a hiccup does not move it. Its 95 % CI
-    is a percentile bootstrap of that median with a fixed seed, so the same samples always give the same
-    interval. After ``min_pairs`` (100 by default: at 30, intervals that were narrow by luck stopped runs
-    early) the CI is checked every few pairs (more rarely as pairs accumulate); the run stops once its
-    half-width is within ``target_halfwidth_pp`` or once ``budget_s`` have passed since the call began --
-    copying, warm-up and compilation included -- though at least two pairs are always taken.
+    is a bootstrap of that median with a fixed seed (``intervals``), so the same samples always give the
+    same interval; below ``MIN_CI_SAMPLES`` pairs there is no interval (``n/a``, with the reason). After
+    ``min_pairs`` (100 by default: at 30, intervals that were narrow by luck stopped runs early; never
+    fewer than ``MIN_CI_SAMPLES``) the CI is checked every few pairs (more rarely as pairs accumulate); the
+    run stops once its half-width is within ``target_halfwidth_pp`` or once ``budget_s`` have passed since
+    the call began -- copying, warm-up and compilation included -- though at least two pairs are taken.
 
 Modes
     ``infer``: ``model.eval()`` under ``torch.inference_mode()``. ``train``: ``model.train()``, forward,
@@ -24,8 +25,15 @@ Modes
     optimiser step: its cost does not depend on SE beyond the few parameters SE adds.
 
 Between processes
-    The CI is the sampling error of one run; two things moved the overhead between runs by more than that,
-    and the defaults hold both still.
+    Within one process the CI is only that process's sampling error, and fresh processes differed by more
+    (three runs of ResNet-50 vs SE-ResNet-50 spread over 0.8-2.0 pp with intervals of +/-1 pp). With
+    ``processes=k`` the budget is split over ``k`` fresh worker processes (``spawn``), run one after
+    another, each loading the models from one temporary file and holding its own heap; the pairs are
+    pooled and the interval is the two-stage bootstrap over processes and pairs (``intervals``), so that
+    what moves between processes widens it. Each worker's share is what is left of the budget divided by
+    the workers still to run, its start-up (about 2-3 s: importing torch) included; no worker is started
+    when less time is left than the last one took to start. Two more things moved the overhead between
+    processes, and the defaults hold both still.
     - The C heap. Whether a forward pass re-faults its activations from the kernel depends on the
       process's history (see ``allocator``). Timing holds glibc's heap steady by default
       (``allocator="steady"``) and records each side's minor page faults per call.
@@ -45,12 +53,17 @@ import copy
 import gc
 import math
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
-from time import perf_counter
+from pathlib import Path
+from time import monotonic, perf_counter
 from typing import TypeVar
 
 import numpy as np
@@ -58,6 +71,13 @@ import torch
 from torch import nn
 
 from senet_profile.analysis.allocator import ALLOCATORS, heap_held
+from senet_profile.analysis.intervals import (
+    MIN_CI_SAMPLES,
+    Interval,
+    bootstrap_median_ci,
+    median_interval,
+    split,
+)
 from senet_profile.analysis.memory import scalar_loss
 from senet_profile.errors import UserInputError
 
@@ -70,10 +90,6 @@ DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16,
 
 # Relative spread (IQR / median) of one side's samples above which a measurement is flagged noisy.
 NOISY_IQR_FRACTION = 0.10
-
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0
-_BOOTSTRAP_CHUNK = 1 << 20  # resampled values drawn at a time, so memory stays bounded for long runs
 
 # A call faster than this is repeated within one sample (synchronising after each call), so that a short
 # call still gives samples well above the clock's resolution and the CI checks stay cheap.
@@ -104,6 +120,7 @@ class LatencyOptions:
     min_pairs: int = 100
     allocator: str = "steady"
     input_size: tuple[int, int] = (224, 224)
+    processes: int = 1
 
     def __post_init__(self) -> None:
         problem = _static_problem(self)
@@ -113,29 +130,52 @@ class LatencyOptions:
 
 @dataclass(frozen=True)
 class SideStats:
-    """Median and quartiles of one model's samples, with the raw samples in seconds (and page faults)."""
+    """Median and quartiles of one model's samples, with the raw samples in seconds (and page faults).
+
+    ``process_sizes`` says how many of the samples, in order, each worker process took (empty: one).
+    """
 
     median_s: float
     q1_s: float
     q3_s: float
     samples: tuple[float, ...]
     page_faults_per_call: float | None = None
+    process_sizes: tuple[int, ...] = ()
+
+    def interval(self) -> Interval:
+        """95 % interval of the median (seconds), pooled over processes; n/a below MIN_CI_SAMPLES."""
+        return median_interval(split(self.samples, self.process_sizes))
 
 
 @dataclass(frozen=True)
 class PairedLatency:
-    """Both sides' statistics and the candidate's overhead over the base, with its 95 % CI."""
+    """Both sides' statistics and the candidate's overhead over the base, with its 95 % CI.
+
+    The overhead is the median of per-pair ratios; the CI ends are None (``ci_reason`` says why) below
+    MIN_CI_SAMPLES pairs. ``processes`` worker processes took the pairs (1: this process).
+    """
 
     base: SideStats
     candidate: SideStats
     overhead_pct: float
-    ci_low_pct: float
-    ci_high_pct: float
+    ci_low_pct: float | None
+    ci_high_pct: float | None
     pairs: int
     wall_s: float
     noisy: bool
     options: LatencyOptions
     heap: str = "as-is"
+    processes: int = 1
+    ci_reason: str = ""
+
+    def interval(self) -> Interval:
+        """The overhead's 95 % interval (percent), or its ends None with the reason."""
+        return Interval(self.ci_low_pct, self.ci_high_pct, self.ci_reason)
+
+    def ratios_pct(self) -> list[list[float]]:
+        """The per-pair overheads in percent, one list per process."""
+        ratios = _ratios_pct(self.base.samples, self.candidate.samples)
+        return split(ratios, self.base.process_sizes)
 
 
 def _static_problem(options: LatencyOptions) -> str:
@@ -164,6 +204,7 @@ def _static_problem(options: LatencyOptions) -> str:
         ),
         (options.warmup < 0, f"warm-up count must be 0 or more, got {options.warmup}"),
         (options.min_pairs < 2, f"at least 2 pairs are needed, got min_pairs={options.min_pairs}"),
+        (options.processes < 1, f"processes must be 1 or more, got {options.processes}"),
         (
             len(options.input_size) != 2 or any(n <= 0 for n in options.input_size),
             f"input size must be two positive integers, got {options.input_size}",
@@ -327,35 +368,16 @@ class Sampler:
         return side_stats(self.times, page_faults_per_call=per_call)
 
 
-def bootstrap_median_ci(
-    values: list[float] | tuple[float, ...] | np.ndarray,
-    *,
-    level: float = 0.95,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[float, float]:
-    """Percentile-bootstrap CI of the median of ``values``; the same values always give the same interval."""
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
-        raise ValueError("no values to bootstrap")
-    rng = np.random.default_rng(seed)
-    per_draw = max(1, _BOOTSTRAP_CHUNK // data.size)
-    medians = np.concatenate(
-        [
-            np.median(
-                data[rng.integers(0, data.size, size=(min(per_draw, resamples - done), data.size))], axis=1
-            )
-            for done in range(0, resamples, per_draw)
-        ]
-    )
-    low, high = np.quantile(medians, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
-
-
 def _halfwidth(values: list[float], scale: float) -> float:
     """Half-width of the bootstrap CI of the median of ``values``, times ``scale``."""
     low, high = bootstrap_median_ci(values)
     return (high - low) / 2 * scale
+
+
+def _first_check(options: LatencyOptions) -> int:
+    """The pair count of the first CI check: ``min_pairs``, never below MIN_CI_SAMPLES, made even."""
+    first = max(options.min_pairs, MIN_CI_SAMPLES)
+    return first + first % 2
 
 
 def _next_check(count: int) -> int:
@@ -428,7 +450,7 @@ def _paired(
     with _timing_conditions(options) as heap:
         warm = [_timed(step, sync) for _ in range(options.warmup) for step in steps]
         sides = tuple(Sampler(step, sync, _reps(warm)) for step in steps)
-        check_at = options.min_pairs + options.min_pairs % 2
+        check_at = _first_check(options)
         with _gc_paused():
             while True:
                 for first, second in ((0, 1), (1, 0)):  # ABBA: each pair of pairs runs A B B A
@@ -445,20 +467,29 @@ def _paired(
                         break
                 if perf_counter() >= deadline:
                     break
-    ratios = _ratios_pct(sides[0].times, sides[1].times)
-    low, high = bootstrap_median_ci(ratios)
-    base_stats, candidate_stats = sides[0].stats(), sides[1].stats()
+    return _summary(sides[0].stats(), sides[1].stats(), options, wall_s=perf_counter() - started, heap=heap)
+
+
+def _summary(
+    base: SideStats, candidate: SideStats, options: LatencyOptions, *, wall_s: float, heap: str
+) -> PairedLatency:
+    """The paired result of both sides' samples: median of per-pair ratios, its interval, the noise flag."""
+    ratios = _ratios_pct(base.samples, candidate.samples)
+    interval = median_interval(split(ratios, base.process_sizes), unit="pairs")
+    wide = interval.halfwidth is not None and interval.halfwidth > options.target_halfwidth_pp
     return PairedLatency(
-        base=base_stats,
-        candidate=candidate_stats,
+        base=base,
+        candidate=candidate,
         overhead_pct=float(np.median(ratios)),
-        ci_low_pct=low,
-        ci_high_pct=high,
+        ci_low_pct=interval.low,
+        ci_high_pct=interval.high,
         pairs=len(ratios),
-        wall_s=perf_counter() - started,
-        noisy=_noisy(base_stats) or _noisy(candidate_stats) or (high - low) / 2 > options.target_halfwidth_pp,
+        wall_s=wall_s,
+        noisy=_noisy(base) or _noisy(candidate) or wide,
         options=options,
         heap=heap,
+        processes=max(1, len(base.process_sizes)),
+        ci_reason=interval.reason,
     )
 
 
@@ -475,7 +506,7 @@ def timing_session(model: nn.Module, options: LatencyOptions) -> Iterator[Sample
 def _single(model: nn.Module, options: LatencyOptions) -> SideStats:
     deadline = perf_counter() + options.budget_s
     with timing_session(model, options) as side:
-        check_at = options.min_pairs + options.min_pairs % 2
+        check_at = _first_check(options)
         with _gc_paused():
             while True:
                 side.sample()
@@ -491,6 +522,128 @@ def _single(model: nn.Module, options: LatencyOptions) -> SideStats:
     return side.stats()
 
 
+def pooled_side(sides: Sequence[SideStats]) -> SideStats:
+    """One side's samples of several processes as one, keeping how many each process took."""
+    samples = [value for side in sides for value in side.samples]
+    faults = [side.page_faults_per_call for side in sides]
+    per_call = None
+    if None not in faults:
+        per_call = sum(f * len(side.samples) for f, side in zip(faults, sides, strict=True)) / len(samples)
+    pooled = side_stats(samples, page_faults_per_call=per_call)
+    return replace(pooled, process_sizes=tuple(len(side.samples) for side in sides))
+
+
+def _pooled(results: Sequence[PairedLatency], options: LatencyOptions, wall_s: float) -> PairedLatency:
+    heaps = ", ".join(dict.fromkeys(result.heap for result in results))
+    return _summary(
+        pooled_side([result.base for result in results]),
+        pooled_side([result.candidate for result in results]),
+        replace(options, batch_size=results[0].options.batch_size),
+        wall_s=wall_s,
+        heap=heaps,
+    )
+
+
+def _worker(job: Path, answer: Path) -> None:
+    """In a fresh process: load the job and the models, then wait for a deadline on stdin and time until it.
+
+    A line ``stop`` instead of a deadline ends the process untimed. The answer is ``("ok", result)`` or
+    ``("error", message)`` for a UserInputError; it is read only once this process has exited.
+    """
+    kind, options = pickle.loads(job.read_bytes())
+    try:
+        models = _loaded(job.with_name("models.pt"))
+        line = sys.stdin.readline().strip()
+        if line in ("", "stop"):
+            return
+        local = replace(options, processes=1, budget_s=max(float(line) - monotonic(), 1e-3))
+        run = partial(_paired, *models, progress=None) if kind == "paired" else partial(_single, *models)
+        reply: tuple = ("ok", _stepping_down(run, local))
+    except UserInputError as error:
+        reply = ("error", str(error))
+    answer.write_bytes(pickle.dumps(reply))
+
+
+def _loaded(path: Path) -> tuple[nn.Module, ...]:
+    """The models the parent saved, or a UserInputError saying why they cannot be loaded here."""
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except (AttributeError, ImportError, pickle.UnpicklingError) as error:
+        raise UserInputError(
+            f"a worker process cannot load the models ({error}); time them with processes=1"
+        ) from None
+
+
+class _Worker:
+    """One fresh interpreter that loads the models at once and times them when told its deadline."""
+
+    def __init__(self, folder: Path, index: int, kind: str, options: LatencyOptions) -> None:
+        job, self.answer = folder / f"job-{index}.pickle", folder / f"answer-{index}.pickle"
+        job.write_bytes(pickle.dumps((kind, options)))
+        code = f"from pathlib import Path; from {__name__} import _worker; _worker(Path({str(job)!r}), "
+        code += f"Path({str(self.answer)!r}))"
+        self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
+
+    def tell(self, line: str) -> None:
+        """Send the deadline (or ``stop``) and close the worker's stdin."""
+        stdin = self.process.stdin
+        if stdin is not None:
+            stdin.write(f"{line}\n")
+            stdin.close()
+
+    def stop(self) -> None:
+        """Tell the worker to exit without timing, and wait until it has."""
+        self.tell("stop")
+        self.process.wait()
+
+    def result(self) -> PairedLatency | SideStats:
+        """Wait for the worker to exit and return what it measured."""
+        status = self.process.wait()
+        if status != 0 or not self.answer.exists():
+            raise RuntimeError(f"a latency worker process failed (exit status {status})")
+        reply = pickle.loads(self.answer.read_bytes())
+        if reply[0] == "error":
+            raise UserInputError(reply[1])
+        return reply[1]
+
+
+def _in_processes(
+    kind: str,
+    models: tuple[nn.Module, ...],
+    options: LatencyOptions,
+    progress: Callable[[list], None] | None = None,
+) -> list:
+    """Results of up to ``options.processes`` fresh worker processes, timing one at a time, in the budget.
+
+    The next worker starts (imports torch, loads the models) while the current one times, and waits; so
+    only the first one's start-up comes out of the budget. No worker times once the budget is spent.
+    """
+    deadline = monotonic() + options.budget_s
+    results: list = []
+    with tempfile.TemporaryDirectory(prefix="senet-profile-") as name:
+        folder = Path(name)
+        try:
+            torch.save(models, folder / "models.pt")
+        except (AttributeError, TypeError, ValueError, pickle.PicklingError) as error:
+            raise UserInputError(
+                f"the models cannot be sent to a worker process ({error}); time them with processes=1"
+            ) from None
+        waiting: _Worker | None = _Worker(folder, 0, kind, options)
+        for index in range(options.processes):
+            now = monotonic()
+            if waiting is None or (results and now >= deadline):
+                break
+            current = waiting
+            current.tell(repr(now + (deadline - now) / (options.processes - index)))
+            waiting = _Worker(folder, index + 1, kind, options) if index + 1 < options.processes else None
+            results.append(current.result())
+            if progress is not None:
+                progress(results)
+        if waiting is not None:
+            waiting.stop()
+    return results
+
+
 def measure_paired(
     base: nn.Module,
     candidate: nn.Module,
@@ -498,12 +651,32 @@ def measure_paired(
     *,
     progress: Callable[[int, float], None] | None = None,
 ) -> PairedLatency:
-    """Time ``candidate`` against ``base`` interleaved; ``progress(pairs, halfwidth_pp)`` at each CI check."""
+    """Time ``candidate`` against ``base`` interleaved; ``progress(pairs, halfwidth_pp)`` at each CI check.
+
+    With ``options.processes`` above 1 the pairs come from that many fresh processes (fewer when the budget
+    runs out) and ``progress`` is called after each one, with NaN while there is no interval yet.
+    """
     _check_machine(options)
-    return _stepping_down(partial(_paired, base, candidate, progress=progress), options)
+    if options.processes == 1:
+        return _stepping_down(partial(_paired, base, candidate, progress=progress), options)
+    started = perf_counter()
+
+    def report(results: list) -> None:
+        if progress is not None:
+            pooled = _pooled(results, options, perf_counter() - started)
+            halfwidth = pooled.interval().halfwidth
+            progress(pooled.pairs, math.nan if halfwidth is None else halfwidth)
+
+    results = _in_processes("paired", (base, candidate), options, report)
+    return _pooled(results, options, perf_counter() - started)
 
 
 def measure_single(model: nn.Module, options: LatencyOptions) -> SideStats:
-    """Time one model alone, until the median's 95 % CI is within the target (in % of it) or the budget."""
+    """Time one model alone, until the median's 95 % CI is within the target (in % of it) or the budget.
+
+    With ``options.processes`` above 1 the samples come from that many fresh processes, pooled.
+    """
     _check_machine(options)
-    return _stepping_down(partial(_single, model), options)
+    if options.processes == 1:
+        return _stepping_down(partial(_single, model), options)
+    return pooled_side(_in_processes("single", (model,), options))

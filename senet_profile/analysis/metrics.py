@@ -1,8 +1,12 @@
 """Runtime metrics as records: which groups to measure, with what options, and their record rows.
 
-Records keep raw bytes and seconds. A latency record of a comparison carries the paired overhead (the median
-of per-pair ratios) with its 95 % CI and the number of pairs; each side's median and interquartile range
-stand beside it as their own rows.
+Records keep raw bytes and seconds. A comparison's latency has two rows, one overhead definition each:
+``latency`` (seconds) holds both medians, their difference as ``delta`` and that difference over the base's
+median as ``overhead_pct``; ``latency_overhead`` (percent) holds the paired overhead -- the median of
+per-pair ratios, the figure the tool stands behind -- with its 95 % CI. The two differ when the ratios'
+median is not the medians' ratio. Each side's interquartile range and page faults stand beside them. An
+interval from fewer than ``MIN_CI_SAMPLES`` samples is not given: its ends are None, and
+``interval_notes`` says why.
 """
 
 from __future__ import annotations
@@ -13,13 +17,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from senet_profile.analysis.allocator import ALLOCATORS
-from senet_profile.analysis.latency import (
-    DTYPES,
-    LatencyOptions,
-    PairedLatency,
-    SideStats,
-    bootstrap_median_ci,
-)
+from senet_profile.analysis.intervals import MIN_CI_SAMPLES
+from senet_profile.analysis.latency import DTYPES, LatencyOptions, PairedLatency, SideStats
 from senet_profile.analysis.memory import MemoryProfile, measure_memory
 from senet_profile.errors import UserInputError
 
@@ -27,6 +26,11 @@ METRIC_GROUPS = ("static", "memory", "latency")
 DEVICES = ("cpu", "cuda", "meta")
 MODES = ("infer", "train")
 OURS = "senet-profile"
+# Fresh worker processes a latency measurement is split over, so that its interval covers what moves
+# between processes; see ``senet_profile.analysis.latency`` ("Between processes").
+DEFAULT_PROCESSES = 4
+PAIRED_LABEL = "median of per-pair ratios"
+MEDIANS_LABEL = "difference of medians"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +46,7 @@ class RuntimeOptions:
     budget_s: float = 48.0
     target_halfwidth_pp: float = 1.0
     allocator: str = "steady"
+    processes: int = DEFAULT_PROCESSES
 
     def __post_init__(self) -> None:
         checks = (
@@ -54,6 +59,7 @@ class RuntimeOptions:
             ),
             (self.budget_s > 0, f"budget must be a positive number of seconds, got {self.budget_s}"),
             (self.target_halfwidth_pp > 0, "the target CI half-width must be positive"),
+            (self.processes >= 1, f"processes must be a positive integer, got {self.processes}"),
             (
                 self.allocator in ALLOCATORS,
                 f"unknown allocator {self.allocator!r}; choose one of {', '.join(ALLOCATORS)}",
@@ -79,6 +85,7 @@ class RuntimeOptions:
             target_halfwidth_pp=self.target_halfwidth_pp,
             input_size=input_size,
             allocator=self.allocator,
+            processes=self.processes,
         )
 
     def describe(self) -> str:
@@ -86,6 +93,7 @@ class RuntimeOptions:
         extras = [f"threads={self.threads}" if self.threads else "threads=default", self.dtype]
         extras += ["channels_last"] * self.channels_last + ["compiled"] * self.compile
         extras += [f"heap {self.allocator}"] * (self.device == "cpu")
+        extras += [f"{self.processes} processes" if self.processes > 1 else "1 process"]
         return f"{self.device}, {self.mode}, {', '.join(extras)}"
 
 
@@ -129,11 +137,11 @@ def memory_records(profile: MemoryProfile) -> list[dict]:
 
 
 def latency_single_records(stats: SideStats) -> list[dict]:
-    """Median latency with the bootstrap CI of the median, the IQR and page faults per call, for one model."""
-    low, high = bootstrap_median_ci(stats.samples)
+    """Median latency with the 95 % CI of the median (None below MIN_CI_SAMPLES), the IQR, page faults."""
+    interval = stats.interval()
     count = len(stats.samples)
     records = [
-        _row("latency", "s", stats.median_s, ci_low=low, ci_high=high, samples=count),
+        _row("latency", "s", stats.median_s, ci_low=interval.low, ci_high=interval.high, samples=count),
         _row("latency_iqr", "s", stats.q3_s - stats.q1_s, samples=count),
     ]
     if stats.page_faults_per_call is not None:
@@ -141,50 +149,48 @@ def latency_single_records(stats: SideStats) -> list[dict]:
     return records
 
 
+def _pair_row(metric: str, unit: str, base: object, candidate: object, delta: object, **extra) -> dict:
+    empty = {"overhead_pct": None, "ci_low": None, "ci_high": None}
+    names = {"metric": metric, "unit": unit, "scope": "model", "source": OURS}
+    return {**names, "base": base, "candidate": candidate, "delta": delta, **empty, **extra}
+
+
 def latency_pair_records(result: PairedLatency) -> list[dict]:
-    """Compare records: both medians with the paired overhead and its CI; both IQRs beside them."""
+    """Compare records: both medians and their difference; the paired overhead with its CI; IQRs, faults."""
     base, candidate = result.base, result.candidate
-    common = {"unit": "s", "scope": "model", "source": OURS, "samples": result.pairs}
+    pairs = {"samples": result.pairs}
+    medians_pct = (candidate.median_s / base.median_s - 1) * 100 if base.median_s > 0 else None
+    iqr = (base.q3_s - base.q1_s, candidate.q3_s - candidate.q1_s)
     return [
-        {
-            **common,
-            "metric": "latency",
-            "base": base.median_s,
-            "candidate": candidate.median_s,
-            "delta": candidate.median_s - base.median_s,
-            "overhead_pct": result.overhead_pct,
-            "ci_low": result.ci_low_pct,
-            "ci_high": result.ci_high_pct,
-        },
-        {
-            **common,
-            "metric": "latency_iqr",
-            "base": base.q3_s - base.q1_s,
-            "candidate": candidate.q3_s - candidate.q1_s,
-            "delta": (candidate.q3_s - candidate.q1_s) - (base.q3_s - base.q1_s),
-            "overhead_pct": None,
-            "ci_low": None,
-            "ci_high": None,
-        },
-        *_page_fault_records(result, common),
-    ]
+        _pair_row(
+            "latency", "s", base.median_s, candidate.median_s, candidate.median_s - base.median_s,
+            overhead_pct=medians_pct, **pairs,
+        ),
+        _pair_row(
+            "latency_overhead", "%", None, None, None,
+            overhead_pct=result.overhead_pct, ci_low=result.ci_low_pct, ci_high=result.ci_high_pct, **pairs,
+        ),
+        _pair_row("latency_iqr", "s", *iqr, iqr[1] - iqr[0], **pairs),
+        *_page_fault_records(result),
+    ]  # fmt: skip
 
 
-def _page_fault_records(result: PairedLatency, common: dict) -> list[dict]:
+def interval_notes(metric: str, reason: str) -> list[str]:
+    """The note for a metric whose interval is n/a (none when it has one)."""
+    return [f"{metric}: 95 % CI n/a, {reason}"] if reason else []
+
+
+def latency_labels() -> str:
+    """Which overhead definition each latency row of a comparison holds."""
+    return (
+        f"latency: delta and overhead_pct are the {MEDIANS_LABEL} (no interval); latency_overhead: the "
+        f"{PAIRED_LABEL}, with its 95 % CI (none below {MIN_CI_SAMPLES} pairs)"
+    )
+
+
+def _page_fault_records(result: PairedLatency) -> list[dict]:
     """Minor page faults per call on each side while timed, where the OS counts them."""
     base, candidate = result.base.page_faults_per_call, result.candidate.page_faults_per_call
     if base is None or candidate is None:
         return []
-    return [
-        {
-            **common,
-            "unit": "per call",
-            "metric": "page_faults",
-            "base": base,
-            "candidate": candidate,
-            "delta": candidate - base,
-            "overhead_pct": None,
-            "ci_low": None,
-            "ci_high": None,
-        }
-    ]
+    return [_pair_row("page_faults", "per call", base, candidate, candidate - base, samples=result.pairs)]

@@ -6,6 +6,7 @@ Nothing heavy is imported at module level (pandas, rich's progress, the reporter
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,6 +61,13 @@ Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (CUDA on
 ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Run in channels-last memory format.")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile both models before timing.")]
 Budget = Annotated[float, typer.Option("--budget", help="Latency: stop after this many seconds at most.")]
+Processes = Annotated[
+    int,
+    typer.Option(
+        "--processes",
+        help="Latency: fresh worker processes the budget is split over; the interval pools them (4).",
+    ),
+]
 CrossCheck = Annotated[
     bool, typer.Option("--crosscheck", help="Add MACs from fvcore, ptflops (both backends), torch's counter.")
 ]
@@ -96,9 +104,7 @@ def _caption(frame: pd.DataFrame) -> str:
             lines.append(f"Never called in {name}: {', '.join(modules)}.")
     lines += [f"Note, {note}." for note in frame.attrs.get("notes", [])]
     if frame.attrs.get("runtime"):
-        lines.append(
-            f"Runtime: {frame.attrs['runtime']}; latency overhead = median of per-pair ratios, 95 % CI."
-        )
+        lines.append(f"Runtime: {frame.attrs['runtime']}.")
     return "\n".join(lines)
 
 
@@ -119,6 +125,11 @@ def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
         shown["95% CI"] = [
             _interval(lo, hi, u) for lo, hi, u in zip(shown["ci_low"], shown["ci_high"], units, strict=True)
         ]
+    missing = frame.attrs.get("interval_na", {})
+    if missing and "metric" in shown.columns:
+        # An interval was asked for but too few samples were taken: say n/a (the caption says why).
+        cells = shown["95% CI"] if "95% CI" in shown.columns else [""] * len(shown)
+        shown["95% CI"] = ["n/a" if m in missing else c for m, c in zip(shown["metric"], cells, strict=True)]
     constant = [c for c in ("scope", "source") if c in shown.columns and shown[c].nunique() <= 1]
     empty = [c for c in ("samples",) if c in shown.columns and shown[c].isna().all()]
     shown = shown.drop(columns=constant + empty + [c for c in ("ci_low", "ci_high") if c in shown.columns])
@@ -163,7 +174,7 @@ def progress_bar(groups: tuple[str, ...], budget: float) -> Iterator[Callable[[i
         start = time.perf_counter()
 
         def update(pairs: int, halfwidth_pp: float) -> None:
-            hw = f"{halfwidth_pp:.2f} pp"
+            hw = "n/a" if math.isnan(halfwidth_pp) else f"{halfwidth_pp:.2f} pp"
             bar.update(task, completed=min(budget, time.perf_counter() - start), pairs=pairs, hw=hw)
 
         yield update

@@ -29,6 +29,7 @@ from senet_profile.cli.common import (
     Metrics,
     Mode,
     Output,
+    Processes,
     Threads,
     choose_format,
     emit,
@@ -146,6 +147,7 @@ def profile_command(
     compile: Compile = False,
     budget: Budget = 48.0,
     allocator: Allocator = "steady",
+    processes: Processes = 4,
 ) -> None:
     """Each model's parameters, MACs, activations (memory, latency), SE's share; several: one table."""
     from senet_profile import api
@@ -154,7 +156,7 @@ def profile_command(
     _check_output(fmt, output)
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
-        budget_s=budget, allocator=allocator,
+        budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
     groups = parse_metrics(metrics)
     options = dict(
@@ -188,6 +190,7 @@ def compare_command(
     compile: Compile = False,
     budget: Budget = 48.0,
     allocator: Allocator = "steady",
+    processes: Processes = 4,
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     from senet_profile import api
@@ -196,7 +199,7 @@ def compare_command(
     _check_output(fmt, output)
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
-        budget_s=budget, allocator=allocator,
+        budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
     groups = parse_metrics(metrics)
     with progress_bar(groups, budget) as progress:

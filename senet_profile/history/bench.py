@@ -8,8 +8,9 @@ A figure is a flat dict keyed by (model, metric, setting):
   byte-exact) of the pairs' models, inference at batch 1 and a training pass at batch 8. Any change is a
   regression until the baseline is updated on purpose.
 - timing figures (``deterministic: false``): the SE latency overhead of each benchmark pair, in percent,
-  with its 95 % CI, each side's median and IQR in seconds, the number of pairs and the wall time; measured
-  by ``senet_profile.analysis.latency.measure_paired`` inside pytest-benchmark (``bench/``), which hands
+  with its 95 % CI (None below ``MIN_CI_SAMPLES`` pairs, ``ci_reason`` saying why), each side's median
+  and IQR in seconds, the number of pairs and processes, and the wall time; measured by
+  ``senet_profile.analysis.latency.measure_paired`` inside pytest-benchmark (``bench/``), which hands
   the figure over in ``extra_info``; and the tool's own cost (``tool_cost``): the tool's resnet50 samples
   against a bare ``perf_counter`` loop's, interleaved in one process, as a median ratio with a 95 % CI.
 """
@@ -148,6 +149,8 @@ def latency_figure(case: BenchCase, result: PairedLatency) -> dict:
         ci_low=result.ci_low_pct,
         ci_high=result.ci_high_pct,
         samples=result.pairs,
+        processes=result.processes,
+        ci_reason=result.ci_reason,
         base_median_s=base.median_s,
         candidate_median_s=candidate.median_s,
         base_iqr_s=base.q3_s - base.q1_s,

@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.errors import UserInputError
 from senet_profile.history.bench import figure_key
 
@@ -96,7 +97,19 @@ def _interval(figure: dict) -> str:
     return f"{figure['value']:+.2f} % [{figure['ci_low']:+.2f}, {figure['ci_high']:+.2f}]"
 
 
+def _without_interval(figure: dict) -> bool:
+    """A timing figure recorded with no interval, or with one from fewer than MIN_CI_SAMPLES samples."""
+    samples = figure.get("samples")
+    low, high = figure.get("ci_low"), figure.get("ci_high")
+    return low is None or high is None or (samples is not None and samples < MIN_CI_SAMPLES)
+
+
 def _timing(base: dict, current: dict, thresholds: Sequence[Threshold]) -> tuple[str, str]:
+    unjudged = [name for name, f in (("baseline", base), ("this run", current)) if _without_interval(f)]
+    if unjudged:
+        return "info", (
+            f"{' and '.join(unjudged)} has no interval (fewer than {MIN_CI_SAMPLES} samples): not judged"
+        )
     rule = next((t for t in thresholds if t.applies_to(current["metric"])), None)
     tolerance = rule.amount if rule is not None else DEFAULT_TIMING_TOLERANCE_PP
     if rule is not None and rule.unit != "pp":

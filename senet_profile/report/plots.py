@@ -2,6 +2,8 @@
 
 Every plot has a title, axes with units, and a caption naming the machine and the versions its figures came
 from. Plots draw only what was measured: static plots from the built models, timing plots from run records.
+A timing figure from fewer than ``MIN_CI_SAMPLES`` pairs (or recorded without an interval) is drawn as a
+hollow marker with no error bar and labelled so: its point is a measurement, but no interval is claimed.
 Figures are made with ``matplotlib.figure.Figure`` directly (no pyplot, no global backend state).
 """
 
@@ -11,9 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from senet_profile import api
+from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.errors import UserInputError
 from senet_profile.history.machine import describe_machine
 from senet_profile.io import check_writable
@@ -79,11 +83,45 @@ def stage_overhead_figure(base: str, candidate: str) -> Figure:
     return figure
 
 
+def has_interval(low: object, high: object, samples: object) -> bool:
+    """Whether a timing figure's interval may be drawn: both ends known, from MIN_CI_SAMPLES samples up."""
+    known = not (pd.isna(low) or pd.isna(high) or pd.isna(samples))
+    return known and int(samples) >= MIN_CI_SAMPLES
+
+
+def _no_interval_label(samples: object) -> str:
+    count = "?" if pd.isna(samples) else f"{int(samples)}"
+    return f"{count} pairs: no CI (fewer than {MIN_CI_SAMPLES})"
+
+
+def _points(
+    axis: Axes,
+    x: pd.Series,
+    y: pd.Series,
+    low: pd.Series,
+    high: pd.Series,
+    samples: pd.Series,
+    *,
+    label: str,
+    **style: object,
+) -> None:
+    """Points with their CI as error bars; those without an interval hollow, without bars, labelled."""
+    drawn = [has_interval(lo, hi, n) for lo, hi, n in zip(low, high, samples, strict=True)]
+    mask = pd.Series(drawn, index=y.index)
+    if mask.any():
+        errors = [(y - low)[mask].astype(float), (high - y)[mask].astype(float)]
+        axis.errorbar(x[mask], y[mask], yerr=errors, capsize=4, label=label, **style)
+    if (~mask).any():
+        counts = ", ".join(dict.fromkeys(_no_interval_label(n) for n in samples[~mask]))
+        axis.plot(x[~mask], y[~mask], ls="none", mfc="none", label=f"{label} ({counts})", **style)
+
+
 def _latency_figures(record: dict) -> pd.DataFrame:
     rows = [f for f in record["figures"] if f["metric"] == "latency_overhead"]
     if not rows:
         raise UserInputError("the run record has no latency figures to plot")
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame if "samples" in frame.columns else frame.assign(samples=None)
 
 
 def batch_figure(record: dict, pair: str) -> Figure:
@@ -94,8 +132,10 @@ def batch_figure(record: dict, pair: str) -> Figure:
         raise UserInputError(f"the run record has no inference latency figures for {pair!r}")
     figure = Figure(figsize=(7, 4))
     axis = figure.subplots()
-    errors = [chosen["value"] - chosen["ci_low"], chosen["ci_high"] - chosen["value"]]
-    axis.errorbar(chosen["batch_size"], chosen["value"], yerr=errors, marker="o", capsize=4, label=pair)
+    _points(
+        axis, chosen["batch_size"], chosen["value"], chosen["ci_low"], chosen["ci_high"], chosen["samples"],
+        label=pair, marker="o", color="C0",
+    )  # fmt: skip
     axis.set_xscale("log", base=2)
     axis.set_xticks(list(chosen["batch_size"]), [str(b) for b in chosen["batch_size"]])
     axis.set_xlabel("batch size (images)")
@@ -126,12 +166,15 @@ def flops_vs_latency_figure(record: dict) -> Figure:
     figure = Figure(figsize=(8, 5))
     axis = figure.subplots()
     xs = []
-    for row in frame.itertuples(index=False):
-        x = _mac_overhead(record, row.model)
+    for index, (_, row) in enumerate(frame.iterrows()):
+        x = _mac_overhead(record, row["model"])
         xs.append(x)
-        errors = [[row.value - row.ci_low], [row.ci_high - row.value]]
-        label = f"{row.model}, {row.mode} b{row.batch_size}"
-        axis.errorbar([x], [row.value], yerr=errors, marker="o", capsize=4, label=label)
+        one = frame.loc[[row.name]]
+        at = pd.Series([x], index=one.index)
+        _points(
+            axis, at, one["value"], one["ci_low"], one["ci_high"], one["samples"],
+            label=f"{row['model']}, {row['mode']} b{row['batch_size']}", marker="o", color=f"C{index % 10}",
+        )  # fmt: skip
     right = max(xs) * 1.25 or 1.0
     axis.plot([0, right], [0, right], color="grey", lw=0.8, ls="--", label="latency overhead = MAC overhead")
     axis.set_xlim(0, right)
@@ -155,17 +198,11 @@ def history_figure(history: pd.DataFrame, title: str) -> Figure:
     colours = colormaps["tab20"].colors
     series = history.groupby(["pair", "setting"], sort=False)
     for index, ((pair, setting), runs) in enumerate(series):
-        errors = [runs["overhead_pct"] - runs["ci_low"], runs["ci_high"] - runs["overhead_pct"]]
-        x = runs["time"].map(order)
-        axis.errorbar(
-            x,
-            runs["overhead_pct"],
-            yerr=errors,
-            marker=HISTORY_MARKERS[index % len(HISTORY_MARKERS)],
-            color=colours[index % len(colours)],
-            capsize=3,
-            label=f"{pair} ({setting})",
-        )
+        _points(
+            axis, runs["time"].map(order), runs["overhead_pct"], runs["ci_low"], runs["ci_high"],
+            runs["samples"], label=f"{pair} ({setting})",
+            marker=HISTORY_MARKERS[index % len(HISTORY_MARKERS)], color=colours[index % len(colours)],
+        )  # fmt: skip
     axis.set_xlabel("recorded run (oldest first)")
     axis.set_ylabel("SE latency overhead (%), 95 % CI")
     axis.set_title(title)

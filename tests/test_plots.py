@@ -1,0 +1,82 @@
+"""Timing plots: a figure without an interval is drawn hollow, without an error bar, and labelled."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from senet_profile.analysis.intervals import MIN_CI_SAMPLES
+from senet_profile.report import plots
+
+PAIR = "resnet18 -> se_resnet18"
+MACHINE = {
+    "cpu": "test cpu", "cores": 2, "python": "3.11", "machine_class": "test-2c",
+    "versions": {"torch": "2", "torchvision": "0", "senet-profile": "0.1.0"},
+}  # fmt: skip
+
+
+def _figure(batch: int, samples: int, mode: str = "infer") -> dict:
+    return {
+        "model": PAIR, "metric": "latency_overhead", "setting": f"cpu {mode} b{batch} fp32 threads=1",
+        "unit": "%", "value": 5.0 + batch, "ci_low": 4.0 + batch, "ci_high": 6.0 + batch,
+        "samples": samples, "batch_size": batch, "mode": mode,
+    }  # fmt: skip
+
+
+def _record() -> dict:
+    figures = [_figure(1, 200), _figure(8, 2), _figure(32, 2, mode="train")]
+    figures += [
+        {"model": name, "metric": "macs", "value": macs}
+        for name, macs in (("resnet18", 1_000), ("se_resnet18", 1_010))
+    ]
+    return {"machine": MACHINE, "time": "2026-01-01T00:00:00Z", "commit": "abc", "figures": figures}
+
+
+def _error_bar_points(axis) -> int:
+    return sum(len(container.lines[0].get_xdata()) for container in axis.containers)
+
+
+def _hollow(axis) -> list:
+    return [line for line in axis.lines if line.get_markerfacecolor() == "none"]
+
+
+def test_has_interval_needs_both_ends_and_enough_samples():
+    assert plots.has_interval(1.0, 2.0, MIN_CI_SAMPLES)
+    assert not plots.has_interval(1.0, 2.0, MIN_CI_SAMPLES - 1)
+    assert not plots.has_interval(None, 2.0, 100) and not plots.has_interval(1.0, 2.0, None)
+
+
+def test_batch_plot_draws_points_without_an_interval_hollow_and_labelled():
+    axis = plots.batch_figure(_record(), PAIR).axes[0]
+    assert _error_bar_points(axis) == 1  # only batch 1 (200 pairs) has its interval drawn
+    hollow = _hollow(axis)
+    assert len(hollow) == 1 and list(hollow[0].get_xdata()) == [8]
+    labels = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert any(f"2 pairs: no CI (fewer than {MIN_CI_SAMPLES})" in label for label in labels)
+
+
+def test_flops_plot_draws_points_without_an_interval_hollow():
+    axis = plots.flops_vs_latency_figure(_record()).axes[0]
+    assert _error_bar_points(axis) == 1 and len(_hollow(axis)) == 2
+
+
+def test_history_plot_draws_runs_without_an_interval_hollow():
+    history = pd.DataFrame(
+        [
+            {"time": f"t{k}", "commit": "abc", "machine_class": "test-2c", "pair": PAIR,
+             "setting": "infer b1", "overhead_pct": 5.0, "ci_low": 4.0, "ci_high": 6.0, "samples": samples,
+             "noisy": False}
+            for k, samples in enumerate((100, 2, 100))
+        ]
+    )  # fmt: skip
+    axis = plots.history_figure(history, "history").axes[0]
+    assert _error_bar_points(axis) == 2 and len(_hollow(axis)) == 1
+
+
+@pytest.mark.parametrize("figure", [plots.batch_figure, plots.flops_vs_latency_figure])
+def test_records_without_a_samples_field_are_drawn_without_intervals(figure):
+    record = _record()
+    for item in record["figures"]:
+        item.pop("samples", None)
+    args = (record, PAIR) if figure is plots.batch_figure else (record,)
+    assert _error_bar_points(figure(*args).axes[0]) == 0
