@@ -8,12 +8,13 @@ Records keep raw integers; scaling and rounding happen only in the reporter.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
 from torch import nn
 
+from senet_profile.analysis.breakdown import MODULE_UNITS, OP_UNITS, module_rows, op_rows
 from senet_profile.analysis.crosscheck import ToolCount, crosscheck
 from senet_profile.analysis.latency import LatencyOptions, PairedLatency, measure_paired, measure_single
 from senet_profile.analysis.metrics import (
@@ -150,6 +151,37 @@ def _static_records(result: StaticProfile, *, by_stage: bool, by_class: bool = F
     return records
 
 
+FAMILY_METRICS: tuple[Metric, ...] = (
+    Metric("params", "params", lambda c: c.params),
+    Metric("macs", "MACs", lambda c: c.macs),
+    Metric("activations", "elements", lambda c: c.activations),
+    Metric("bytes_moved", "bytes", lambda c: c.bytes_moved),
+)
+
+
+def _attention_records(result: StaticProfile, families: Sequence[str] = ()) -> list[dict]:
+    """Each non-SE attention family's share, scope ``attention:<family>`` (``families``: add these at 0)."""
+    shares = {f: Counts() for f in families} | result.attention_counts
+    return [
+        {"metric": m.name, "unit": m.unit, "scope": f"attention:{family}", "source": OURS, "value": m.read(c)}
+        for family, c in sorted(shares.items())
+        for m in FAMILY_METRICS
+    ]
+
+
+def _attention_notes(result: StaticProfile) -> list[str]:
+    """A note naming attention-like modules of no known family: their cost is in the totals only."""
+    if not result.unrecognised_attention:
+        return []
+    listed = ", ".join(result.unrecognised_attention[:4])
+    more = len(result.unrecognised_attention) - 4
+    listed += f" and {more} more" if more > 0 else ""
+    return [
+        f"{result.name}: {listed} look like attention layers of no known family: counted in the totals, "
+        "not as attention (name their class with --attention CLASS=FAMILY)"
+    ]
+
+
 def crosscheck_records(model: nn.Module, result: StaticProfile) -> tuple[list[dict], list[str]]:
     """MACs from fvcore, ptflops (both backends) and torch's counter, with why each differs from ours."""
     records, notes = [], []
@@ -173,8 +205,19 @@ def explain_tool(count: ToolCount, ours: int) -> str:
     return "; ".join(parts)
 
 
+NUMERIC_COLUMNS = ("value", "base", "candidate", "delta", "overhead_pct", "ci_low", "ci_high", "samples")
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numeric dtypes for the number columns: int64 where every value is an integer, else float64."""
+    for column in NUMERIC_COLUMNS:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column])
+    return frame
+
+
 def _frame(records: Sequence[dict], columns: list[str], profiles: Sequence[StaticProfile]) -> pd.DataFrame:
-    frame = pd.DataFrame(list(records), columns=columns, dtype=object)
+    frame = _numeric(pd.DataFrame(list(records), columns=columns, dtype=object))
     frame.attrs["convention"] = CONVENTION
     frame.attrs["models"] = [p.name for p in profiles]
     frame.attrs["input_shape"] = list(profiles[0].input_shape)
@@ -194,6 +237,7 @@ class Request:
     by_stage: bool = False
     by_class: bool = False
     crosscheck: bool = False
+    attention: tuple[tuple[str, str], ...] = ()  # the user's attention classes: (class, family)
 
     def __post_init__(self) -> None:
         if "latency" in self.metrics and self.runtime.device == "meta":
@@ -229,17 +273,19 @@ def _warn_uncounted(result: StaticProfile) -> None:
 
 def _measure(model: Model, request: Request, built: Built) -> _Measured:
     meta_module = built.module
-    result = analyze(meta_module, request.workload.shape, name=built.name)
+    result = analyze(meta_module, request.workload.shape, name=built.name, attention=dict(request.attention))
     _warn_uncounted(result)
     records = (
         _static_records(result, by_stage=request.by_stage, by_class=request.by_class)
+        + _attention_records(result)
         if "static" in request.metrics
         else []
     )
-    notes: list[str] = []
+    notes: list[str] = _attention_notes(result)
     if request.crosscheck:
-        extra, notes = crosscheck_records(meta_module, result)
+        extra, tool_notes = crosscheck_records(meta_module, result)
         records += extra
+        notes += tool_notes
     runtime_module = meta_module
     if {"memory", "latency"} & set(request.metrics):
         runtime_module = _built(model, request.runtime.device)
@@ -304,11 +350,13 @@ def profile(
     crosscheck: bool = False,
     metrics: tuple[str, ...] = ("static",),
     runtime: RuntimeOptions | None = None,
+    attention: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """One model's metrics as records: metric, unit, scope, source, value (ci_low, ci_high, samples).
 
     ``input_size`` defaults to the model's own (a timm model's ``pretrained_cfg``), else 224x224;
-    ``name`` labels the model (default: the model argument, or the module's class name).
+    ``name`` labels the model (default: the model argument, or the module's class name); ``attention``
+    maps the user's own attention classes to a family (``{"MyGate": "gate"}``; family ``se`` counts as SE).
     """
     built = resolve(model, name=name)
     size, _ = _input_size(input_size, [built])
@@ -319,6 +367,7 @@ def profile(
         by_stage=by_stage,
         by_class=by_class,
         crosscheck=crosscheck,
+        attention=tuple((attention or {}).items()),
     )
     measured = _measure(model, request, built)
     records = list(measured.records)
@@ -377,6 +426,7 @@ def compare(
     metrics: tuple[str, ...] = ("static",),
     runtime: RuntimeOptions | None = None,
     progress: Callable[[int, float], None] | None = None,
+    attention: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """What ``candidate`` costs over ``base``: metric, unit, scope, base, candidate, delta, overhead_pct.
 
@@ -391,9 +441,15 @@ def compare(
         by_stage=by_stage,
         by_class=by_class,
         crosscheck=crosscheck,
+        attention=tuple((attention or {}).items()),
     )
     sides = [_measure(m, request, b) for m, b in zip((base, candidate), built, strict=True)]
     sides[0].notes.extend(size_notes)
+    if "static" in request.metrics:  # a family on one side only: the other side's share is 0
+        families = sorted({f for side in sides for f in side.result.attention_counts})
+        for side in sides:
+            side.records = [r for r in side.records if not r["scope"].startswith("attention:")]
+            side.records += _attention_records(side.result, families)
     records = pair_records(sides[0].records, sides[1].records)
     paired = None
     if "latency" in request.metrics:
@@ -437,3 +493,61 @@ def side_by_side(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     for field_name in ("unknown_ops", "uncalled_modules"):
         wide.attrs[field_name] = {k: v for frame in frames for k, v in frame.attrs[field_name].items()}
     return wide
+
+
+def _analyzed(
+    model: Model,
+    *,
+    name: str | None,
+    batch_size: int,
+    input_size: tuple[int, int] | None,
+    attention: Mapping[str, str] | None,
+) -> StaticProfile:
+    built = resolve(model, name=name)
+    size, _ = _input_size(input_size, [built])
+    result = analyze(built.module, Workload(batch_size, size).shape, name=built.name, attention=attention)
+    _warn_uncounted(result)
+    return result
+
+
+def _wide_frame(rows: list[dict], units: Mapping[str, str], result: StaticProfile) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    frame.attrs |= {
+        "convention": CONVENTION,
+        "models": [result.name],
+        "input_shape": list(result.input_shape),
+    }
+    frame.attrs |= {"unknown_ops": {result.name: result.unknown_ops}, "units": dict(units)}
+    frame.attrs |= {"uncalled_modules": {result.name: list(result.uncalled_modules)}}
+    frame.attrs["notes"] = _attention_notes(result)
+    return frame
+
+
+def by_module(
+    model: Model,
+    *,
+    depth: int = 2,
+    name: str | None = None,
+    batch_size: int = 1,
+    input_size: tuple[int, int] | None = None,
+    attention: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The module tree to ``depth`` levels: module (indented), path, type, attention family, params, MACs,
+    activations, bytes moved, each row covering its whole subtree."""
+    if depth < 0:
+        raise UserInputError(f"depth must be 0 or more, got {depth}")
+    result = _analyzed(model, name=name, batch_size=batch_size, input_size=input_size, attention=attention)
+    return _wide_frame(module_rows(result, depth=depth), MODULE_UNITS, result)
+
+
+def by_op(
+    model: Model,
+    *,
+    name: str | None = None,
+    batch_size: int = 1,
+    input_size: tuple[int, int] | None = None,
+    attention: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """One row per aten op the model ran: calls, MACs, output elements and bytes moved."""
+    result = _analyzed(model, name=name, batch_size=batch_size, input_size=input_size, attention=attention)
+    return _wide_frame(op_rows(result), OP_UNITS, result)

@@ -44,3 +44,10 @@ def with_mystery_attention(named: bool = True) -> nn.Module:
     """small_cnn with an unrecognised attention layer after its conv."""
     layer = MysteryAttention(8) if named else Mystery(8)
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), layer, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def timm_resnet_with(attn: str = "cbam") -> nn.Module:
+    """timm's ResNet-18 layout with one block per stage and timm's attention layer ``attn`` in each block."""
+    from timm.models.resnet import BasicBlock, ResNet
+
+    return ResNet(block=BasicBlock, layers=[1, 1, 1, 1], block_args={"attn_layer": attn}, num_classes=10)

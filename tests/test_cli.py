@@ -47,10 +47,8 @@ def compare_json() -> list[dict]:
 
 def test_compare_table() -> None:
     out = ok("compare", "resnet50", "se_resnet50").stdout
-    params = next(
-        line for line in out.splitlines() if re.search(r"\bparams\b", line) and "25,557,032" in line
-    )
-    assert "28,088,024" in params
+    params = next(line for line in out.splitlines() if re.search(r"\bparams\b", line) and "25.56 M" in line)
+    assert "28.09 M" in params  # units people read; the raw integers are in CSV and JSON
     assert "+9.90 %" in params
     assert "resnet50 -> se_resnet50, input 1x3x224x224" in out
     assert "Convention:" in out
@@ -103,9 +101,9 @@ def test_compare_markdown() -> None:
     assert [c.strip() for c in params.strip("|").split("|")] == [
         "params",
         "params",
-        "25,557,032",
-        "28,088,024",
-        "2,530,992",
+        "25.56 M",
+        "28.09 M",
+        "2.531 M",
         "+9.90 %",
     ]
 
@@ -122,7 +120,7 @@ def test_output_file_takes_format_from_suffix(tmp_path: Path, name: str, fmt: st
     elif fmt == "csv":
         assert "params,params,model,senet-profile,11689512,11778592,89080," in text
     else:
-        assert "| params " in text and "11,689,512" in text
+        assert "| params " in text and "11.69 M" in text
 
 
 def test_explicit_format_wins_over_suffix(tmp_path: Path) -> None:

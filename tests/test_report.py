@@ -134,3 +134,42 @@ def test_every_format_renders(frame: pd.DataFrame) -> None:
 )
 def test_format_for_path(path: str, fmt: str) -> None:
     assert format_for_path(path) == fmt
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (4_091_699_200, "MACs", "4.092 G"),
+        (25_557_032, "params", "25.56 M"),
+        (15_104, "ops", "15.1 k"),
+        (944, "ops", "944"),
+        (14_450_688, "bytes", "13.78 MiB"),
+        (512, "bytes", "512 B"),
+        (0.3619, "s", "361.9 ms"),
+        (4.52e-5, "s", "45.2 µs"),
+        (1.5, "s", "1.5 s"),
+        (9.9033, "%", "+9.90 %"),
+        (None, "MACs", "n/a"),
+    ],
+)
+def test_scaled_values_read_in_units(value: object, unit: str, text: str) -> None:
+    from senet_profile.report.tables import scaled
+
+    assert scaled(value, unit) == text
+
+
+def test_tables_show_units_csv_and_json_keep_raw_values() -> None:
+    records = [
+        {"metric": "macs", "unit": "MACs", "value": 4_091_699_200},
+        {"metric": "latency", "unit": "s", "value": 0.3619},
+        {"metric": "peak", "unit": "bytes", "value": 14_450_688},
+    ]
+    frame = pd.DataFrame(records)
+    assert frame["value"].dtype == "float64"  # mixed counts and seconds
+    table = render(frame, "table")
+    assert "4.092 G" in table and "361.9 ms" in table and "13.78 MiB" in table
+    assert "| macs     | MACs   | 4.092 G   |" in to_markdown(frame)
+    csv_text = render(frame, "csv")
+    assert "macs,MACs,4091699200\n" in csv_text and "latency,s,0.3619\n" in csv_text
+    assert [r["value"] for r in json.loads(to_json(frame))] == [4_091_699_200, 0.3619, 14_450_688]
+    assert type(json.loads(to_json(frame))[0]["value"]) is int

@@ -428,3 +428,20 @@ def test_batch_norm_in_eval_reads_its_statistics() -> None:
     assert event.bytes_read == 4 * (3 * 16 + 4 * 3)  # input; weight, bias, running mean and variance
     # The output, and the per-channel mean and inverse std that native_batch_norm returns beside it.
     assert event.bytes_written == 4 * (3 * 16 + 3 + 3)
+
+
+def test_matrix_vector_products_are_counted_as_macs() -> None:
+    class Products(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(128, 256))
+            self.v = nn.Parameter(torch.ones(256))
+            self.b = nn.Parameter(torch.ones(128))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.flatten()
+            return torch.mv(self.w, x) + torch.addmv(self.b, self.w, x) + torch.dot(self.v, x)
+
+    result = analyze(Products(), (1, 1, 16, 16))
+    assert result.total.macs == 128 * 256 + 128 * 256 + 256  # mv, addmv (bias add excluded), dot
+    assert result.unknown_ops == {}

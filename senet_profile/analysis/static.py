@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from senet_profile.analysis.trace import ACTIVATION_OPS, OpEvent, Trace, trace_ops
-from senet_profile.catalog.se import se_module_names
+from senet_profile.catalog.attention import SE, attention_modules, unrecognised_attention
 from senet_profile.errors import UserInputError
 
 CONVENTION = (
@@ -124,6 +124,12 @@ class StaticProfile:
     uncalled_modules: tuple[str, ...] = ()
     op_classes: dict[str, OpClassCounts] = field(default_factory=dict)
     modules: dict[str, OpClassCounts] = field(default_factory=dict)
+    by_module: dict[str, Counts] = field(default_factory=dict)  # each module's own ops and parameters
+    module_types: dict[str, str] = field(default_factory=dict)  # qualified name -> class name
+    attention: dict[str, str] = field(default_factory=dict)  # outermost attention module -> family (se too)
+    attention_counts: dict[str, Counts] = field(default_factory=dict)  # non-SE family -> its share
+    unrecognised_attention: tuple[str, ...] = ()  # "name (Class)" of attention-like modules not known
+    ops: dict[str, OpClassCounts] = field(default_factory=dict)  # aten op -> what it did
 
 
 def _owner(module: str, se_roots: Iterable[str]) -> str | None:
@@ -175,26 +181,58 @@ def _event_counts(event: OpEvent, se_root: str | None) -> dict[str, int]:
 
 
 def _param_counts(
-    model: nn.Module, se_roots: list[str], stage_names: Mapping[str, str]
+    model: nn.Module, se_roots: list[str], key: Callable[[str], str]
 ) -> dict[str, dict[str, int]]:
-    per_stage: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_key: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for name, param in model.named_parameters():
         module = name.rpartition(".")[0]
-        stage = per_stage[_stage_of(module, stage_names)]
-        stage["params"] += param.numel()
+        bucket = per_key[key(module)]
+        bucket["params"] += param.numel()
         if _owner(module, se_roots) is not None:
-            stage["params_se"] += param.numel()
-    return per_stage
+            bucket["params_se"] += param.numel()
+    return per_key
 
 
-def summarize(model: nn.Module, trace: Trace, *, name: str, input_shape: tuple[int, ...]) -> StaticProfile:
-    """Fold a trace and the model's parameters into whole-model and per-stage counts."""
-    se_roots = se_module_names(model)
+_FAMILY_KEYS = ("params", "macs", "activations", "bytes_moved")
+
+
+def _family_counts(model: nn.Module, trace: Trace, attention: Mapping[str, str]) -> dict[str, Counts]:
+    """Each attention family's parameters, MACs, activations and bytes moved."""
+    per_family: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for name, param in model.named_parameters():
+        root = _owner(name.rpartition(".")[0], attention)
+        if root is not None:
+            per_family[attention[root]]["params"] += param.numel()
+    for event in trace.events:
+        root = _owner(event.module, attention)
+        if root is not None:
+            counts = _event_counts(event, None)
+            for key in _FAMILY_KEYS[1:]:
+                per_family[attention[root]][key] += counts.get(key, 0)
+    return {family: Counts(**values) for family, values in per_family.items()}
+
+
+def summarize(
+    model: nn.Module,
+    trace: Trace,
+    *,
+    name: str,
+    input_shape: tuple[int, ...],
+    attention: Mapping[str, str] | None = None,
+) -> StaticProfile:
+    """Fold a trace and the model's parameters into whole-model, per-stage and per-module counts.
+
+    ``attention``: the user's own attention classes, class name -> family (``se`` counts as SE).
+    """
+    families = attention_modules(model, attention)
+    se_roots = [module for module, family in families.items() if family == SE]
     stage_names: Mapping[str, str] = getattr(model, "stage_names", {})
-    per_stage = _param_counts(model, se_roots, stage_names)
+    per_stage = _param_counts(model, se_roots, lambda module: _stage_of(module, stage_names))
+    per_module = _param_counts(model, se_roots, lambda module: module)
     unknown: dict[str, int] = defaultdict(int)
     classes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     modules: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    ops: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for event in trace.events:
         if event.category == "unknown":
             unknown[event.op] += 1
@@ -202,7 +240,8 @@ def summarize(model: nn.Module, trace: Trace, *, name: str, input_shape: tuple[i
         stage = per_stage[_stage_of(event.module, stage_names)]
         for key, value in _event_counts(event, root).items():
             stage[key] += value
-        for bucket in (classes[op_class(event, root)], modules[event.module]):
+            per_module[event.module][key] += value
+        for bucket in (classes[op_class(event, root)], modules[event.module], ops[event.op]):
             _add_event(bucket, event)
     stages = {stage: Counts(**values) for stage, values in per_stage.items() if any(values.values())}
     total = Counts(
@@ -218,6 +257,12 @@ def summarize(model: nn.Module, trace: Trace, *, name: str, input_shape: tuple[i
         trace.uncalled_modules,
         op_classes={c: OpClassCounts(**classes[c]) for c in OP_CLASSES if c in classes},
         modules={m: OpClassCounts(**values) for m, values in modules.items()},
+        by_module={m: Counts(**values) for m, values in per_module.items()},
+        module_types={m: type(module).__name__ for m, module in model.named_modules()},
+        attention=families,
+        attention_counts=_family_counts(model, trace, {m: f for m, f in families.items() if f != SE}),
+        unrecognised_attention=tuple(unrecognised_attention(model, families)),
+        ops={op: OpClassCounts(**values) for op, values in sorted(ops.items())},
     )
 
 
@@ -246,7 +291,12 @@ def check_input_shape(input_shape: tuple[int, ...]) -> None:
 
 
 def analyze(
-    model: nn.Module, input_shape: tuple[int, ...], *, name: str = "", dtype: torch.dtype | None = None
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    name: str = "",
+    dtype: torch.dtype | None = None,
+    attention: Mapping[str, str] | None = None,
 ) -> StaticProfile:
     """Count parameters, MACs, activations and bytes of ``model`` on an input of ``input_shape`` (with batch).
 
@@ -263,4 +313,10 @@ def analyze(
         trace = trace_ops(meta_model, inputs)
     finally:
         meta_model.train(was_training)
-    return summarize(meta_model, trace, name=name or type(model).__name__, input_shape=tuple(input_shape))
+    return summarize(
+        meta_model,
+        trace,
+        name=name or type(model).__name__,
+        input_shape=tuple(input_shape),
+        attention=attention,
+    )

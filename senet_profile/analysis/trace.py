@@ -7,7 +7,8 @@ innermost module running when it was dispatched. Run it on the meta device and n
 allocated: shapes alone decide every count.
 
 Convention (MACs): one multiply-accumulate = 1. Only convolutions (including grouped and transposed) and
-matrix products (``addmm``, ``mm``, ``bmm``, ``baddbmm``: linear layers and matmuls) have MACs; their bias
+matrix products (``addmm``, ``mm``, ``bmm``, ``baddbmm``: linear layers and matmuls; ``mv``, ``addmv``,
+``dot``: matrix-vector and vector products) have MACs; their bias
 additions are not counted. Every other op is classified (reduction, elementwise, normalization, data
 movement, view) and its element counts kept, so callers can report non-MAC work under their own
 convention; an op in none of these classes is kept as ``unknown`` and must be reported, never taken as 0.
@@ -95,12 +96,22 @@ def _bmm_macs(args: Sequence[object], out: torch.Tensor) -> int:
     return _prod(a.shape) * int(b.shape[-1])
 
 
+def _mv_macs(args: Sequence[object], out: torch.Tensor) -> int:
+    """Matrix (m x n) times vector (n): m * n multiply-adds (``dot``: n, the same product with m = 1)."""
+    a = args[0]
+    assert isinstance(a, torch.Tensor)
+    return a.numel()
+
+
 MAC_OPS: dict[str, Callable[[Sequence[object], torch.Tensor], int]] = {
     "convolution": _conv_macs,
     "addmm": _addmm_macs,
     "mm": _mm_macs,
     "bmm": _bmm_macs,
     "baddbmm": lambda args, out: _bmm_macs(args[1:], out),
+    "mv": _mv_macs,
+    "dot": _mv_macs,
+    "addmv": lambda args, out: _mv_macs(args[1:], out),
 }
 
 # Ops whose outputs count as activations (the RegNet paper's definition: outputs of conv layers; a linear

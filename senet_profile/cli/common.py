@@ -39,7 +39,21 @@ Output = Annotated[
     Path | None,
     typer.Option("--output", help="Write to this file (atomically); '-' writes to stdout."),
 ]
-ByStage = Annotated[bool, typer.Option("--by-stage", help="Add one row per stage for every metric.")]
+ByStage = Annotated[
+    bool, typer.Option("--by-stage", help="One row per stage (a wide table; CSV/JSON: long records).")
+]
+ByModule = Annotated[
+    bool, typer.Option("--by-module", help="The module tree (to --depth): params, MACs, activations, bytes.")
+]
+Depth = Annotated[int | None, typer.Option("--depth", help="Levels of the --by-module tree (default 2).")]
+ByOp = Annotated[bool, typer.Option("--by-op", help="One row per aten op: calls, MACs, elements, bytes.")]
+Attention = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--attention",
+        help="Your own attention class, CLASS or CLASS=FAMILY (repeatable; family se counts as SE).",
+    ),
+]
 ByClass = Annotated[
     bool, typer.Option("--by-class", help="Add ops, MACs and bytes moved per op class (conv, SE scale...).")
 ]
@@ -60,7 +74,10 @@ Allocator = Annotated[
 Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (CUDA only).")]
 ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Run in channels-last memory format.")]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile both models before timing.")]
-Budget = Annotated[float, typer.Option("--budget", help="Latency: stop after this many seconds at most.")]
+Budget = Annotated[
+    float | None, typer.Option("--budget", help="Latency: stop after this many seconds at most (default 48).")
+]
+DEFAULT_BUDGET_S = 48.0
 Processes = Annotated[
     int,
     typer.Option(
@@ -137,13 +154,37 @@ def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def _widened(frame: pd.DataFrame) -> pd.DataFrame:
+    """A static frame with per-stage rows as one wide table (scope x metric); any other frame as it is."""
+    from senet_profile.report import wide
+
+    if (
+        "scope" not in frame.columns
+        or frame["scope"].nunique() <= 1
+        or frame.attrs.get("metrics") != ["static"]
+    ):
+        return frame
+    if "value" in frame.columns:
+        return wide.profile_wide(frame)
+    return wide.compare_wide(frame) if "candidate" in frame.columns else frame
+
+
+def warn_unused(**given: bool) -> None:
+    """A one-line warning for each option given where it does nothing (name -> whether it is idle)."""
+    import warnings
+
+    for option, idle in given.items():
+        if idle:
+            warnings.warn(f"{option} does nothing here; ignored", stacklevel=2)
+
+
 def emit(frame: pd.DataFrame, *, fmt: str | None, output: Path | None, title: str) -> None:
     """Print ``frame`` in the chosen format, or write it atomically to ``output`` (``-``: stdout)."""
     from senet_profile.report import tables as report
 
     chosen = choose_format(fmt, output)
     output = None if output == STDOUT else output
-    shown = _for_display(frame) if chosen in ("table", "markdown") else frame
+    shown = _for_display(_widened(frame)) if chosen in ("table", "markdown") else frame
     caption = _caption(frame)
     if output is None and chosen == "table":
         report.print_table(report.rich_table(shown, title=title, caption=caption))

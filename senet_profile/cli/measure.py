@@ -13,15 +13,20 @@ import typer
 
 from senet_profile.cli.app import GRAMMAR, app
 from senet_profile.cli.common import (
+    DEFAULT_BUDGET_S,
     STDOUT,
     Allocator,
+    Attention,
     BatchSize,
     Budget,
     ByClass,
+    ByModule,
+    ByOp,
     ByStage,
     ChannelsLast,
     Compile,
     CrossCheck,
+    Depth,
     Device,
     Dtype,
     Format,
@@ -35,6 +40,7 @@ from senet_profile.cli.common import (
     emit,
     progress_bar,
     shape_text,
+    warn_unused,
 )
 from senet_profile.errors import UserInputError
 from senet_profile.io import check_writable, write_atomic
@@ -137,6 +143,10 @@ def profile_command(
     output: Output = None,
     by_stage: ByStage = False,
     by_class: ByClass = False,
+    by_module: ByModule = False,
+    depth: Depth = None,
+    by_op: ByOp = False,
+    attention: Attention = None,
     crosscheck: CrossCheck = False,
     metrics: Metrics = "static",
     device: Device = "cpu",
@@ -145,29 +155,82 @@ def profile_command(
     dtype: Dtype = "fp32",
     channels_last: ChannelsLast = False,
     compile: Compile = False,
-    budget: Budget = 48.0,
+    budget: Budget = None,
     allocator: Allocator = "steady",
     processes: Processes = 4,
 ) -> None:
     """Each model's parameters, MACs, activations (memory, latency), SE's share; several: one table."""
     from senet_profile import api
     from senet_profile.analysis.metrics import parse_metrics
+    from senet_profile.catalog.attention import parse_attention_classes
 
     _check_output(fmt, output)
+    classes = parse_attention_classes(attention or [])
+    if by_module or by_op:
+        warn_unused(**{"--by-stage": by_stage, "--by-class": by_class, "--budget": budget is not None})
+        _breakdown(models, by_module=by_module, by_op=by_op, depth=depth, size=_size(input_size),
+                   batch_size=batch_size, attention=classes, fmt=fmt, output=output)  # fmt: skip
+        return
+    warn_unused(**{"--depth": depth is not None})
+    groups = parse_metrics(metrics)
+    warn_unused(
+        **{"--by-stage": by_stage and "static" not in groups, "--budget": _idle_budget(budget, groups)}
+    )
+    budget = budget or DEFAULT_BUDGET_S
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
-    groups = parse_metrics(metrics)
     options = dict(
         batch_size=batch_size, input_size=_size(input_size), by_stage=by_stage, by_class=by_class,
-        crosscheck=crosscheck,
+        crosscheck=crosscheck, attention=classes,
     )  # fmt: skip
     with progress_bar(groups, budget):
         frames = [api.profile(model, metrics=groups, runtime=runtime, **options) for model in models]
     frame = frames[0] if len(frames) == 1 else api.side_by_side(frames)
     names = ", ".join(frame.attrs["models"])
     emit(frame, fmt=fmt, output=output, title=f"{names}, input {shape_text(frame)}")
+
+
+def _idle_budget(budget: float | None, groups: tuple[str, ...]) -> bool:
+    return budget is not None and "latency" not in groups
+
+
+def _breakdown(
+    models: list[str],
+    *,
+    by_module: bool,
+    by_op: bool,
+    depth: int | None,
+    size: tuple[int, int] | None,
+    batch_size: int,
+    attention: dict[str, str],
+    fmt: str | None,
+    output: Path | None,
+) -> None:
+    """``profile --by-module`` / ``--by-op``: the module tree or the op table (several models: stacked)."""
+    import pandas as pd
+
+    from senet_profile import api
+
+    if by_module and by_op:
+        raise UserInputError("choose one of --by-module and --by-op")
+    options = dict(batch_size=batch_size, input_size=size, attention=attention)
+    if by_module:
+        frames = [api.by_module(m, depth=2 if depth is None else depth, **options) for m in models]
+    else:
+        frames = [api.by_op(m, **options) for m in models]
+    frame = frames[0]
+    if len(frames) > 1:
+        frame = pd.concat([f.assign(model=f.attrs["models"][0]) for f in frames], ignore_index=True)
+        frame = frame[["model", *frames[0].columns]]
+        frame.attrs = {**frames[0].attrs, "models": [f.attrs["models"][0] for f in frames]}
+        frame.attrs["notes"] = [n for f in frames for n in f.attrs["notes"]]
+        frame.attrs["unknown_ops"] = {k: v for f in frames for k, v in f.attrs["unknown_ops"].items()}
+        frame.attrs["uncalled_modules"] = {}
+    kind = f"modules to depth {2 if depth is None else depth}" if by_module else "aten ops"
+    title = f"{', '.join(frame.attrs['models'])}: {kind}, input {shape_text(frame)}"
+    emit(frame, fmt=fmt, output=output, title=title)
 
 
 @app.command("compare")
@@ -180,6 +243,7 @@ def compare_command(
     output: Output = None,
     by_stage: ByStage = False,
     by_class: ByClass = False,
+    attention: Attention = None,
     crosscheck: CrossCheck = False,
     metrics: Metrics = "static",
     device: Device = "cpu",
@@ -188,20 +252,26 @@ def compare_command(
     dtype: Dtype = "fp32",
     channels_last: ChannelsLast = False,
     compile: Compile = False,
-    budget: Budget = 48.0,
+    budget: Budget = None,
     allocator: Allocator = "steady",
     processes: Processes = 4,
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     from senet_profile import api
     from senet_profile.analysis.metrics import parse_metrics
+    from senet_profile.catalog.attention import parse_attention_classes
 
     _check_output(fmt, output)
+    classes = parse_attention_classes(attention or [])
+    groups = parse_metrics(metrics)
+    warn_unused(
+        **{"--by-stage": by_stage and "static" not in groups, "--budget": _idle_budget(budget, groups)}
+    )
+    budget = budget or DEFAULT_BUDGET_S
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
-    groups = parse_metrics(metrics)
     with progress_bar(groups, budget) as progress:
         frame = api.compare(
             base,
@@ -214,6 +284,7 @@ def compare_command(
             metrics=groups,
             runtime=runtime,
             progress=progress,
+            attention=classes,
         )
     names = frame.attrs["models"]
     emit(frame, fmt=fmt, output=output, title=f"{names[0]} -> {names[1]}, input {shape_text(frame)}")
