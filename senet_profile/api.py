@@ -7,6 +7,8 @@ Records keep raw integers; scaling and rounding happen only in the reporter.
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +21,7 @@ from senet_profile.analysis.crosscheck import ToolCount, crosscheck
 from senet_profile.analysis.latency import LatencyOptions, PairedLatency, measure_paired, measure_single
 from senet_profile.analysis.metrics import (
     RuntimeOptions,
+    check_metrics,
     interval_notes,
     latency_labels,
     latency_pair_records,
@@ -26,6 +29,7 @@ from senet_profile.analysis.metrics import (
     memory_profile,
     memory_records,
 )
+from senet_profile.analysis.resources import check_fits
 from senet_profile.analysis.static import (
     CONVENTION,
     OP_CLASSES,
@@ -86,15 +90,33 @@ class Workload:
     in_channels: int = 3
 
     def __post_init__(self) -> None:
-        if self.batch_size <= 0:
-            raise UserInputError(f"batch size must be a positive integer, got {self.batch_size}")
-        if min(self.input_size) <= 0 or self.in_channels <= 0:
-            raise UserInputError(f"input size {self.input_size[0]}x{self.input_size[1]} must be positive")
+        if not _is_int(self.batch_size) or self.batch_size <= 0:
+            raise UserInputError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        if not _is_int(self.in_channels) or self.in_channels <= 0:
+            raise UserInputError(f"in_channels must be a positive integer, got {self.in_channels!r}")
+        sizes = self.input_size
+        if not isinstance(sizes, tuple) or len(sizes) != 2 or not all(_is_int(n) and n > 0 for n in sizes):
+            raise UserInputError(f"input size must be two positive integers (height, width), got {sizes!r}")
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
         """The input tensor's shape, batch first."""
         return (self.batch_size, self.in_channels, *self.input_size)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def input_size_of(value: object) -> tuple[int, int]:
+    """An API ``input_size``: an integer N (N x N), a (height, width) pair, or text ``N``/``HxW``."""
+    if isinstance(value, str):
+        return parse_input_size(value)
+    if _is_int(value):
+        return (value, value)  # type: ignore[return-value]
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return (value[0], value[1])  # checked by Workload
+    raise UserInputError(f"input size must be N, (height, width) or 'HxW', got {value!r}")
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
@@ -117,8 +139,48 @@ class UncountedOpWarning(UserWarning):
     """A model ran an aten op that has no counting rule: its work is in no total."""
 
 
+def _check_module(model: nn.Module) -> None:
+    """Refuse a user's module that cannot be fed one image tensor."""
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return  # no signature to read (a builtin): the trace will tell
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p.name for p in parameters if p.kind in positional and p.default is inspect.Parameter.empty]
+    keyword = [
+        p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is p.empty
+    ]
+    takes_one = any(p.kind in (*positional, inspect.Parameter.VAR_POSITIONAL) for p in parameters)
+    if len(required) > 1 or keyword or not takes_one:
+        needs = ", ".join(required + keyword) or "no input"
+        raise UserInputError(
+            f"{type(model).__name__}.forward takes ({needs}); senet-profile feeds a model one image tensor "
+            "(wrap the model so that forward(x) takes one)"
+        )
+
+
+def check_model_argument(model: object) -> None:
+    """Refuse, before any work, a model that is no model argument, spec or module taking one input."""
+    if isinstance(model, nn.Module):
+        _check_module(model)
+    elif not isinstance(model, str | ModelSpec):
+        raise UserInputError(
+            f"a model is a model argument such as 'se_resnet50:r=8', a ModelSpec or a torch.nn.Module, "
+            f"got {type(model).__name__} {model!r}"
+        )
+
+
+def check_runs(model: Model, workload: Workload) -> None:
+    """Refuse a model that cannot run on ``workload`` (e.g. an input too small for its strides)."""
+    built = resolve(model)
+    analyze(built.module, workload.shape, name=built.name)
+
+
 def resolve(model: Model, *, name: str | None = None, device: str = "meta") -> Built:
     """The built model, its display name and default input size, for any model argument or module."""
+    check_model_argument(model)
+    if name is not None and not isinstance(name, str):
+        raise UserInputError(f"a model's name is text, got {type(name).__name__} {name!r}")
     if isinstance(model, nn.Module):
         return Built(name or type(model).__name__, model)
     if isinstance(model, ModelSpec):
@@ -240,8 +302,27 @@ class Request:
     attention: tuple[tuple[str, str], ...] = ()  # the user's attention classes: (class, family)
 
     def __post_init__(self) -> None:
-        if "latency" in self.metrics and self.runtime.device == "meta":
-            raise UserInputError("latency cannot be measured on the meta device; use --device cpu or cuda")
+        for name in ("by_stage", "by_class", "crosscheck"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserInputError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.runtime, RuntimeOptions):
+            raise UserInputError(f"runtime must be a RuntimeOptions, got {type(self.runtime).__name__}")
+        object.__setattr__(self, "metrics", check_metrics(self.metrics))
+        self.runtime.check_for(self.metrics)
+
+    def check_model(self, model: Model) -> None:
+        """Refuse a user's module that cannot run this request: data on the meta device, asked to run."""
+        runs = {"memory", "latency"} & set(self.metrics) and self.runtime.device != "meta"
+        if runs and isinstance(model, nn.Module) and _on_meta(model):
+            raise UserInputError(
+                f"{type(model).__name__} lives on the meta device (no data), so its "
+                f"{' and '.join(sorted({'memory', 'latency'} & set(self.metrics)))} cannot be measured on "
+                f"{self.runtime.device}; build it on the CPU, or ask for memory with device='meta'"
+            )
+
+
+def _on_meta(model: nn.Module) -> bool:
+    return any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 @dataclass
@@ -288,6 +369,9 @@ def _measure(model: Model, request: Request, built: Built) -> _Measured:
         notes += tool_notes
     runtime_module = meta_module
     if {"memory", "latency"} & set(request.metrics):
+        if request.runtime.device == "cpu" and _on_meta(meta_module):
+            shape, runtime = request.workload.shape, request.runtime
+            check_fits(meta_module, shape, mode=runtime.mode, dtype=runtime.torch_dtype)
         runtime_module = _built(model, request.runtime.device)
     if "memory" in request.metrics:
         records += memory_records(memory_profile(runtime_module, request.workload.shape, request.runtime))
@@ -343,7 +427,7 @@ def profile(
     *,
     name: str | None = None,
     batch_size: int = 1,
-    input_size: tuple[int, int] | None = None,
+    input_size: int | tuple[int, int] | str | None = None,
     in_channels: int = 3,
     by_stage: bool = False,
     by_class: bool = False,
@@ -359,16 +443,17 @@ def profile(
     maps the user's own attention classes to a family (``{"MyGate": "gate"}``; family ``se`` counts as SE).
     """
     built = resolve(model, name=name)
-    size, _ = _input_size(input_size, [built])
+    size, _ = _input_size(None if input_size is None else input_size_of(input_size), [built])
     request = Request(
         metrics=metrics,
         workload=Workload(batch_size, size, in_channels),
-        runtime=runtime or RuntimeOptions(),
+        runtime=RuntimeOptions() if runtime is None else runtime,
         by_stage=by_stage,
         by_class=by_class,
         crosscheck=crosscheck,
         attention=tuple((attention or {}).items()),
     )
+    request.check_model(model)
     measured = _measure(model, request, built)
     records = list(measured.records)
     reason = ""
@@ -418,7 +503,7 @@ def compare(
     *,
     names: tuple[str | None, str | None] = (None, None),
     batch_size: int = 1,
-    input_size: tuple[int, int] | None = None,
+    input_size: int | tuple[int, int] | str | None = None,
     in_channels: int = 3,
     by_stage: bool = False,
     by_class: bool = False,
@@ -432,17 +517,25 @@ def compare(
 
     ``names`` labels the two models; ``input_size`` defaults to the base's own (see ``profile``).
     """
+    if not isinstance(names, tuple | list) or len(names) != 2:
+        raise UserInputError(f"names is a pair (base name, candidate name), got {names!r}")
+    if progress is not None and not callable(progress):
+        raise UserInputError(f"progress must be a callable or None, got {type(progress).__name__}")
+    for model in (base, candidate):
+        check_model_argument(model)
     built = _labelled(*(resolve(m, name=n) for m, n in zip((base, candidate), names, strict=True)))
-    size, size_notes = _input_size(input_size, built)
+    size, size_notes = _input_size(None if input_size is None else input_size_of(input_size), built)
     request = Request(
         metrics=metrics,
         workload=Workload(batch_size, size, in_channels),
-        runtime=runtime or RuntimeOptions(),
+        runtime=RuntimeOptions() if runtime is None else runtime,
         by_stage=by_stage,
         by_class=by_class,
         crosscheck=crosscheck,
         attention=tuple((attention or {}).items()),
     )
+    for model in (base, candidate):
+        request.check_model(model)
     sides = [_measure(m, request, b) for m, b in zip((base, candidate), built, strict=True)]
     sides[0].notes.extend(size_notes)
     if "static" in request.metrics:  # a family on one side only: the other side's share is 0

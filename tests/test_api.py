@@ -211,7 +211,7 @@ def test_bad_batch_size_is_refused(call: str, batch_size: int) -> None:
 
 @pytest.mark.parametrize("input_size", [(0, 224), (224, -1)])
 def test_bad_input_size_is_refused(input_size: tuple[int, int]) -> None:
-    with pytest.raises(UserInputError, match="must be positive"):
+    with pytest.raises(UserInputError, match="must be two positive integers"):
         senet_profile.profile("resnet18", input_size=input_size)
 
 

@@ -93,7 +93,7 @@ def test_read_only_folder_is_refused(tmp_path: Path) -> None:
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        with pytest.raises(UserInputError, match="is not writable"):
+        with pytest.raises(UserInputError, match="Permission denied"):
             check_writable(folder / "out.json")
     finally:
         folder.chmod(0o700)

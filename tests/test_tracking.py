@@ -99,9 +99,12 @@ def test_timing_regression_fails(tmp_path: Path, small_catalog):
 def test_corrupt_record_is_reported_and_skipped(tmp_path: Path, small_catalog):
     good = _record(tmp_path, {1: 8.0})
     (good.parent / "99999999-zzz.json").write_text('{"schema": 1, "kind": "ben', encoding="utf-8")
-    result = run("regress", "--runs-dir", tmp_path / "runs", "--baselines-dir", tmp_path / "baselines")
+    dirs = ("--runs-dir", tmp_path / "runs", "--baselines-dir", tmp_path / "baselines")
+    refused = run("regress", *dirs)
+    assert refused.exit_code == 2 and refused.stderr.startswith("error: the newest run record is unreadable")
+    result = run("regress", *dirs, "--skip-unreadable")
     assert result.exit_code == 0
-    assert "skipped corrupt record" in result.stderr and "99999999-zzz.json" in result.stderr
+    assert "warning: skipped unreadable record" in result.stderr and "99999999-zzz.json" in result.stderr
 
 
 def test_corrupt_baseline_is_one_line_exit_2(tmp_path: Path, small_catalog):

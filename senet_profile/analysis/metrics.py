@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from senet_profile.analysis.allocator import ALLOCATORS
@@ -49,6 +50,16 @@ class RuntimeOptions:
     processes: int = DEFAULT_PROCESSES
 
     def __post_init__(self) -> None:
+        types = (
+            (self.threads is None or _is_int(self.threads), "threads must be an integer or None"),
+            (_is_number(self.budget_s), "budget must be a number of seconds"),
+            (_is_number(self.target_halfwidth_pp), "the target CI half-width must be a number"),
+            (isinstance(self.channels_last, bool), "channels_last must be True or False"),
+            (isinstance(self.compile, bool), "compile must be True or False"),
+        )
+        problem = next((message for ok, message in types if not ok), None)
+        if problem:
+            raise UserInputError(problem)
         checks = (
             (self.device in DEVICES, f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}"),
             (self.mode in MODES, f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}"),
@@ -63,6 +74,38 @@ class RuntimeOptions:
             (
                 self.allocator in ALLOCATORS,
                 f"unknown allocator {self.allocator!r}; choose one of {', '.join(ALLOCATORS)}",
+            ),
+        )
+        problem = next((message for ok, message in checks if not ok), None)
+        if problem:
+            raise UserInputError(problem)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The torch dtype of ``dtype``."""
+        return DTYPES[self.dtype]
+
+    def check_for(self, metrics: tuple[str, ...]) -> None:
+        """Refuse options that this machine cannot run, or that mean nothing for ``metrics``.
+
+        The one place every command and the API check ``--device``, ``--dtype`` and ``--compile``.
+        """
+        checks = (
+            (
+                self.device != "cuda" or torch.cuda.is_available(),
+                "device 'cuda' asked for, but there is no CUDA device on this machine",
+            ),
+            (
+                self.dtype != "fp16" or self.device == "cuda",
+                f"dtype fp16 runs on CUDA only, not on {self.device}; use bf16 or fp32",
+            ),
+            (
+                "latency" not in metrics or self.device != "meta",
+                "latency cannot be measured on the meta device; use --device cpu or cuda",
+            ),
+            (
+                not self.compile or "latency" in metrics,
+                "compile (--compile) applies to latency only; measure latency too or leave compile out",
             ),
         )
         problem = next((message for ok, message in checks if not ok), None)
@@ -97,6 +140,23 @@ class RuntimeOptions:
         return f"{self.device}, {self.mode}, {', '.join(extras)}"
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_metrics(metrics: object) -> tuple[str, ...]:
+    """Metric groups given as text (``"static,memory"``, ``"all"``) or a sequence of names, checked."""
+    if isinstance(metrics, str):
+        return parse_metrics(metrics)
+    if not isinstance(metrics, tuple | list) or not all(isinstance(name, str) for name in metrics):
+        raise UserInputError(f"metrics must be names from {', '.join(METRIC_GROUPS)}, got {metrics!r}")
+    return parse_metrics(",".join(metrics))
+
+
 def parse_metrics(text: str) -> tuple[str, ...]:
     """``static``, ``memory``, ``latency``, a comma list of them, or ``all``."""
     names = [part.strip() for part in text.split(",") if part.strip()]
@@ -124,7 +184,7 @@ MEMORY_METRICS: tuple[tuple[str, Callable[[MemoryProfile], int | None]], ...] = 
 def memory_profile(model: nn.Module, input_shape: tuple[int, ...], options: RuntimeOptions) -> MemoryProfile:
     """Tracked peak and saved memory of one pass of ``model`` on the options' device."""
     return measure_memory(
-        model, input_shape, mode=options.mode, device=options.device, dtype=DTYPES[options.dtype]
+        model, input_shape, mode=options.mode, device=options.device, dtype=options.torch_dtype
     )
 
 

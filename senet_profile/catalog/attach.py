@@ -250,8 +250,18 @@ def _add_to_plain(model: nn.Module, points: list[_PlainPoint], config: SEConfig)
     return model
 
 
+def _need_module(model: object, function: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise UserInputError(f"{function} takes a torch.nn.Module, got {type(model).__name__} {model!r}")
+
+
 def add_se(model: nn.Module, *, config: SEConfig = DEFAULT_CONFIG, placement: str = "standard") -> nn.Module:
     """A copy of `model` with an SE block at each of the paper's integration points."""
+    _need_module(model, "add_se")
+    if not isinstance(config, SEConfig):
+        raise UserInputError(
+            f"config must be an SEConfig, e.g. SEConfig(r=8), got {type(config).__name__} {config!r}"
+        )
     kind = type(model).__name__
     if placement not in RESIDUAL_PLACEMENTS:
         raise UserInputError(
@@ -279,6 +289,7 @@ def add_se(model: nn.Module, *, config: SEConfig = DEFAULT_CONFIG, placement: st
 
 def remove_se(model: nn.Module) -> nn.Module:
     """A copy of `model` with every SE module (see ``is_se_module``) replaced by ``nn.Identity``."""
+    _need_module(model, "remove_se")
     names = se_module_names(model)
     if not names:
         raise UserInputError(f"{type(model).__name__} has no SE modules to remove")

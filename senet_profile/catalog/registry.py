@@ -47,6 +47,11 @@ def register(
     return add
 
 
+def _need_text(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise UserInputError(f"expected {what}, got {type(value).__name__} {value!r}")
+
+
 def _load_catalog() -> None:
     for module in _CATALOG_MODULES:
         importlib.import_module(module)
@@ -54,6 +59,7 @@ def _load_catalog() -> None:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style ``pattern``, sorted."""
+    _need_text(pattern, "a name pattern")
     _load_catalog()
     return sorted(name for name in _ENTRIES if fnmatch.fnmatchcase(name, pattern))
 
@@ -70,12 +76,15 @@ def get_entry(name: str) -> ModelEntry:
 
 def parse_model_spec(text: str) -> ModelSpec:
     """Parse a model argument such as ``se_resnet50:r=8,stages=4`` into a canonical ``ModelSpec``."""
+    _need_text(text, "a model argument such as 'se_resnet50:r=8'")
     name, pairs = split_spec(text)
     return build_spec(name, pairs, get_entry(name).knobs)
 
 
 def get_model(spec: str | ModelSpec, *, device: str | torch.device = "meta") -> nn.Module:
     """Build the model named by ``spec``; on the meta device by default (no weights allocated)."""
+    if not isinstance(spec, ModelSpec):
+        _need_text(spec, "a model argument such as 'se_resnet50:r=8' or a ModelSpec")
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
     entry = get_entry(parsed.name)
     with torch.device(device):

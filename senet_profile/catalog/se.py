@@ -60,6 +60,12 @@ class SEConfig:
     bias: bool = True
 
     def __post_init__(self) -> None:
+        whole = (("r", self.r), ("width", 1 if self.width is None else self.width))
+        for name, value in whole:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise UserInputError(f"SE {name} must be a positive integer, got {name}={value!r}")
+        if not isinstance(self.bias, bool):
+            raise UserInputError(f"SE bias must be True or False, got bias={self.bias!r}")
         if self.r <= 0:
             raise UserInputError(f"reduction ratio r must be a positive integer, got r={self.r}")
         if self.width is not None and self.width <= 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import re
 import sys
 import warnings
 from typing import Any
@@ -28,6 +30,42 @@ def _one_line_warning(message: Warning | str, *args: object, **kwargs: object) -
     typer.echo(f"warning: {message}", err=True)
 
 
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full; free some space and run again",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only; choose another destination",
+    errno.EACCES: "permission denied; choose a destination you may write",
+    errno.EPERM: "operation not permitted; choose a destination you may write",
+    errno.ENOTDIR: "a file stands where a folder is needed",
+    errno.EEXIST: "something of another kind already exists there",
+    errno.EISDIR: "a folder stands where a file is needed",
+}
+_CPU_ALLOCATION = re.compile(r"tried to allocate (\d+) bytes")
+_MEMORY_HINT = "`--device meta` plans memory without allocating (exact, byte-identical to the CPU figure)"
+
+
+def os_error_line(error: OSError) -> str:
+    """An OS error as one line: what failed, on which path, and what to do."""
+    where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+    reason = error.strerror or str(error)
+    hint = _OS_HINTS.get(error.errno or 0)
+    return f"{where + ': ' if where else ''}{reason}" + (f" ({hint})" if hint else "")
+
+
+def out_of_memory_line(error: BaseException) -> str | None:
+    """One line for running out of memory (MemoryError, torch's CPU or CUDA allocator), else None."""
+    text = str(error)
+    if isinstance(error, MemoryError):
+        needed = f"tried to allocate more than this machine has ({text})" if text else "ran out of memory"
+    elif type(error).__name__ == "OutOfMemoryError" or "can't allocate memory" in text:
+        match = _CPU_ALLOCATION.search(text) or re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]?i?B)", text)
+        amount = (f"{int(match[1]):,} bytes" if match[1].isdigit() else match[1]) if match else "more memory"
+        needed = f"the run needed {amount} in one allocation, more than is free"
+    else:
+        return None
+    return f"out of memory: {needed}; use a smaller --batch-size or input, or {_MEMORY_HINT}"
+
+
 class _OneLineErrors(TyperGroup):
     """Runs the app with every usage or input error reported as one line and exit status 2."""
 
@@ -45,6 +83,15 @@ class _OneLineErrors(TyperGroup):
             if message:  # typer's no-args help raises with an empty message, after printing the help
                 typer.echo(f"error: {message}", err=True)
             sys.exit(error.exit_code)
+        except OSError as error:
+            typer.echo(f"error: {os_error_line(error)}", err=True)
+            sys.exit(2)
+        except (MemoryError, RuntimeError) as error:
+            line = out_of_memory_line(error)
+            if line is None:
+                raise
+            typer.echo(f"error: {line}", err=True)
+            sys.exit(2)
         except typer.Abort:
             typer.echo("aborted", err=True)
             sys.exit(1)

@@ -132,6 +132,14 @@ def _size(text: str | None) -> tuple[int, int] | None:
     return None if text is None else parse_input_size(text)
 
 
+def _check_request(runtime: RuntimeOptions, groups: tuple[str, ...], batch_size: int, size: object) -> None:
+    """Refuse, before any model is built, options this machine cannot run and a bad batch or size."""
+    from senet_profile import api
+
+    runtime.check_for(groups)
+    api.Workload(batch_size, _size(size) or api.DEFAULT_INPUT_SIZE)  # type: ignore[arg-type]
+
+
 @app.command("profile")
 def profile_command(
     models: Annotated[
@@ -181,6 +189,9 @@ def profile_command(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
+    _check_request(runtime, groups, batch_size, input_size)
+    for model in models:  # every name checked (built on meta, cheap) before the first is measured
+        api.resolve(model)
     options = dict(
         batch_size=batch_size, input_size=_size(input_size), by_stage=by_stage, by_class=by_class,
         crosscheck=crosscheck, attention=classes,
@@ -272,6 +283,7 @@ def compare_command(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
+    _check_request(runtime, groups, batch_size, input_size)
     with progress_bar(groups, budget) as progress:
         frame = api.compare(
             base,
@@ -304,23 +316,33 @@ def explain_memory_command(
     from senet_profile import api
     from senet_profile.analysis import explain
     from senet_profile.analysis.metrics import memory_profile
+    from senet_profile.analysis.resources import check_fits
 
-    if output is not None:
-        check_writable(output)
+    target = None if output == STDOUT else output
+    if target is not None:
+        check_writable(target)
     runtime = _runtime(device=device, mode=mode)
+    _check_request(runtime, ("memory",), batch_size, input_size)
+    planned = {name: api.resolve(name) for name in (base, candidate)}  # on meta: no data yet
+    size = _size(input_size) or planned[base].input_size or api.DEFAULT_INPUT_SIZE
+    workload = api.Workload(batch_size, size)
+    shape = workload.shape
+    for name in (base, candidate):
+        api.check_runs(planned[name].module, workload)  # an input too small is refused as `profile` does
+        if device == "cpu":
+            check_fits(planned[name].module, shape, mode=mode, dtype=runtime.torch_dtype)
     built = {
-        name: api.resolve(name, device="meta" if device == "meta" else "cpu") for name in (base, candidate)
+        name: planned[name] if device == "meta" else api.resolve(name, device="cpu")
+        for name in (base, candidate)
     }
-    size = _size(input_size) or built[base].input_size or api.DEFAULT_INPUT_SIZE
-    shape = api.Workload(batch_size, size).shape
     base_memory, candidate_memory = (
         memory_profile(built[n].module, shape, runtime) for n in (base, candidate)
     )
     explanation = explain.explain(base_memory, candidate_memory)
     title = f"Memory: {candidate} over {base}, {mode}, input {'x'.join(map(str, shape))}, {device}"
     text = explain.to_markdown(explanation, title=title)
-    if output is None:
+    if target is None:
         typer.echo(text, nl=False)
     else:
-        write_atomic(output, text)
-        typer.echo(f"wrote {output}", err=True)
+        write_atomic(target, text)
+        typer.echo(f"wrote {target}", err=True)

@@ -13,9 +13,8 @@ from senet_profile.cli.common import (
     choose_format,
 )
 from senet_profile.cli.track import ResultsDir, RunsDir, _report_problems
-from senet_profile.errors import UserInputError
 from senet_profile.history.locations import existing_results, results_root
-from senet_profile.io import write_atomic
+from senet_profile.io import check_writable, write_atomic
 
 
 @app.command("paper")
@@ -33,8 +32,8 @@ def paper_command(
 
     chosen = choose_format(fmt, None)
     output_dir = output_dir or results_root(results).paper
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UserInputError(f"cannot write to {output_dir}: it is not a folder")
+    for name in ("figures.csv", "REPORT.md"):
+        check_writable(output_dir / name, create_folder=True)
     frame = paper.paper_report()
     output_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(output_dir / "figures.csv", frame.to_csv(index=False))
@@ -73,9 +72,15 @@ def plot_command(
 
     folders = existing_results(results) if runs_dir is None else results_root(results)
     output_dir, runs_dir = output_dir or folders.plots, runs_dir or folders.runs
-    written = plots.save(plots.stage_overhead_figure(base, candidate), output_dir, "stage_overhead")
+    for name in ("stage_overhead", "latency_vs_batch", "flops_vs_latency"):
+        plots.check_destination(output_dir, name)
+    plots.check_pair(pair)
     record, problems = tracking.latest_run(runs_dir, tracking.current_class())
     _report_problems(problems)
-    written += plots.save(plots.batch_figure(record.data, pair), output_dir, "latency_vs_batch")
-    written += plots.save(plots.flops_vs_latency_figure(record.data), output_dir, "flops_vs_latency")
+    drawn = {  # every figure is drawn before any file is written: a refusal leaves nothing behind
+        "stage_overhead": plots.stage_overhead_figure(base, candidate),
+        "latency_vs_batch": plots.batch_figure(record.data, pair),
+        "flops_vs_latency": plots.flops_vs_latency_figure(record.data),
+    }
+    written = [path for stem, figure in drawn.items() for path in plots.save(figure, output_dir, stem)]
     typer.echo(f"plotted run {record.path.name}: wrote {', '.join(str(p) for p in written)}")

@@ -16,6 +16,7 @@ import typer
 from senet_profile.cli.app import app
 from senet_profile.cli.common import (
     Format,
+    choose_format,
     emit,
 )
 from senet_profile.errors import UserInputError
@@ -52,7 +53,7 @@ app.add_typer(baseline_app, name="baseline")
 
 def _report_problems(problems: list[str]) -> None:
     for problem in problems:
-        typer.echo(f"skipped corrupt record: {problem}", err=True)
+        typer.echo(f"warning: skipped unreadable record {' '.join(problem.split())}", err=True)
 
 
 def _print_findings(findings: list[regress.Finding], *, show_ok: bool) -> None:
@@ -76,8 +77,11 @@ def record_command(
     """Write one run record: every deterministic figure, measured now, plus the bench's timing figures."""
     from senet_profile.history import tracking
 
+    runs_dir = runs_dir or results_root(results).runs
+    tracking.figures_from_benchmark_json(benchmark_json)  # refused before a minute of measuring
+    tracking.check_destinations(runs_dir / tracking.current_class())
     record = tracking.build_run_record(benchmark_json, full=full)
-    path = tracking.save_run(record, runs_dir or results_root(results).runs)
+    path = tracking.save_run(record, runs_dir)
     typer.echo(f"recorded {len(record['figures'])} figures in {path}")
 
 
@@ -97,8 +101,18 @@ def regress_command(
     runs_dir: RunsDir = None,
     baselines_dir: BaselinesDir = None,
     show_ok: Annotated[bool, typer.Option("--show-ok", help="List unchanged figures too.")] = False,
+    allow_missing: Annotated[
+        bool,
+        typer.Option("--allow-missing", help="Pass although the run lacks timing figures the baseline has."),
+    ] = False,
+    skip_unreadable: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unreadable", help="Check the newest readable run when the newest is unreadable."
+        ),
+    ] = False,
 ) -> None:
-    """Check a run record against a baseline; exit 1 on a regression."""
+    """Check a run record against a baseline; exit 1 on a regression or a missing timing figure."""
     from senet_profile.history import regress, tracking
 
     needs_root = (current is None and runs_dir is None) or (baseline is None and baselines_dir is None)
@@ -106,7 +120,9 @@ def regress_command(
     runs_dir, baselines_dir = runs_dir or folders.runs, baselines_dir or folders.baselines
     thresholds = [regress.Threshold.parse(text) for text in threshold or []]
     if current is None:
-        latest, problems = tracking.latest_run(runs_dir, tracking.current_class())
+        latest, problems = tracking.latest_run(
+            runs_dir, tracking.current_class(), skip_unreadable=skip_unreadable
+        )
         _report_problems(problems)
         current_record = latest
     else:
@@ -121,7 +137,9 @@ def regress_command(
     base_record = tracking.read_record_file(baseline_path, role="baseline")
     typer.echo(f"checking {current_record.path} against {baseline_path}")
     typer.echo(regress.class_note(base_record.data, current_record.data))
-    findings = regress.compare_records(base_record.data, current_record.data, thresholds)
+    findings = regress.compare_records(
+        base_record.data, current_record.data, thresholds, allow_missing=allow_missing
+    )
     _print_findings(findings, show_ok=show_ok)
     if any(f.failed for f in findings):
         raise typer.Exit(1)
@@ -135,6 +153,9 @@ def baseline_update_command(
     results: ResultsDir = None,
     runs_dir: RunsDir = None,
     baselines_dir: BaselinesDir = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the baseline even when it is unreadable (corrupt).")
+    ] = False,
 ) -> None:
     """Make a run record the baseline of its machine class, showing what changes."""
     from senet_profile.history import regress, tracking
@@ -142,16 +163,23 @@ def baseline_update_command(
     needs_root = (source is None and runs_dir is None) or baselines_dir is None
     folders = existing_results(results) if needs_root else results_root(results)
     runs_dir, baselines_dir = runs_dir or folders.runs, baselines_dir or folders.baselines
+    tracking.check_destinations(baselines_dir)
     if source is None:
         record, problems = tracking.latest_run(runs_dir, tracking.current_class())
         _report_problems(problems)
     else:
         record = tracking.read_record_file(source, role="run record")
     target = tracking.baseline_file(baselines_dir, record.machine_class)
-    if target.exists():
-        findings = regress.compare_records(
-            tracking.read_record_file(target, role="baseline").data, record.data
-        )
+    old = None
+    if target.exists() or target.is_symlink():
+        try:
+            old = tracking.read_record_file(target, role="baseline")
+        except UserInputError as error:
+            if not force:
+                raise UserInputError(f"{error}; `baseline update --force` replaces it") from None
+            typer.echo(f"warning: replacing unreadable baseline ({error})", err=True)
+    if old is not None:
+        findings = regress.compare_records(old.data, record.data)
         changes = [f for f in findings if f.verdict != "ok"]
         typer.echo(f"{len(changes)} figures change:" if changes else "no figure changes beyond timing noise")
         _print_findings(changes, show_ok=False)
@@ -176,11 +204,15 @@ def history_command(
     fmt: Format = None,
 ) -> None:
     """The SE latency overhead of a pair across recorded runs, as a table and a plot."""
+    from senet_profile.cli.common import choose_format
     from senet_profile.history import tracking
     from senet_profile.report import plots
 
     folders = existing_results(results) if runs_dir is None or plot is None else results_root(results)
     runs_dir, plot = runs_dir or folders.runs, plot or folders.plots
+    choose_format(fmt, None)
+    stem = "history-" + re.sub(r"[^A-Za-z0-9_.]+", "_", pair).strip("_") if pair else "history"
+    plots.check_destination(plot, stem)
     classes = [tracking.current_class()]
     if all_machines and runs_dir.is_dir():
         classes = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
@@ -193,7 +225,6 @@ def history_command(
     if history.empty:
         raise UserInputError(f"no recorded latency overhead{f' for {pair!r}' if pair else ''} in {runs_dir}")
     title = f"SE latency overhead across runs{f' ({pair})' if pair else ''}"
-    stem = "history-" + re.sub(r"[^A-Za-z0-9_.]+", "_", pair).strip("_") if pair else "history"
     paths = plots.save(plots.history_figure(history, title), plot, stem)
     emit(history, fmt=fmt, output=None, title=title)
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)

@@ -31,6 +31,7 @@ from senet_profile.analysis.metrics import RuntimeOptions
 from senet_profile.analysis.static import analyze
 from senet_profile.catalog.registry import get_model, list_models, parse_model_spec
 from senet_profile.errors import UserInputError
+from senet_profile.history.schema import benchmark_figures
 
 STATIC_SHAPE = (1, 3, 224, 224)
 STATIC_METRICS = ("params", "params_se", "macs", "macs_se", "activations", "bytes_moved", "bytes_moved_se")
@@ -188,13 +189,22 @@ def tool_cost_figure(
 
 
 def figures_from_benchmark_json(path: Path) -> list[dict]:
-    """The timing figures that the bench suite left in pytest-benchmark's JSON (``extra_info["figure"]``)."""
+    """The timing figures that the bench suite left in pytest-benchmark's JSON (``extra_info["figure"]``).
+
+    Refused (UserInputError) when the file is unreadable, has no figure, or has a malformed one.
+    """
+    if path.exists() and not path.is_file():  # reading a FIFO would block
+        raise UserInputError(f"{path}: not a regular file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        benchmarks = data["benchmarks"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        data = json.loads(path.read_bytes())
+    except OSError as error:
+        raise UserInputError(f"{path}: cannot read the benchmark file ({error.strerror})") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
         raise UserInputError(f"{path}: not a readable pytest-benchmark JSON file ({error})") from None
-    return [b["extra_info"]["figure"] for b in benchmarks if "figure" in b.get("extra_info", {})]
+    try:
+        return benchmark_figures(data)
+    except ValueError as error:
+        raise UserInputError(f"{path}: {error}") from None
 
 
 def deterministic_figures(selected: Iterable[BenchCase]) -> list[dict]:

@@ -3,23 +3,26 @@
 Each run is a new file with a unique name, written atomically (temporary file, then rename), so a run
 killed halfway leaves the earlier records intact, and two runs started at once cannot lose each other's
 record. Every record carries the machine and its class, the software versions, the commit and the time.
-A file that cannot be read as a record is reported by name and skipped, never silently used.
+A file that cannot be read as a record (``senet_profile.history.schema``) is reported by name and
+skipped, never silently used; a record is checked against the same schema before it is written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from senet_profile.history.machine import describe_machine, git_commit
+from senet_profile.history.schema import SCHEMA, check_record
 from senet_profile.io import write_atomic
 
-SCHEMA = 1
-_REQUIRED = ("schema", "kind", "time", "commit", "machine", "figures")
+__all__ = ["SCHEMA", "RunRecord", "load_records", "new_record", "parse_record", "read_record", "record_files",
+           "save_record"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ def new_record(
 
 def save_record(folder: Path, record: dict) -> Path:
     """Write ``record`` as a new file in ``folder`` (created if missing); the name is unique per run."""
+    check_record(record)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = record["time"].replace(":", "").replace("-", "").replace("+0000", "Z")  # sorts by time
     path = folder / f"{stamp}-{record['commit']}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
@@ -59,29 +63,39 @@ def save_record(folder: Path, record: dict) -> Path:
     return path
 
 
+def parse_record(text: str | bytes, *, source: Path) -> RunRecord:
+    """A record from a file's content; ValueError naming ``source`` and the problem if it is not valid."""
+    try:
+        data = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{source}: not a readable JSON record ({error})") from None
+    try:
+        return RunRecord(source, check_record(data))
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+
+
 def read_record(path: Path) -> RunRecord:
     """One record; ValueError naming the file and the problem if it is not a valid record."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a readable JSON record ({error})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a record (top level is not an object)")
-    missing = [key for key in _REQUIRED if key not in data]
-    if missing:
-        raise ValueError(f"{path}: record lacks {', '.join(missing)}")
-    if data["schema"] != SCHEMA:
-        raise ValueError(f"{path}: record schema {data['schema']!r}, expected {SCHEMA}")
-    if not isinstance(data["figures"], list) or "machine_class" not in data["machine"]:
-        raise ValueError(f"{path}: record has malformed figures or machine")
-    return RunRecord(path, data)
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        content = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable JSON record ({error.strerror or error})") from None
+    return parse_record(content, source=path)
+
+
+def record_files(folder: Path) -> list[Path]:
+    """The record files of ``folder``, oldest first by name (names start with the time, so they sort)."""
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
 
 
 def load_records(folder: Path, *, kind: str | None = None) -> tuple[list[RunRecord], list[str]]:
     """Every valid record in ``folder`` (oldest first) and one problem line per file that was skipped."""
     records: list[RunRecord] = []
     problems: list[str] = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for path in record_files(folder):
         try:
             record = read_record(path)
         except ValueError as error:

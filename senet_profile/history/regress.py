@@ -62,7 +62,7 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Finding:
-    """The verdict on one figure: ok, regression, improved, new, missing or info, with a readable message."""
+    """The verdict on one figure: ok, regression, improved, new, missing, allowed (missing) or info."""
 
     verdict: str
     model: str
@@ -72,8 +72,8 @@ class Finding:
 
     @property
     def failed(self) -> bool:
-        """True for a regression."""
-        return self.verdict == "regression"
+        """True for a regression, and for a timing figure of the baseline that this run lacks."""
+        return self.verdict in ("regression", "missing")
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -128,8 +128,10 @@ def _informational(old: dict | None, new: dict | None) -> str:
     return ", ".join(shown) + " (recorded, not judged)"
 
 
-def compare_records(baseline: dict, current: dict, thresholds: Sequence[Threshold] = ()) -> list[Finding]:
-    """One finding per figure of either record."""
+def compare_records(
+    baseline: dict, current: dict, thresholds: Sequence[Threshold] = (), *, allow_missing: bool = False
+) -> list[Finding]:
+    """One finding per figure of either record; a timing figure the run lacks fails unless allowed."""
     same_class = baseline["machine"]["machine_class"] == current["machine"]["machine_class"]
     before = {figure_key(f): f for f in baseline["figures"]}
     after = {figure_key(f): f for f in current["figures"]}
@@ -145,9 +147,13 @@ def compare_records(baseline: dict, current: dict, thresholds: Sequence[Threshol
             continue
         if old is None:
             verdict, message = "new", "not in the baseline"
+        elif new is None and timing:
+            verdict = "allowed" if allow_missing else "missing"
+            message = "not measured in this run" + (
+                " (accepted: --allow-missing)" if allow_missing else "; pass --allow-missing to accept"
+            )
         elif new is None:
-            verdict = "missing" if timing else "regression"
-            message = "not measured in this run" + ("" if timing else "; a deterministic figure disappeared")
+            verdict, message = "regression", "not measured in this run; a deterministic figure disappeared"
         else:
             verdict, message = (_timing if timing else _deterministic)(old, new, thresholds)
         findings.append(Finding(verdict, model, metric, setting, message))

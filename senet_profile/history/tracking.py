@@ -10,7 +10,6 @@ Layout under ``results/``:
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +17,16 @@ import pandas as pd
 from senet_profile.errors import UserInputError
 from senet_profile.history.bench import cases, deterministic_figures, figures_from_benchmark_json
 from senet_profile.history.machine import describe_machine
-from senet_profile.history.records import RunRecord, load_records, new_record, read_record, save_record
-from senet_profile.io import write_atomic
+from senet_profile.history.records import (
+    RunRecord,
+    load_records,
+    new_record,
+    parse_record,
+    read_record,
+    record_files,
+    save_record,
+)
+from senet_profile.io import check_folder, write_atomic
 
 RUNS_DIR = Path("results/runs")
 BASELINES_DIR = Path("results/baselines")
@@ -61,9 +68,22 @@ def runs_of_class(runs_dir: Path, machine_class: str) -> tuple[list[RunRecord], 
     return load_records(runs_dir / machine_class, kind=RECORD_KIND)
 
 
-def latest_run(runs_dir: Path, machine_class: str) -> tuple[RunRecord, list[str]]:
-    """The newest valid record of a class (problems with other files reported, not fatal)."""
+def latest_run(
+    runs_dir: Path, machine_class: str, *, skip_unreadable: bool = True
+) -> tuple[RunRecord, list[str]]:
+    """The newest valid record of a class (problems with other files reported, not fatal).
+
+    With ``skip_unreadable=False`` the newest record file (by name, which starts with its time) being
+    unreadable is an error rather than a reason to use an older run.
+    """
     records, problems = runs_of_class(runs_dir, machine_class)
+    files = record_files(runs_dir / machine_class)
+    if files and not skip_unreadable and files[-1] not in {r.path for r in records}:
+        problem = next((p for p in problems if p.startswith(str(files[-1]))), f"{files[-1]}: not a run")
+        raise UserInputError(
+            f"the newest run record is unreadable, so no older run is checked in its place: {problem} "
+            "(--skip-unreadable checks the newest readable one)"
+        )
     if not records:
         raise UserInputError(f"no readable run record for machine class {machine_class} in {runs_dir}")
     return records[-1], problems
@@ -85,13 +105,29 @@ def read_record_file(path: Path, *, role: str) -> RunRecord:
         raise UserInputError(f"corrupt {role}: {error}") from None
 
 
+def check_destinations(*folders: Path) -> None:
+    """Refuse, before any measurement, a folder a command would write into that cannot be written."""
+    for folder in folders:
+        check_folder(folder)
+
+
 def promote(record: RunRecord, baselines_dir: Path) -> Path:
-    """Make ``record`` the baseline of its machine class (atomic copy)."""
+    """Make ``record`` the baseline of its machine class: its file's bytes, checked, replaced atomically.
+
+    Readers see the old baseline or the new one, never a part; concurrent promotions each write their own
+    temporary file, and the last rename wins.
+    """
     target = baseline_file(baselines_dir, record.machine_class)
+    try:
+        content = record.path.read_bytes()
+    except OSError as error:
+        raise UserInputError(f"cannot read {record.path}: {error.strerror}") from None
+    try:
+        parse_record(content, source=record.path)
+    except ValueError as error:
+        raise UserInputError(f"corrupt run record: {error}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(record.path, temporary)
-    temporary.replace(target)
+    write_atomic(target, content)
     return target
 
 
@@ -112,8 +148,8 @@ def overhead_history(records: list[RunRecord], pair: str | None) -> pd.DataFrame
                     "overhead_pct": figure["value"],
                     "ci_low": figure["ci_low"],
                     "ci_high": figure["ci_high"],
-                    "samples": figure["samples"],
-                    "noisy": figure["noisy"],
+                    "samples": figure.get("samples"),
+                    "noisy": figure.get("noisy"),
                 }
             )
     return pd.DataFrame(rows, columns=["time", "commit", "machine_class", "pair", "setting", "overhead_pct",

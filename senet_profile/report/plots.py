@@ -9,6 +9,7 @@ Figures are made with ``matplotlib.figure.Figure`` directly (no pyplot, no globa
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ from senet_profile import api
 from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.errors import UserInputError
 from senet_profile.history.machine import describe_machine
-from senet_profile.io import check_writable
+from senet_profile.io import check_writable, write_atomic
 
 FORMATS = ("png", "svg")
 HISTORY_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
@@ -40,20 +41,36 @@ def caption_for(record: dict | None) -> str:
     )
 
 
+def check_destination(folder: Path, stem: str) -> None:
+    """Refuse, before any drawing, a folder or plot file that cannot be written."""
+    for fmt in FORMATS:
+        check_writable(folder / f"{stem}.{fmt}", create_folder=True)
+
+
+def check_pair(pair: str) -> None:
+    """Refuse a pair that is not ``BASE -> CANDIDATE`` of two catalog arguments."""
+    parts = [part.strip() for part in pair.split("->")]
+    if len(parts) != 2 or not all(parts):
+        raise UserInputError(f"a pair is 'BASE -> CANDIDATE', e.g. 'resnet50 -> se_resnet50'; got {pair!r}")
+    for part in parts:
+        api.check_model_argument(part)
+
+
 def save(figure: Figure, folder: Path, stem: str) -> list[Path]:
     """Write ``figure`` as PNG and SVG under ``folder`` (created if missing), each atomically."""
+    check_destination(folder, stem)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.{fmt}" for fmt in FORMATS]
     for path in paths:
-        check_writable(path)
-        temporary = path.with_name(f".{path.stem}.tmp.{path.suffix.lstrip('.')}")
+        buffer = io.BytesIO()
         figure.savefig(
-            temporary,
+            buffer,
+            format=path.suffix.lstrip("."),
             dpi=120,
             bbox_inches="tight",
             metadata={"Date": None} if path.suffix == ".svg" else None,
         )
-        temporary.replace(path)
+        write_atomic(path, buffer.getvalue())
     return paths
 
 
