@@ -46,7 +46,7 @@ def _existing_ancestor(folder: Path) -> Path:
     while True:
         try:
             mode = current.stat().st_mode
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if current.parent == current:
                 raise UserInputError(f"cannot create folder {folder}: no existing parent") from None
             current = current.parent
@@ -85,7 +85,7 @@ def check_writable(path: Path, *, create_folder: bool = False) -> None:
     """Refuse, before any work, a destination that is not (or cannot become) a regular file we may write."""
     try:
         mode = path.lstat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the folder check below names what is missing
         mode = None
     except OSError as error:
         raise UserInputError(f"cannot write {path}: {error.strerror}") from None

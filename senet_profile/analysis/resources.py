@@ -76,8 +76,9 @@ def check_fits(meta_model: nn.Module, input_shape: tuple[int, ...], *, mode: str
     needed = needed_bytes(meta_model, input_shape, mode=mode, dtype=dtype)
     if needed > free:
         shape = "x".join(str(n) for n in input_shape)
+        kind = "a training" if mode == "train" else "an inference"
         raise UserInputError(
-            f"out of memory: {'a training' if mode == 'train' else 'an inference'} pass on input {shape} needs {needed:,} bytes (planned on the meta "
+            f"out of memory: {kind} pass on input {shape} needs {needed:,} bytes (planned on the meta "
             f"device), but only {free:,} bytes are free; use a smaller --batch-size or input, or "
             f"{MEMORY_HINT}"
         )

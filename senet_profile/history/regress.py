@@ -132,6 +132,12 @@ def compare_records(
     baseline: dict, current: dict, thresholds: Sequence[Threshold] = (), *, allow_missing: bool = False
 ) -> list[Finding]:
     """One finding per figure of either record; a timing figure the run lacks fails unless allowed."""
+    timing_metrics = {
+        f["metric"] for f in [*baseline["figures"], *current["figures"]] if not f["deterministic"]
+    }
+    for rule in thresholds:
+        if rule.unit != "pp" and any(rule.applies_to(metric) for metric in timing_metrics):
+            raise UserInputError(f"threshold {rule} for a timing overhead must be in percentage points (pp)")
     same_class = baseline["machine"]["machine_class"] == current["machine"]["machine_class"]
     before = {figure_key(f): f for f in baseline["figures"]}
     after = {figure_key(f): f for f in current["figures"]}
