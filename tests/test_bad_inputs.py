@@ -279,7 +279,7 @@ BENCHMARK_CASES = {
                     "name": "b",
                     "extra_info": {
                         "figure": {
-                            **{k: v for k, v in _figures()[-1].items() if k not in ("ci_low", "ci_high")}
+                            **{k: v for k, v in _figures()[-1].items() if k != "ci_high"}
                         }
                     },
                 }
