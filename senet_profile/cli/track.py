@@ -204,7 +204,6 @@ def history_command(
     fmt: Format = None,
 ) -> None:
     """The SE latency overhead of a pair across recorded runs, as a table and a plot."""
-    from senet_profile.cli.common import choose_format
     from senet_profile.history import tracking
     from senet_profile.report import plots
 

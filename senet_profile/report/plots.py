@@ -53,7 +53,7 @@ def check_pair(pair: str) -> None:
     if len(parts) != 2 or not all(parts):
         raise UserInputError(f"a pair is 'BASE -> CANDIDATE', e.g. 'resnet50 -> se_resnet50'; got {pair!r}")
     for part in parts:
-        api.check_model_argument(part)
+        api.resolve(part)  # an unknown model is refused here, before anything is drawn
 
 
 def save(figure: Figure, folder: Path, stem: str) -> list[Path]:
