@@ -141,6 +141,7 @@ OPTION_CASES = {
     "unknown-allocator": (["profile", "resnet18", "--allocator", "jemalloc"], "unknown allocator"),
     "zero-threads": (["profile", "resnet18", "--threads", "0"], "threads"),
     "zero-budget": (["profile", "resnet18", "--budget", "0"], "budget"),
+    "zero-processes": (["compare", "resnet18", "se_resnet18", "--processes", "0"], "processes"),
     "unknown-format": (["profile", "resnet18", "--format", "xml"], "unknown format"),
     "input-7-profile": (["profile", "resnet18", "--input-size", "7"], "too small"),
     "input-7-compare": (["compare", "resnet18", "se_resnet18", "--input-size", "7"], "too small"),
@@ -277,11 +278,7 @@ BENCHMARK_CASES = {
             "benchmarks": [
                 {
                     "name": "b",
-                    "extra_info": {
-                        "figure": {
-                            **{k: v for k, v in _figures()[-1].items() if k != "ci_high"}
-                        }
-                    },
+                    "extra_info": {"figure": {**{k: v for k, v in _figures()[-1].items() if k != "ci_high"}}},
                 }
             ]
         },

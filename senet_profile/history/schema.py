@@ -6,8 +6,8 @@ never met later as a KeyError. Unknown extra keys are kept (a figure carries its
 
 - a **figure**: ``model``, ``metric``, ``setting``, ``unit`` (non-empty strings), a finite number
   ``value``, ``deterministic``; a timing figure (not ``informational``) carries its 95 % interval
-  ``ci_low <= ci_high``, or neither bound when too few samples were taken for one (then it is not judged). Figures are matched across records by (model, metric, setting), so one
-  record holds each key once.
+  ``ci_low <= ci_high``, or neither bound when too few samples were taken for one (then it is not
+  judged). Figures are matched across records by (model, metric, setting), so a record holds each once.
 - a **run record** (and a baseline, which is a copy of one): ``schema`` (1), ``kind``, ``time`` (ISO 8601
   with a time zone), ``commit``, ``machine`` (its class, CPU, cores, versions), ``settings``, ``figures``.
 - a **pytest-benchmark file** as ``record`` reads it: ``benchmarks``, each one's figure in
