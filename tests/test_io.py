@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from senet_profile.errors import UserInputError
-from senet_profile.io import check_writable, write_atomic
+from senet_profile.io import check_folder, check_writable, write_atomic
 
 
 def test_write_creates_the_file(tmp_path: Path) -> None:
@@ -117,3 +117,33 @@ def test_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
     target.chmod(0o644)
     write_atomic(target, "new")
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_special_destinations_are_refused_and_left_alone(tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_text("kept", encoding="utf-8")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for path, kind in ((link, "symbolic link"), (fifo, "FIFO"), (Path("/dev/null"), "character device")):
+        with pytest.raises(UserInputError, match=kind):
+            write_atomic(path, "x")
+    assert link.is_symlink() and target.read_text(encoding="utf-8") == "kept" and fifo.is_fifo()
+
+
+def test_temporaries_of_dead_processes_are_swept_by_the_next_write(tmp_path: Path) -> None:
+    dead = tmp_path / ".out.json.999999999.abcdefgh.tmp"  # no such pid
+    alive = tmp_path / f".out.json.{os.getppid()}.abcdefgh.tmp"  # a running process's
+    for path in (dead, alive):
+        path.write_text("partial", encoding="utf-8")
+    write_atomic(tmp_path / "out.json", "x")
+    assert not dead.exists() and alive.exists()
+
+
+def test_a_folder_is_checked_creatable_without_being_created(tmp_path: Path) -> None:
+    check_folder(tmp_path / "new" / "deeper")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    with pytest.raises(UserInputError, match="is not a folder"):
+        check_folder(tmp_path / "file" / "sub")
