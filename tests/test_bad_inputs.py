@@ -140,7 +140,7 @@ OPTION_CASES = {
     "empty-metrics": (["profile", "resnet18", "--metrics", ","], "unknown metrics"),
     "unknown-allocator": (["profile", "resnet18", "--allocator", "jemalloc"], "unknown allocator"),
     "zero-threads": (["profile", "resnet18", "--threads", "0"], "threads"),
-    "zero-budget": (["profile", "resnet18", "--budget", "0"], "budget"),
+    "zero-budget": (["profile", "resnet18", "--metrics", "latency", "--budget", "0"], "budget"),
     "zero-processes": (["compare", "resnet18", "se_resnet18", "--processes", "0"], "processes"),
     "unknown-format": (["profile", "resnet18", "--format", "xml"], "unknown format"),
     "input-7-profile": (["profile", "resnet18", "--input-size", "7"], "too small"),

@@ -175,6 +175,8 @@ def profile_command(
     _check_output(fmt, output)
     classes = parse_attention_classes(attention or [])
     if by_module or by_op:
+        plain = _runtime(device=device, mode=mode, dtype=dtype, channels_last=channels_last, compile=compile)
+        _check_request(plain, ("static",), batch_size, input_size)  # the same checks on this path
         warn_unused(**{"--by-stage": by_stage, "--by-class": by_class, "--budget": budget is not None})
         _breakdown(models, by_module=by_module, by_op=by_op, depth=depth, size=_size(input_size),
                    batch_size=batch_size, attention=classes, fmt=fmt, output=output)  # fmt: skip
@@ -184,7 +186,7 @@ def profile_command(
     warn_unused(
         **{"--by-stage": by_stage and "static" not in groups, "--budget": _idle_budget(budget, groups)}
     )
-    budget = budget or DEFAULT_BUDGET_S
+    budget = DEFAULT_BUDGET_S if budget is None else budget
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator, processes=processes,
@@ -278,7 +280,7 @@ def compare_command(
     warn_unused(
         **{"--by-stage": by_stage and "static" not in groups, "--budget": _idle_budget(budget, groups)}
     )
-    budget = budget or DEFAULT_BUDGET_S
+    budget = DEFAULT_BUDGET_S if budget is None else budget
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator, processes=processes,
