@@ -1,0 +1,80 @@
+"""Start-up cost of the command line, as fresh processes timed from start to exit.
+
+- ``senet-profile --help`` and ``senet-profile list`` against ``python -c "import sys"``: the target is
+  1.5 x the bare interpreter's time + 0.5 s (both import neither torch nor pandas);
+- the static ``senet-profile compare resnet50 se_resnet50`` against a bare process that imports
+  torchvision and builds two ResNet-50s (the floor any tool that counts built models pays).
+
+Runs alternate (bare, tool, tool, bare, ...) so that drift on a shared machine falls on both alike; each
+figure is the median over runs, recorded with every run's time. The help and list figures fail the bench
+when their median misses the target.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from time import perf_counter
+
+import pytest
+
+RUNS = 9
+COMPARE_RUNS = 5
+CLI = str(Path(sys.executable).with_name("senet-profile"))
+BARE = [sys.executable, "-c", "import sys"]
+BARE_BUILD = [
+    sys.executable,
+    "-c",
+    "import torchvision\nfor _ in range(2):\n    torchvision.models.resnet50()",
+]
+
+
+def _wall(command: list[str]) -> float:
+    start = perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return perf_counter() - start
+
+
+def _alternating(bare: list[str], tool: list[str], runs: int) -> tuple[list[float], list[float]]:
+    bare_times: list[float] = []
+    tool_times: list[float] = []
+    for turn in range(runs):
+        order = ((bare, bare_times), (tool, tool_times))
+        for command, times in order if turn % 2 == 0 else order[::-1]:
+            times.append(_wall(command))
+    return bare_times, tool_times
+
+
+def _figure(metric: str, setting: str, value: float, **extra: object) -> dict:
+    unit = "x" if metric.endswith("ratio") else "s"
+    return {"model": "senet-profile", "metric": metric, "setting": setting, "unit": unit, "value": value,
+            "deterministic": False, "informational": True, **extra}  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"]], ids=["help", "list"])
+def test_light_command_start_up(benchmark, args: list[str]) -> None:
+    bare, tool = benchmark.pedantic(_alternating, args=(BARE, [CLI, *args], RUNS), rounds=1, iterations=1)
+    bare_s, tool_s = statistics.median(bare), statistics.median(tool)
+    target = 1.5 * bare_s + 0.5
+    benchmark.extra_info["figure"] = _figure(
+        f"cli_start_{args[0].strip('-')}", f"{RUNS} runs, median", tool_s,
+        bare_python_s=bare_s, target_s=target, runs_s=tool, bare_runs_s=bare, within_target=tool_s <= target,
+    )  # fmt: skip
+    assert tool_s <= target, (tool_s, target)
+
+
+def test_static_compare_against_bare_import_and_build(benchmark) -> None:
+    compare = [CLI, "compare", "resnet50", "se_resnet50"]
+    bare, tool = benchmark.pedantic(
+        _alternating, args=(BARE_BUILD, compare, COMPARE_RUNS), rounds=1, iterations=1
+    )
+    ratios = [t / b for t, b in zip(tool, bare, strict=True)]
+    setting = f"{COMPARE_RUNS} runs, median of run-pair ratios"
+    benchmark.extra_info["figure"] = _figure(
+        "cli_static_compare_ratio", setting, statistics.median(ratios),
+        compare_s=statistics.median(tool), bare_import_build_s=statistics.median(bare), runs_s=tool,
+        ratio_of_medians=statistics.median(tool) / statistics.median(bare),
+        bare_runs_s=bare,
+    )  # fmt: skip
