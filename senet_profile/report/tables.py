@@ -107,7 +107,8 @@ def display_cells(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 def rich_table(frame: pd.DataFrame, *, title: str = "", caption: str = "") -> Table:
     """A rich Table with one row per record, numbers scaled to their units."""
-    table = Table(title=title or None, caption=caption or None, caption_justify="left")
+    # As wide as the title at least: a title is never broken mid-word.
+    table = Table(title=title or None, caption=caption or None, caption_justify="left", min_width=len(title))
     headers, cells = display_cells(frame)
     right = {*_RIGHT_ALIGNED, *frame.attrs.get("units", {}), *frame.attrs.get("value_columns", ())}
     right |= {c for c in frame.columns if str(c).endswith("_pct")}
