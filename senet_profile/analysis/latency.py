@@ -17,7 +17,10 @@ Method
     ``min_pairs`` (100 by default: at 30, intervals that were narrow by luck stopped runs early; never
     fewer than ``MIN_CI_SAMPLES``) the CI is checked every few pairs (more rarely as pairs accumulate); the
     run stops once its half-width is within ``target_halfwidth_pp`` or once ``budget_s`` have passed since
-    the call began -- copying, warm-up and compilation included -- though at least two pairs are taken.
+    the call began -- copying and warm-up included -- though at least two pairs are taken. Under
+    ``compile`` the warm-up is at least ``COMPILED_WARMUP`` calls of each model (the first compiles, the
+    next ones still settle) and the budget starts after it, so that only compiled graphs are timed and a
+    compilation (minutes on a small CPU) does not use up the budget.
 
 Modes
     ``infer``: ``model.eval()`` under ``torch.inference_mode()``. ``train``: ``model.train()``, forward,
@@ -94,6 +97,10 @@ NOISY_IQR_FRACTION = 0.10
 # A call faster than this is repeated within one sample (synchronising after each call), so that a short
 # call still gives samples well above the clock's resolution and the CI checks stay cheap.
 MIN_SAMPLE_S = 0.01
+
+# Warm-up calls of each model under torch.compile: the first compiles; the next few were still up to twice
+# the steady time on a 2-core CPU.
+COMPILED_WARMUP = 10
 
 
 def _no_sync() -> None:
@@ -321,6 +328,11 @@ def _timed_repeatedly(step: Callable[[], object], sync: Callable[[], None], reps
     return (perf_counter() - start) / reps
 
 
+def _warmup_calls(options: LatencyOptions) -> int:
+    """Warm-up calls per model: ``warmup``, and at least ``COMPILED_WARMUP`` under ``compile``."""
+    return max(options.warmup, COMPILED_WARMUP) if options.compile else options.warmup
+
+
 def _reps(warmup_times: list[float]) -> int:
     """Calls per sample: enough for the fastest warm-up call to fill MIN_SAMPLE_S; 1 without a warm-up."""
     fastest = min(warmup_times, default=MIN_SAMPLE_S)
@@ -448,8 +460,10 @@ def _paired(
     )
     sync = _SYNC[options.device]
     with _timing_conditions(options) as heap:
-        warm = [_timed(step, sync) for _ in range(options.warmup) for step in steps]
+        warm = [_timed(step, sync) for _ in range(_warmup_calls(options)) for step in steps]
         sides = tuple(Sampler(step, sync, _reps(warm)) for step in steps)
+        if options.compile:  # the budget is for timing compiled graphs, not for compiling them
+            deadline = perf_counter() + options.budget_s
         check_at = _first_check(options)
         with _gc_paused():
             while True:
@@ -500,12 +514,14 @@ def timing_session(model: nn.Module, options: LatencyOptions) -> Iterator[Sample
     step = _STEPS[options.mode](_prepared(model, options), x)
     sync = _SYNC[options.device]
     with _timing_conditions(options):
-        yield Sampler(step, sync, _reps([_timed(step, sync) for _ in range(options.warmup)]))
+        yield Sampler(step, sync, _reps([_timed(step, sync) for _ in range(_warmup_calls(options))]))
 
 
 def _single(model: nn.Module, options: LatencyOptions) -> SideStats:
     deadline = perf_counter() + options.budget_s
     with timing_session(model, options) as side:
+        if options.compile:  # the budget is for timing compiled graphs, not for compiling them
+            deadline = perf_counter() + options.budget_s
         check_at = _first_check(options)
         with _gc_paused():
             while True:

@@ -201,10 +201,17 @@ def history_command(
         Path | None,
         typer.Option("--plot-dir", help="Folder for history.png and .svg (default: RESULTS/plots)."),
     ] = None,
+    sweeps_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--sweeps-dir", help="Sweeps whose timed cases join the history (default: RESULTS/sweeps)."
+        ),
+    ] = None,
     fmt: Format = None,
 ) -> None:
-    """The SE latency overhead of a pair across recorded runs, as a table and a plot."""
-    from senet_profile.history import tracking
+    """The SE latency overhead of a pair across recorded runs (bench and sweeps), its shifts, and a plot."""
+    from senet_profile.history import changepoints, tracking
+    from senet_profile.history.sweep import sweep_runs_of_class
     from senet_profile.report import plots
 
     folders = existing_results(results) if runs_dir is None or plot is None else results_root(results)
@@ -212,21 +219,39 @@ def history_command(
     choose_format(fmt, None)
     stem = "history-" + re.sub(r"[^A-Za-z0-9_.]+", "_", pair).strip("_") if pair else "history"
     plots.check_destination(plot, stem)
+    sweeps_dir = sweeps_dir or folders.sweeps
     classes = [tracking.current_class()]
-    if all_machines and runs_dir.is_dir():
-        classes = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
+    if all_machines:
+        found_dirs = [*runs_dir.glob("*"), *sweeps_dir.glob("*/*")]
+        classes = sorted({p.name for p in found_dirs if p.is_dir()})
     records = []
     for machine_class in classes:
-        found, problems = tracking.runs_of_class(runs_dir, machine_class)
-        _report_problems(problems)
-        records += found
+        for found, problems in (
+            tracking.runs_of_class(runs_dir, machine_class),
+            sweep_runs_of_class(sweeps_dir, machine_class),
+        ):
+            _report_problems(problems)
+            records += found
     history = tracking.overhead_history(records, pair)
     if history.empty:
         raise UserInputError(f"no recorded latency overhead{f' for {pair!r}' if pair else ''} in {runs_dir}")
+    shifts = changepoints.mark_shifts(history)
     title = f"SE latency overhead across runs{f' ({pair})' if pair else ''}"
-    paths = plots.save(plots.history_figure(history, title), plot, stem)
+    paths = plots.save(plots.history_figure(history, title, shifts), plot, stem)
     emit(history, fmt=fmt, output=None, title=title)
+    _print_shifts(shifts, series=history.groupby(changepoints.SERIES_KEYS).ngroups)
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
+
+
+def _print_shifts(shifts, *, series: int) -> None:
+    """One line per shift beyond noise (run, commit, before and after), or that there was none."""
+    for s in shifts.itertuples(index=False):
+        typer.echo(
+            f"shift: {s.pair} ({s.setting}) at the run of {s.time} (commit {s.commit}): "
+            f"{s.before_pct:+.2f} % -> {s.after_pct:+.2f} % ({s.shift_pp:+.2f} pp, p = {s.p_value:.3f})"
+        )
+    if shifts.empty:
+        typer.echo(f"no shift beyond run-to-run noise in {series} series (permutation test, 1 % level)")
 
 
 @baseline_app.command("show")

@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from senet_profile.analysis.latency import LatencyOptions, PairedLatency, bootstrap_median_ci
+from senet_profile.analysis.latency import DTYPES, LatencyOptions, PairedLatency, bootstrap_median_ci
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.metrics import RuntimeOptions
 from senet_profile.analysis.static import analyze
-from senet_profile.catalog.registry import get_model, list_models, parse_model_spec
+from senet_profile.catalog.registry import list_models, parse_model_spec
+from senet_profile.catalog.sources import build, parse_source
 from senet_profile.errors import UserInputError
 from senet_profile.history.schema import benchmark_figures
 
@@ -48,6 +49,7 @@ class BenchCase:
     candidate: str
     batch_size: int = 1
     mode: str = "infer"
+    compile: bool = False
 
     @property
     def name(self) -> str:
@@ -56,8 +58,8 @@ class BenchCase:
 
     @property
     def setting(self) -> str:
-        """The pass and batch, e.g. ``infer b1``."""
-        return f"{self.mode} b{self.batch_size}"
+        """The pass and batch, e.g. ``infer b1`` (``infer b1 compiled`` under ``torch.compile``)."""
+        return f"{self.mode} b{self.batch_size}" + " compiled" * self.compile
 
 
 RESNET = ("resnet50", "se_resnet50")
@@ -77,6 +79,8 @@ FULL_CASES = (
     BenchCase(*MOBILE, batch_size=8),
     BenchCase("mobilenet_v1", "se_mobilenet_v1", batch_size=1),
     BenchCase("resnext50_32x4d", "se_resnext50_32x4d", batch_size=1),
+    BenchCase(*RESNET, batch_size=1, compile=True),
+    BenchCase(*MOBILE, batch_size=1, compile=True),
 )
 
 
@@ -86,7 +90,13 @@ def cases(*, full: bool) -> tuple[BenchCase, ...]:
 
 
 def _canonical(model: str) -> str:
-    return str(parse_model_spec(model))
+    source = parse_source(model)
+    return str(parse_model_spec(model)) if source.kind == "catalog" else str(source)
+
+
+def _built(model: str, device: str = "meta"):
+    """The module a model argument of any source names, built on ``device``."""
+    return build(model, device=device).module
 
 
 def pair_models(selected: Iterable[BenchCase]) -> list[str]:
@@ -99,26 +109,38 @@ def _figure(model: str, metric: str, setting: str, unit: str, value: float, **ex
     return {"model": model, "metric": metric, "setting": setting, "unit": unit, "value": value, **extra}
 
 
-def static_figures(models: Iterable[str]) -> list[dict]:
-    """Exact static counts of each model at 1x3x224x224."""
+def static_figures(models: Iterable[str], *, shape: tuple[int, ...] = STATIC_SHAPE) -> list[dict]:
+    """Exact static counts of each model at ``shape`` (1x3x224x224 by default)."""
     figures = []
-    setting = "x".join(str(s) for s in STATIC_SHAPE)
+    setting = "x".join(str(s) for s in shape)
     for model in models:
-        total = analyze(get_model(model), STATIC_SHAPE, name=model).total
+        total = analyze(_built(model), shape, name=model).total
         for metric in STATIC_METRICS:
             unit = STATIC_UNITS.get(metric, "elements")
             figures.append(_figure(model, metric, setting, unit, getattr(total, metric), deterministic=True))
     return figures
 
 
-def memory_figures(models: Iterable[str]) -> list[dict]:
-    """Tracked peak and saved bytes (meta device, exact) of each model, inference b1 and training b8."""
+def memory_figures(
+    models: Iterable[str],
+    *,
+    settings: tuple[tuple[str, int], ...] = MEMORY_SETTINGS,
+    device: str = "meta",
+    dtype: str = "fp32",
+    input_size: tuple[int, int] = (224, 224),
+) -> list[dict]:
+    """Tracked peak and saved bytes of each model (meta device: exact), by default inference b1, training b8.
+
+    The setting names device, pass and batch, then the dtype and input size where they are not fp32, 224.
+    """
     figures = []
+    suffix = f" {dtype}" * (dtype != "fp32") + _size_suffix(input_size)
     for model in models:
-        built = get_model(model)
-        for mode, batch in MEMORY_SETTINGS:
-            profile = measure_memory(built, (batch, 3, 224, 224), mode=mode, device="meta")
-            setting = f"meta {mode} b{batch}"
+        built = _built(model, device="meta" if device == "meta" else "cpu")
+        for mode, batch in settings:
+            shape = (batch, 3, *input_size)
+            profile = measure_memory(built, shape, mode=mode, device=device, dtype=DTYPES[dtype])
+            setting = f"{device} {mode} b{batch}{suffix}"
             figures.append(
                 _figure(model, "memory_peak", setting, "bytes", profile.peak_bytes, deterministic=True)
             )
@@ -128,9 +150,13 @@ def memory_figures(models: Iterable[str]) -> list[dict]:
     return figures
 
 
+def _size_suffix(input_size: tuple[int, int]) -> str:
+    return "" if tuple(input_size) == (224, 224) else f" {input_size[0]}x{input_size[1]}"
+
+
 def latency_options(case: BenchCase, *, budget_s: float, threads: int | None) -> LatencyOptions:
     """The timing options of one bench case on the CPU, at 224x224."""
-    runtime = RuntimeOptions(mode=case.mode, threads=threads, budget_s=budget_s)
+    runtime = RuntimeOptions(mode=case.mode, threads=threads, budget_s=budget_s, compile=case.compile)
     return runtime.latency(batch_size=case.batch_size, input_size=(224, 224))
 
 
@@ -138,7 +164,8 @@ def latency_figure(case: BenchCase, result: PairedLatency) -> dict:
     """The timing figure of one pair: overhead with CI, each side's median and IQR, pairs and wall time."""
     options = result.options
     threads = options.threads or torch.get_num_threads()
-    setting = f"{options.device} {case.setting} {options.dtype} threads={threads} heap={options.allocator}"
+    setting = f"{options.device} {options.mode} b{options.batch_size} {options.dtype} threads={threads}"
+    setting += f" heap={options.allocator}" + " compiled" * options.compile + _size_suffix(options.input_size)
     base, candidate = result.base, result.candidate
     return _figure(
         f"{_canonical(case.base)} -> {_canonical(case.candidate)}",
@@ -158,8 +185,9 @@ def latency_figure(case: BenchCase, result: PairedLatency) -> dict:
         candidate_iqr_s=candidate.q3_s - candidate.q1_s,
         wall_s=result.wall_s,
         noisy=result.noisy,
-        batch_size=case.batch_size,
-        mode=case.mode,
+        batch_size=options.batch_size,
+        mode=options.mode,
+        compiled=options.compile,
         heap=result.heap,
         base_page_faults_per_call=base.page_faults_per_call,
         candidate_page_faults_per_call=candidate.page_faults_per_call,

@@ -17,7 +17,7 @@ DEFAULT_RESULTS = Path("results")
 
 @dataclass(frozen=True)
 class Results:
-    """A results folder and its parts: run records, baselines, plots and the paper report."""
+    """A results folder and its parts: run records, baselines, sweeps, plots and the paper report."""
 
     root: Path
 
@@ -35,6 +35,11 @@ class Results:
     def plots(self) -> Path:
         """PNG and SVG plots."""
         return self.root / "plots"
+
+    @property
+    def sweeps(self) -> Path:
+        """Sweeps: a manifest and one record per finished case each."""
+        return self.root / "sweeps"
 
     @property
     def paper(self) -> Path:

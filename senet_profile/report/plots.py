@@ -205,8 +205,8 @@ def flops_vs_latency_figure(record: dict) -> Figure:
     return figure
 
 
-def history_figure(history: pd.DataFrame, title: str) -> Figure:
-    """Overhead of each pair and setting across recorded runs, with 95 % CIs."""
+def history_figure(history: pd.DataFrame, title: str, shifts: pd.DataFrame | None = None) -> Figure:
+    """Overhead of each pair and setting across recorded runs, with 95 % CIs; shifts as dashed lines."""
     if history.empty:
         raise UserInputError("no recorded latency overhead to plot")
     figure = Figure(figsize=(9, 4.5))
@@ -220,6 +220,7 @@ def history_figure(history: pd.DataFrame, title: str) -> Figure:
             runs["samples"], label=f"{pair} ({setting})",
             marker=HISTORY_MARKERS[index % len(HISTORY_MARKERS)], color=colours[index % len(colours)],
         )  # fmt: skip
+        _draw_shifts(axis, shifts, pair, setting, order, colours[index % len(colours)])
     axis.set_xlabel("recorded run (oldest first)")
     axis.set_ylabel("SE latency overhead (%), 95 % CI")
     axis.set_title(title)
@@ -228,3 +229,24 @@ def history_figure(history: pd.DataFrame, title: str) -> Figure:
     machines = ", ".join(sorted(history["machine_class"].unique()))
     _captioned(figure, f"machine class {machines}; commits {', '.join(dict.fromkeys(history['commit']))}")
     return figure
+
+
+def _draw_shifts(axis, shifts: pd.DataFrame | None, pair: str, setting: str, order: dict, colour) -> None:
+    """A dashed line before each run where the overhead shifted, labelled with the shift and commit."""
+    if shifts is None or shifts.empty:
+        return
+    mine = shifts[(shifts["pair"] == pair) & (shifts["setting"] == setting)]
+    for shift in mine.itertuples(index=False):
+        x = order[shift.time] - 0.5
+        axis.axvline(x, color=colour, ls="--", lw=1)
+        label = f"shift {shift.shift_pp:+.1f} pp at {shift.commit}"
+        axis.annotate(
+            label,
+            (x, 1),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=7,
+            color=colour,
+        )

@@ -1,0 +1,616 @@
+"""Sweeps: a grid of SE pairs and settings, expanded into cases, run resumably, one record per case.
+
+A grid names model pairs (``BASE/CANDIDATE`` of any model source, ``BASE->CANDIDATE`` where a side is a
+``path/to/file.py:function``, or a catalog SE model or a shell pattern of them, each paired with its
+SE-free twin), batch sizes, modes, dtypes, compile on/off, threads, metric groups, the device, the
+input size and the time budget of a timed case. It comes from the command line or a small TOML file with
+the same keys (``GRID_KEYS``), and is validated whole -- every model, knob and value -- before anything
+runs.
+
+A grid expands into cases of three kinds, each one pair in one process:
+
+- ``static``: params, MACs, activations of both models at the case's input shape (per pair and batch);
+- ``memory``: tracked peak (and, in training, saved) bytes of both models (per pair, batch, mode, dtype;
+  a ``cpu`` grid plans memory on the meta device, byte-identical to the CPU and cheaper);
+- ``latency``: the paired, interleaved SE overhead (per pair, batch, mode, dtype, compile, threads).
+
+A sweep's id is a hash of its grid, so the same command finds the same sweep. Under ``results/sweeps/<id>/``
+it keeps ``manifest.json`` (the grid and every case, written once) and one run record per finished case,
+``<machine-class>/<case-id>.json``, written atomically by the driver -- the one writer -- as soon as the case
+comes back, under the class of the machine that measured it. A case is done when its record exists and
+reads back as a valid record of that case; a rerun after a kill runs only the missing cases, and a lock on
+the sweep's folder keeps two drivers from running one sweep at once. ``figures.csv`` gathers every
+figure of the sweep when it ends.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from senet_profile.errors import UserInputError
+from senet_profile.history.records import RunRecord, load_records, new_record, read_record
+from senet_profile.io import write_atomic
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+SWEEPS_DIR = Path("results/sweeps")
+RECORD_KIND = "sweep"
+KINDS = ("static", "memory", "latency")
+GRID_KEYS = (
+    "pairs",
+    "batch_sizes",
+    "modes",
+    "dtypes",
+    "compile",
+    "threads",
+    "metrics",
+    "device",
+    "input_size",
+    "budget",
+)
+SWITCHES = {"on": True, "off": False, "true": True, "false": False}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    """One unit of work: one pair, one kind of measurement, one setting; never split across processes."""
+
+    kind: str
+    base: str
+    candidate: str
+    batch_size: int
+    input_size: tuple[int, int] = (224, 224)
+    mode: str | None = None
+    dtype: str | None = None
+    compile: bool | None = None
+    threads: int | None = None
+    device: str | None = None
+    budget_s: float | None = None
+
+    @property
+    def timed(self) -> bool:
+        """Whether the case times: it must then own its device while it runs."""
+        return self.kind == "latency"
+
+    @property
+    def id(self) -> str:
+        """A stable name: the kind and a hash of everything the case is."""
+        text = json.dumps(self.as_dict(), sort_keys=True)
+        return f"{self.kind}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready form."""
+        return {**asdict(self), "input_size": list(self.input_size)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Case:
+        """The case ``as_dict`` wrote."""
+        return cls(**{**data, "input_size": tuple(data["input_size"])})
+
+    def describe(self) -> str:
+        """One line: kind, pair and setting."""
+        parts = [self.kind, f"{self.base} -> {self.candidate}", f"b{self.batch_size}"]
+        parts += [v for v in (self.mode, self.dtype) if v]
+        parts += ["compiled"] * bool(self.compile) + [f"threads={self.threads}"] * (self.threads is not None)
+        return " ".join(parts + [self.device] * bool(self.device))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grid:
+    """A validated grid: canonical pairs and the values of every axis."""
+
+    pairs: tuple[tuple[str, str], ...]
+    batch_sizes: tuple[int, ...] = (1,)
+    modes: tuple[str, ...] = ("infer",)
+    dtypes: tuple[str, ...] = ("fp32",)
+    compile: tuple[bool, ...] = (False,)
+    threads: tuple[int, ...] = (1,)
+    metrics: tuple[str, ...] = ("static",)
+    device: str = "cpu"
+    input_size: tuple[int, int] = (224, 224)
+    budget_s: float = 48.0
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready form (what the sweep id hashes)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @property
+    def sweep_id(self) -> str:
+        """``sw-`` and a hash of the grid: the same grid is the same sweep."""
+        text = json.dumps(self.as_dict(), sort_keys=True)
+        return f"sw-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+    def cases(self) -> list[Case]:
+        """Every case of the grid, untimed ones first, each once."""
+        found: list[Case] = []
+        for base, candidate in self.pairs:
+            for batch in self.batch_sizes:
+                common = {"base": base, "candidate": candidate, "batch_size": batch}
+                common["input_size"] = self.input_size
+                if "static" in self.metrics:
+                    found.append(Case(kind="static", **common))
+                if "memory" in self.metrics:
+                    memory_device = "meta" if self.device == "cpu" else self.device
+                    found += [
+                        Case(kind="memory", mode=mode, dtype=dtype, device=memory_device, **common)
+                        for mode in self.modes
+                        for dtype in self.dtypes
+                    ]
+                if "latency" in self.metrics:
+                    found += [
+                        Case(
+                            kind="latency",
+                            mode=mode,
+                            dtype=dtype,
+                            compile=compiled,
+                            threads=threads,
+                            device=self.device,
+                            budget_s=self.budget_s,
+                            **common,
+                        )
+                        for mode in self.modes
+                        for dtype in self.dtypes
+                        for compiled in self.compile
+                        for threads in self.threads
+                    ]
+        unique = list(dict.fromkeys(found))
+        return [c for c in unique if not c.timed] + [c for c in unique if c.timed]
+
+
+# --- building and validating a grid -------------------------------------------------------------------
+
+
+def canonical_model(text: str) -> str:
+    """The canonical form of a model argument of any source; UserInputError for an unknown model or knob.
+
+    A catalog argument is checked against the catalog's knobs; any other source (``timm:``,
+    ``torchvision:``, ``module:function``) is built once on the meta device, so that a wrong name or
+    keyword is refused before anything runs.
+    """
+    from senet_profile.catalog.registry import parse_model_spec
+    from senet_profile.catalog.sources import build, parse_source
+
+    source = parse_source(text)
+    if source.kind == "catalog":
+        return str(parse_model_spec(text))
+    return build(source, device="meta").name
+
+
+def se_twin(name: str) -> str | None:
+    """The SE-free twin of a catalog model that carries SE (``se_X`` -> ``X``, ``se=off``), else None."""
+    from senet_profile.catalog.registry import get_entry, list_models, parse_model_spec
+
+    spec = parse_model_spec(name)
+    entry = get_entry(spec.name)
+    catalog = set(list_models())
+    if any(knob.name == "se" for knob in entry.knobs):
+        return canonical_model(f"{spec.name}:se=off")
+    twins = [spec.name.removeprefix("se_"), f"{spec.name}_no_se"]
+    twin = next((t for t in twins if t != spec.name and t in catalog), None)
+    if twin is None:
+        return None
+    rest = str(spec).partition(":")[2]
+    kept = [
+        kv for kv in rest.split(",") if kv and kv.partition("=")[0] in {k.name for k in get_entry(twin).knobs}
+    ]
+    return canonical_model(twin + (":" + ",".join(kept) if kept else ""))
+
+
+def expand_pairs(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """``BASE/CANDIDATE`` pairs (any source), catalog SE models and patterns (each with its twin), once."""
+    from senet_profile.catalog.registry import list_models
+
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        text = item.strip()
+        if "->" in text or "/" in text:  # BASE->CANDIDATE where a side is a path/to/file.py:function
+            base, _, candidate = text.partition("->" if "->" in text else "/")
+            if not base.strip() or not candidate.strip():
+                raise UserInputError(f"pair {item!r} must be BASE/CANDIDATE (or BASE->CANDIDATE)")
+            pairs.append((canonical_model(base.strip()), canonical_model(candidate.strip())))
+        elif any(ch in text for ch in "*?["):
+            matched = [(twin, name) for name in list_models(text) if (twin := se_twin(name))]
+            if not matched:
+                raise UserInputError(f"pattern {text!r} matches no model with SE and an SE-free twin")
+            pairs += matched
+        else:
+            twin = se_twin(text)
+            if twin is None:
+                raise UserInputError(
+                    f"{text!r} has no SE-free twin in the catalog; give a pair as BASE/CANDIDATE"
+                )
+            pairs.append((twin, canonical_model(text)))
+    return tuple(dict.fromkeys(pairs))
+
+
+def _switch(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    chosen = SWITCHES.get(str(value).strip().lower())
+    if chosen is None:
+        raise UserInputError(f"compile must be on or off, got {value!r}")
+    return chosen
+
+
+def _integers(name: str, values: Sequence[object]) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(str(v)) for v in values)
+    except ValueError:
+        raise UserInputError(f"{name} must be positive integers, got {', '.join(map(str, values))}") from None
+    if any(n <= 0 for n in numbers):
+        raise UserInputError(f"{name} must be positive integers, got {', '.join(map(str, values))}")
+    return numbers
+
+
+def _listed(value: object) -> list:
+    """A TOML or command-line value as a list: lists as they are, strings split on commas."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [value]
+
+
+def build_grid(values: dict) -> Grid:
+    """A validated grid from raw values (keys of ``GRID_KEYS``); UserInputError on anything wrong in it."""
+    from senet_profile.analysis.metrics import RuntimeOptions, parse_metrics
+    from senet_profile.api import parse_input_size
+
+    unknown = sorted(set(values) - set(GRID_KEYS))
+    if unknown:
+        raise UserInputError(f"unknown grid key {unknown[0]!r}; the keys are {', '.join(GRID_KEYS)}")
+    axes = {key: _listed(values.get(key)) for key in GRID_KEYS}
+    if not axes["pairs"]:
+        raise UserInputError(
+            "the grid is empty: give at least one pair (--pair BASE/CANDIDATE or an SE model)"
+        )
+    for key in ("batch_sizes", "modes", "dtypes", "compile", "threads", "metrics"):
+        if key in values and not axes[key]:
+            raise UserInputError(f"the grid is empty: {key} has no values")
+    metrics = parse_metrics(",".join(map(str, axes["metrics"] or ["static"])))
+    size = str(values.get("input_size") or 224)
+    grid = Grid(
+        pairs=expand_pairs(map(str, axes["pairs"])),
+        batch_sizes=_integers("batch sizes", axes["batch_sizes"] or [1]),
+        modes=tuple(map(str, axes["modes"] or ["infer"])),
+        dtypes=tuple(map(str, axes["dtypes"] or ["fp32"])),
+        compile=tuple(dict.fromkeys(_switch(v) for v in axes["compile"] or [False])),
+        threads=_integers("threads", axes["threads"] or [1]),
+        metrics=metrics,
+        device=str(values.get("device") or "cpu"),
+        input_size=parse_input_size(size),
+        budget_s=_budget(values.get("budget")),
+    )
+    for mode in grid.modes:  # every value of every axis, even of an axis no case of the grid uses
+        RuntimeOptions(mode=mode)
+    for dtype in grid.dtypes:
+        RuntimeOptions(dtype=dtype)
+    RuntimeOptions(device=grid.device)
+    for case in grid.cases():  # every setting through the options' own checks, before anything runs
+        options = RuntimeOptions(
+            device=case.device or grid.device,
+            mode=case.mode or "infer",
+            dtype=case.dtype or "fp32",
+            threads=case.threads or 1,
+            compile=bool(case.compile),
+            budget_s=grid.budget_s,
+        )
+        if case.timed:
+            options.latency(batch_size=case.batch_size, input_size=case.input_size)
+    return grid
+
+
+def _budget(value: object) -> float:
+    if value is None:
+        return 48.0
+    try:
+        budget = float(str(value))
+    except ValueError:
+        raise UserInputError(f"budget must be a number of seconds, got {value!r}") from None
+    if not budget > 0:
+        raise UserInputError(f"budget must be a positive number of seconds, got {value!r}")
+    return budget
+
+
+def read_grid_file(path: Path) -> dict:
+    """The raw grid values of a TOML file (keys of ``GRID_KEYS``), or a one-line error."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UserInputError(f"cannot read grid file {path}: {error.strerror or error}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UserInputError(f"grid file {path} is not valid TOML: {error}") from None
+    return data
+
+
+# --- one case, in a worker ----------------------------------------------------------------------------
+
+
+def run_case(case: Case) -> dict:
+    """Measure one case in this process: a run record (this machine, its class) of the case's figures."""
+    from senet_profile.history import bench
+
+    models = (case.base, case.candidate)
+    if case.kind == "static":
+        figures = bench.static_figures(models, shape=(case.batch_size, 3, *case.input_size))
+    elif case.kind == "memory":
+        figures = bench.memory_figures(
+            models,
+            settings=((case.mode, case.batch_size),),
+            device=case.device,
+            dtype=case.dtype,
+            input_size=case.input_size,
+        )
+    else:
+        figures = [_latency_figure(case)]
+    return new_record(RECORD_KIND, figures, settings={"case_id": case.id, "case": case.as_dict()})
+
+
+def _latency_figure(case: Case) -> dict:
+    from senet_profile.analysis.latency import measure_paired
+    from senet_profile.analysis.metrics import RuntimeOptions
+    from senet_profile.catalog.sources import build
+    from senet_profile.history.bench import BenchCase, latency_figure
+
+    runtime = RuntimeOptions(
+        device=case.device,
+        mode=case.mode,
+        threads=case.threads,
+        dtype=case.dtype,
+        compile=bool(case.compile),
+        budget_s=case.budget_s,
+    )
+    options = runtime.latency(batch_size=case.batch_size, input_size=case.input_size)
+    base, candidate = (build(name, device="cpu").module for name in (case.base, case.candidate))
+    result = measure_paired(base, candidate, options)
+    pair = BenchCase(case.base, case.candidate, case.batch_size, case.mode, bool(case.compile))
+    return latency_figure(pair, result)
+
+
+# --- the store: manifest, finished cases, lock --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepStore:
+    """A sweep's folder: its manifest, one record per finished case (under its machine class), a lock."""
+
+    folder: Path
+
+    @property
+    def manifest_path(self) -> Path:
+        """Where the grid and the list of cases are kept."""
+        return self.folder / "manifest.json"
+
+    def ensure_manifest(self, grid: Grid, cases: Sequence[Case]) -> None:
+        """Write the manifest of a new sweep; for an existing one, refuse a different grid."""
+        manifest = {
+            "sweep": self.folder.name,
+            "grid": grid.as_dict(),
+            "cases": [{"id": c.id, "describe": c.describe(), "case": c.as_dict()} for c in cases],
+        }
+        if self.manifest_path.exists():
+            try:
+                known = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise UserInputError(f"corrupt sweep manifest {self.manifest_path}: {error}") from None
+            if not isinstance(known, dict) or known.get("grid") != manifest["grid"]:
+                raise UserInputError(
+                    f"sweep {self.folder.name} exists with another grid ({self.manifest_path})"
+                )
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    def finished(self, cases: Sequence[Case]) -> tuple[dict[str, RunRecord], list[str]]:
+        """The valid record of each finished case (by id), and a line per file that is not one."""
+        wanted = {c.id for c in cases}
+        done: dict[str, RunRecord] = {}
+        problems: list[str] = []
+        for path in sorted(self.folder.glob("*/*.json")):
+            case_id = path.stem
+            try:
+                record = read_record(path)
+            except ValueError as error:
+                problems.append(str(error))
+                continue
+            if case_id not in wanted or record.data.get("settings", {}).get("case_id") != case_id:
+                problems.append(f"{path}: not a record of a case of this sweep")
+            elif case_id in done:
+                problems.append(f"{path}: case {case_id} recorded twice (also {done[case_id].path})")
+            else:
+                done[case_id] = record
+        return done, problems
+
+    def write(self, case: Case, record: dict) -> Path:
+        """Write one finished case's record atomically under its machine class; refuse a malformed one."""
+        settings = record.get("settings") if isinstance(record, dict) else None
+        machine = record.get("machine") if isinstance(record, dict) else None
+        if not isinstance(settings, dict) or settings.get("case_id") != case.id:
+            raise ValueError(f"the worker returned a record of another case for {case.describe()}")
+        if not isinstance(machine, dict) or not machine.get("machine_class"):
+            raise ValueError(f"the worker's record of {case.describe()} names no machine class")
+        if not record.get("figures"):
+            raise ValueError(f"the worker's record of {case.describe()} has no figures")
+        path = self.folder / str(machine["machine_class"]) / f"{case.id}.json"
+        if path.exists():
+            raise ValueError(f"{path} exists: case {case.id} is already recorded")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(
+            path,
+            json.dumps(
+                {**record, "settings": {**settings, "sweep": self.folder.name}}, indent=2, sort_keys=True
+            )
+            + "\n",
+        )
+        read_record(path)  # what was written reads back as a record
+        return path
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the sweep's lock: a second driver of the same sweep is refused."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserInputError(f"sweep {self.folder.name} is already running ({self.folder})") from None
+            yield
+
+
+# --- the driver ---------------------------------------------------------------------------------------
+
+
+Outcome = tuple[Case, "dict | str"]
+
+
+class Executor(Protocol):
+    """Runs cases and yields each one's record (or a one-line failure) as it finishes."""
+
+    name: str
+
+    def run(self, cases: Sequence[Case]) -> Iterator[Outcome]:
+        """Each case's record, or why it failed, in the order they finish."""
+        ...
+
+    def close(self) -> None:
+        """Release what the executor holds (a Ray instance it started)."""
+        ...
+
+
+@dataclass
+class SweepResult:
+    """What a sweep run did: cases in all, already done, run now, failed (with why)."""
+
+    sweep_id: str
+    folder: Path
+    total: int
+    already_done: int
+    ran: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def estimate_s(case: Case) -> float:
+    """A rough duration of a case on a small CPU, to weigh the progress bar and its time estimate."""
+    if case.timed:
+        return float(case.budget_s or 0) + 15.0 + 120.0 * bool(case.compile)
+    return 6.0 if case.kind == "static" else 8.0
+
+
+def run_sweep(
+    grid: Grid,
+    executor: Executor,
+    *,
+    sweeps_dir: Path = SWEEPS_DIR,
+    sweep_id: str | None = None,
+    on_start: Callable[[list[Case], list[Case]], None] | None = None,
+    on_case: Callable[[Case, Path | None, str | None], None] | None = None,
+) -> SweepResult:
+    """Run every case of ``grid`` not yet recorded in its sweep, writing each record as it comes back."""
+    store = SweepStore(sweeps_dir / (sweep_id or grid.sweep_id))
+    cases = grid.cases()
+    with store.locked():
+        store.ensure_manifest(grid, cases)
+        done, problems = store.finished(cases)
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        todo = [c for c in cases if c.id not in done]
+        result = SweepResult(store.folder.name, store.folder, len(cases), len(done))
+        if on_start is not None:
+            on_start(cases, todo)
+        for case, outcome in executor.run(todo) if todo else ():
+            path, failure = None, None
+            if isinstance(outcome, str):
+                failure = outcome
+            else:
+                try:
+                    path = store.write(case, outcome)
+                except (ValueError, OSError) as error:
+                    failure = str(error)
+            if failure:
+                result.failures.append(f"{case.describe()}: {failure}")
+            else:
+                result.ran += 1
+            if on_case is not None:
+                on_case(case, path, failure)
+        write_figures_csv(store, cases)
+    return result
+
+
+def sweep_records(store: SweepStore, cases: Sequence[Case]) -> list[RunRecord]:
+    """The finished cases' records, in the grid's order."""
+    done, _ = store.finished(cases)
+    return [done[c.id] for c in cases if c.id in done]
+
+
+def write_figures_csv(store: SweepStore, cases: Sequence[Case]) -> Path | None:
+    """Every figure of the sweep's finished cases as one CSV (rewritten atomically), or None if none."""
+    import pandas as pd
+
+    rows = [
+        {
+            **figure,
+            "case_id": r.path.stem,
+            "machine_class": r.machine_class,
+            "time": r.data["time"],
+            "commit": r.data["commit"],
+        }
+        for r in sweep_records(store, cases)
+        for figure in r.data["figures"]
+    ]
+    if not rows:
+        return None
+    path = store.folder / "figures.csv"
+    write_atomic(path, pd.DataFrame(rows).to_csv(index=False))
+    return path
+
+
+def sweep_runs_of_class(sweeps_dir: Path, machine_class: str) -> tuple[list[RunRecord], list[str]]:
+    """Every valid case record of every sweep measured on ``machine_class``, oldest first."""
+    records: list[RunRecord] = []
+    problems: list[str] = []
+    for folder in sorted(p for p in sweeps_dir.glob(f"*/{machine_class}") if p.is_dir()):
+        found, skipped = load_records(folder, kind=RECORD_KIND)
+        records += found
+        problems += skipped
+    records.sort(key=lambda r: (r.data["time"], r.path.name))
+    return records, problems
+
+
+def summary_frame(records: Sequence[RunRecord]):
+    """One row per pair, metric and setting: base, candidate, SE's overhead (%) and, when timed, its CI."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        case = record.data["settings"]["case"]
+        by_model = {(f["model"], f["metric"], f["setting"]): f for f in record.data["figures"]}
+        common = {"pair": f"{case['base']} -> {case['candidate']}", "machine_class": record.machine_class}
+        for figure in record.data["figures"]:
+            if figure["metric"] == "latency_overhead":
+                rows.append({**common, "metric": "latency", "setting": figure["setting"],
+                             "base": figure["base_median_s"], "candidate": figure["candidate_median_s"],
+                             "overhead_pct": figure["value"], "ci_low": figure["ci_low"],
+                             "ci_high": figure["ci_high"], "samples": figure["samples"]})  # fmt: skip
+            elif figure["model"] == case["base"]:
+                match = by_model.get((case["candidate"], figure["metric"], figure["setting"]))
+                if match is None:
+                    continue
+                base, candidate = figure["value"], match["value"]
+                pct = (candidate - base) / base * 100 if base else None
+                rows.append({**common, "metric": figure["metric"], "setting": figure["setting"], "base": base,
+                             "candidate": candidate, "overhead_pct": pct})  # fmt: skip
+    columns = ["pair", "metric", "setting", "base", "candidate", "overhead_pct", "ci_low", "ci_high"]
+    return pd.DataFrame(rows, columns=[*columns, "samples", "machine_class"], dtype=object)
