@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from senet_profile.errors import UserInputError
+from senet_profile.history.machine import describe_machine
 from senet_profile.history.sweep import Case, SweepStore, build_grid, expand_pairs, run_sweep, se_twin
 
 
@@ -98,7 +99,15 @@ class FakeExecutor:
             if case.batch_size == 3:
                 yield case, "boom"
                 continue
-            figure = {"model": case.base, "metric": "params", "setting": "x", "unit": "params", "value": 1}
+            figure = {
+                "model": case.base,
+                "metric": "params",
+                "setting": "x",
+                "unit": "params",
+                "value": 1,
+                "deterministic": True,
+            }
+            machine = describe_machine().as_dict() | {"machine_class": "m1"}
             yield (
                 case,
                 {
@@ -106,7 +115,7 @@ class FakeExecutor:
                     "kind": "sweep",
                     "time": "2026-01-01T00:00:00+00:00",
                     "commit": "abc",
-                    "machine": {"machine_class": "m1"},
+                    "machine": machine,
                     "settings": {"case_id": case.id},
                     "figures": [figure],
                 },

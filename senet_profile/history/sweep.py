@@ -37,6 +37,7 @@ from typing import Protocol
 
 from senet_profile.errors import UserInputError
 from senet_profile.history.records import RunRecord, load_records, new_record, read_record
+from senet_profile.history.schema import check_record
 from senet_profile.io import write_atomic
 
 if sys.version_info >= (3, 11):
@@ -436,13 +437,11 @@ class SweepStore:
 
     def write(self, case: Case, record: dict) -> Path:
         """Write one finished case's record atomically under its machine class; refuse a malformed one."""
-        settings = record.get("settings") if isinstance(record, dict) else None
-        machine = record.get("machine") if isinstance(record, dict) else None
-        if not isinstance(settings, dict) or settings.get("case_id") != case.id:
+        check_record(record)  # the run-record schema: refused here, never written
+        settings, machine = record["settings"], record["machine"]
+        if settings.get("case_id") != case.id:
             raise ValueError(f"the worker returned a record of another case for {case.describe()}")
-        if not isinstance(machine, dict) or not machine.get("machine_class"):
-            raise ValueError(f"the worker's record of {case.describe()} names no machine class")
-        if not record.get("figures"):
+        if not record["figures"]:
             raise ValueError(f"the worker's record of {case.describe()} has no figures")
         path = self.folder / str(machine["machine_class"]) / f"{case.id}.json"
         if path.exists():
