@@ -11,6 +11,7 @@ verdict on the goals (half-width <= 1 pp within 60 s; every estimate inside ever
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,16 +33,20 @@ def main() -> None:
     for path in (stem.with_suffix(".md"), stem.with_suffix(".csv")):
         check_writable(path)
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    load_before = os.getloadavg()[0]
     runs = []
     for index in range(args.runs):
         runs.append(one_run())
         print(f"run {index + 1}: {runs[-1]}", flush=True)
+    load_after = os.getloadavg()[0]
     table = coverage_table(runs)
     caption = "\n".join(
         [
             f"Command, each run a fresh process: senet-profile {' '.join(COMMAND)}.",
             f"Machine: {machine.cpu}, {machine.cores} cores ({machine.machine_class}); torch "
-            f"{machine.versions['torch']}; commit {git_commit()}; started {started}.",
+            f"{machine.versions['torch']}; commit {git_commit()}; started {started}; one-minute load "
+            f"average {load_before:.2f} before the runs, {load_after:.2f} after (the machine has "
+            f"{machine.cores} cores; above 1, other work shared them).",
             "overhead_pct: median of per-pair ratios; ci_low/ci_high: its 95 % interval; others_inside: how "
             "many of the other runs' overheads lie inside this run's interval.",
             *[f"Verdict: {line}." for line in verdict(table)],
