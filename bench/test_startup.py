@@ -3,7 +3,8 @@
 - ``senet-profile --help`` and ``senet-profile list`` against ``python -c "import sys"``: the target is
   1.5 x the bare interpreter's time + 0.5 s (both import neither torch nor pandas);
 - the static ``senet-profile compare resnet50 se_resnet50`` against a bare process that imports
-  torchvision and builds two ResNet-50s (the floor any tool that counts built models pays).
+  torchvision and builds two ResNet-50s (the floor any tool that counts built models pays);
+- ``senet-profile paper`` (every model of the paper's figures built and traced): target 10 s.
 
 Runs alternate (bare, tool, tool, bare, ...) so that drift on a shared machine falls on both alike; each
 figure is the median over runs, recorded with every run's time. The help and list figures fail the bench
@@ -78,3 +79,21 @@ def test_static_compare_against_bare_import_and_build(benchmark) -> None:
         ratio_of_medians=statistics.median(tool) / statistics.median(bare),
         bare_runs_s=bare,
     )  # fmt: skip
+
+
+PAPER_RUNS = 3
+PAPER_TARGET_S = 10.0
+
+
+def _paper_runs(folder: Path) -> list[float]:
+    return [_wall([CLI, "paper", "--results", str(folder), "--format", "csv"]) for _ in range(PAPER_RUNS)]
+
+
+def test_paper_command_wall_time(benchmark, tmp_path: Path) -> None:
+    times = benchmark.pedantic(_paper_runs, args=(tmp_path,), rounds=1, iterations=1)
+    median = statistics.median(times)
+    benchmark.extra_info["figure"] = _figure(
+        "cli_paper_wall", f"{PAPER_RUNS} runs, median", median, runs_s=times, target_s=PAPER_TARGET_S,
+        within_target=median <= PAPER_TARGET_S,
+    )  # fmt: skip
+    assert median <= PAPER_TARGET_S, times

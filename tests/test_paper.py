@@ -124,3 +124,11 @@ def test_cli_paper_refuses_a_file_as_folder(tmp_path):
     result = CliRunner().invoke(app, ["paper", "--output-dir", str(target)])
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("error:") and target.read_text(encoding="utf-8") == "keep"
+
+
+def test_counting_in_worker_processes_gives_the_same_counts() -> None:
+    keys = [("resnet18", 64), ("se_resnet18", 64)]
+    seen: list[tuple[int, int]] = []
+    forked = paper.count_all(keys, workers=2, progress=lambda done, total: seen.append((done, total)))
+    assert forked == {key: paper.counts_for(*key) for key in keys}
+    assert seen == [(1, 2), (2, 2)]

@@ -223,3 +223,34 @@ def progress_bar(groups: tuple[str, ...], budget: float) -> Iterator[Callable[[i
 
 def shape_text(frame: pd.DataFrame) -> str:
     return "x".join(str(s) for s in frame.attrs["input_shape"])
+
+
+@contextmanager
+def count_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr for work counted in items: ``update(done, total)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    with bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def working(label: str, *, when: bool = True) -> Iterator[None]:
+    """A spinner on stderr with ``label`` while something long runs (nothing when ``when`` is False)."""
+    if not when:
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(label):
+        yield

@@ -41,6 +41,7 @@ from senet_profile.cli.common import (
     progress_bar,
     shape_text,
     warn_unused,
+    working,
 )
 from senet_profile.errors import UserInputError
 from senet_profile.io import check_writable, write_atomic
@@ -198,7 +199,8 @@ def profile_command(
         batch_size=batch_size, input_size=_size(input_size), by_stage=by_stage, by_class=by_class,
         crosscheck=crosscheck, attention=classes,
     )  # fmt: skip
-    with progress_bar(groups, budget):
+    slow = crosscheck or compile or "memory" in groups
+    with progress_bar(groups, budget), working("measuring", when=slow and "latency" not in groups):
         frames = [api.profile(model, metrics=groups, runtime=runtime, **options) for model in models]
     frame = frames[0] if len(frames) == 1 else api.side_by_side(frames)
     names = ", ".join(frame.attrs["models"])
@@ -286,7 +288,8 @@ def compare_command(
         budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
     _check_request(runtime, groups, batch_size, input_size)
-    with progress_bar(groups, budget) as progress:
+    slow = (crosscheck or compile or "memory" in groups) and "latency" not in groups
+    with progress_bar(groups, budget) as progress, working("measuring", when=slow):
         frame = api.compare(
             base,
             candidate,

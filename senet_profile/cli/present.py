@@ -11,6 +11,7 @@ from senet_profile.cli.app import app
 from senet_profile.cli.common import (
     Format,
     choose_format,
+    count_bar,
 )
 from senet_profile.cli.track import ResultsDir, RunsDir, _report_problems
 from senet_profile.history.locations import existing_results, results_root
@@ -34,7 +35,8 @@ def paper_command(
     output_dir = output_dir or results_root(results).paper
     for name in ("figures.csv", "REPORT.md"):
         check_writable(output_dir / name, create_folder=True)
-    frame = paper.paper_report()
+    with count_bar("counting models") as progress:
+        frame = paper.paper_report(progress=progress)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(output_dir / "figures.csv", frame.to_csv(index=False))
     write_atomic(output_dir / "REPORT.md", paper.markdown_report(frame))

@@ -18,6 +18,7 @@ from senet_profile.cli.common import (
     Format,
     choose_format,
     emit,
+    working,
 )
 from senet_profile.errors import UserInputError
 from senet_profile.history.locations import RESULTS_ENV, existing_results, results_root
@@ -80,7 +81,8 @@ def record_command(
     runs_dir = runs_dir or results_root(results).runs
     tracking.figures_from_benchmark_json(benchmark_json)  # refused before a minute of measuring
     tracking.check_destinations(runs_dir / tracking.current_class())
-    record = tracking.build_run_record(benchmark_json, full=full)
+    with working("measuring every deterministic figure"):
+        record = tracking.build_run_record(benchmark_json, full=full)
     path = tracking.save_run(record, runs_dir)
     typer.echo(f"recorded {len(record['figures'])} figures in {path}")
 

@@ -146,6 +146,40 @@ def counts_for(model: str, input_size: int) -> Counts:
     return analyze(get_model(spec), (1, 3, input_size, input_size), name=str(spec)).total
 
 
+Key = tuple[str, int]  # (catalog argument, square input size)
+
+
+def _count(key: Key) -> tuple[Key, Counts]:
+    return key, counts_for(*key)
+
+
+def count_all(
+    keys: list[Key], *, workers: int = 2, progress: Callable[[int, int], None] | None = None
+) -> dict[Key, Counts]:
+    """Counts of every (model, input size), built and traced in ``workers`` forked processes.
+
+    Each model is built and traced once, whatever the number of figures that read it; ``progress(done,
+    total)`` is called as each one finishes. One worker (or no ``fork`` on this platform): in this process.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    counted: dict[Key, Counts] = {}
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods() and len(keys) > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = pool.map(_count, keys)
+            for key, counts in results:
+                counted[key] = counts
+                if progress:
+                    progress(len(counted), len(keys))
+        return counted
+    for key in keys:
+        counted[key] = counts_for(*key)
+        if progress:
+            progress(len(counted), len(keys))
+    return counted
+
+
 def _matches(computed: float, figure: PaperFigure) -> bool:
     return abs(round(computed, figure.decimals) - figure.printed) < 0.5 * 10 ** (-figure.decimals - 2)
 
@@ -156,13 +190,13 @@ def _status(matched: list[str], primary: str) -> str:
     return f"match with {matched[0]}" if matched else "differs"
 
 
-def evaluate(figure: PaperFigure) -> dict:
+def evaluate(figure: PaperFigure, lookup: Callable[[str, int], Counts] = counts_for) -> dict:
     """``figure`` beside its computed values under each convention, with its status and note."""
     quantity = QUANTITIES[figure.quantity]
     computed: dict[str, float] = {}
     for name, read in quantity.conventions.items():
-        base = read(counts_for(figure.base, figure.input_size)) if figure.base else 0.0
-        computed[name] = KINDS[figure.kind](base, read(counts_for(figure.model, figure.input_size)))
+        base = read(lookup(figure.base, figure.input_size)) if figure.base else 0.0
+        computed[name] = KINDS[figure.kind](base, read(lookup(figure.model, figure.input_size)))
     matched = [name for name, value in computed.items() if _matches(value, figure)]
     primary = next(iter(computed))
     status = _status(matched, primary)
@@ -184,10 +218,13 @@ def evaluate(figure: PaperFigure) -> dict:
     }
 
 
-def paper_report() -> pd.DataFrame:
-    """Every printed complexity figure beside the computed ones, as a DataFrame."""
+def paper_report(*, workers: int = 2, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Every printed complexity figure beside the computed ones, as a DataFrame (see ``count_all``)."""
     citation, figures = load_figures()
-    frame = pd.DataFrame([evaluate(f) for f in figures], columns=COLUMNS, dtype=object)
+    keys = list(dict.fromkeys((m, f.input_size) for f in figures for m in (f.model, f.base) if m))
+    counted = count_all(keys, workers=workers, progress=progress)
+    rows = [evaluate(f, lambda model, size: counted[(model, size)]) for f in figures]
+    frame = pd.DataFrame(rows, columns=COLUMNS, dtype=object)
     frame.attrs["citation"] = citation
     frame.attrs["convention"] = CONVENTION
     return frame
