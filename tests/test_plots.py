@@ -80,3 +80,18 @@ def test_records_without_a_samples_field_are_drawn_without_intervals(figure):
         item.pop("samples", None)
     args = (record, PAIR) if figure is plots.batch_figure else (record,)
     assert _error_bar_points(figure(*args).axes[0]) == 0
+
+
+def test_svg_is_byte_stable_between_saves(tmp_path) -> None:
+    from matplotlib.figure import Figure
+
+    from senet_profile.report.plots import save
+
+    def draw() -> Figure:
+        figure = Figure()
+        figure.subplots().bar([0, 1], [1.0, 2.0])
+        return figure
+
+    first = save(draw(), tmp_path / "a", "f")[1].read_bytes()
+    second = save(draw(), tmp_path / "b", "f")[1].read_bytes()
+    assert first == second
