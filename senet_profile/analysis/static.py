@@ -160,6 +160,12 @@ def op_class(event: OpEvent, se_root: str | None) -> str:
     return _CLASS_OF_CATEGORY[event.category]
 
 
+def classified_events(model: nn.Module, trace: Trace) -> list[tuple[OpEvent, str]]:
+    """Each op of ``trace`` (a run of ``model``) with its op class, SE blocks found in ``model``."""
+    se_roots = se_module_names(model)
+    return [(event, op_class(event, _owner(event.module, se_roots))) for event in trace.events]
+
+
 def _stage_of(module: str, stage_names: Mapping[str, str]) -> str:
     top = module.split(".")[0] if module else "(model)"
     return stage_names.get(top, top)

@@ -343,6 +343,8 @@ class _Recorder(TorchDispatchMode):
         if self.timed:  # only the op itself between the clock reads; the recording comes after
             start = perf_counter()
             out = func(*args, **kwargs)
+            if any(t.is_cuda for t in _tensors(out)):
+                torch.cuda.synchronize()  # a CUDA op is timed to its end, so CUDA op times are serialised
             seconds = perf_counter() - start
         else:
             out = func(*args, **kwargs)

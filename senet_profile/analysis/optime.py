@@ -1,0 +1,195 @@
+"""Measured time per op, per op class and per module, in runs of one model: where its forward's time goes.
+
+Each repeat runs the model's forward once under the dispatch tracer with a clock around each op
+(``trace_ops(..., timed=True)``: ``perf_counter`` before and after the op alone; CPU ops are synchronous, a
+CUDA op is followed by a synchronise inside its interval, so CUDA per-op times are serialised ones). Ops
+are attributed to modules and op classes exactly as the static counts are. What no op holds -- Python,
+module calls, hooks, the tracer itself -- is the gap between a repeat's wall time and its ops' sum, kept
+apart as ``unattributed``.
+
+SE's share of the forward is the SE op classes' seconds over all ops' seconds, per repeat; the figure is
+the median over repeats with a 95 % bootstrap interval. It needs no SE-free twin. The forward runs under
+``torch.no_grad`` (``inference_mode`` would hide conv2d's decomposition from the tracer), on one input, in
+eval mode; ``warmup`` untimed repeats come first. Time attribution has a cost: each repeat also times one
+bare forward, interleaved, and ``attribution_cost_pct`` is the median of traced / bare - 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from time import perf_counter
+
+import numpy as np
+import torch
+from torch import nn
+
+from senet_profile.analysis.latency import bootstrap_median_ci
+from senet_profile.analysis.static import classified_events
+from senet_profile.analysis.trace import trace_ops
+from senet_profile.errors import UserInputError
+
+SE_CLASS_PREFIX = "se_"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpTimeOptions:
+    """Where and how often: device, dtype, threads, batch and input size, repeats and warm-up repeats."""
+
+    device: str = "cpu"
+    dtype: str = "fp32"
+    threads: int = 1
+    batch_size: int = 1
+    input_size: tuple[int, int] = (224, 224)
+    repeats: int = 20
+    warmup: int = 2
+
+    def __post_init__(self) -> None:
+        if self.repeats < 3:
+            raise UserInputError(f"at least 3 timed repeats are needed, got {self.repeats}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise UserInputError("device 'cuda' asked for, but there is no CUDA device on this machine")
+        if self.device not in ("cpu", "cuda") or self.dtype not in DTYPES:
+            raise UserInputError(f"op times are measured on cpu or cuda in {', '.join(DTYPES)}")
+
+
+@dataclass(frozen=True)
+class OpTimes:
+    """Median seconds per op class and per module over repeats, with SE's share of the ops' time."""
+
+    by_class: dict[str, float]
+    by_module: dict[str, float]
+    ops_s: float  # median over repeats of the sum of all ops' seconds
+    wall_s: float  # median wall time of a traced forward
+    bare_wall_s: float  # median wall time of a bare forward, interleaved with the traced ones
+    se_share_pct: float
+    se_share_ci: tuple[float, float]
+    repeats: int
+    class_samples: dict[str, tuple[float, ...]] = field(default_factory=dict)  # seconds per repeat
+    ops_samples: tuple[float, ...] = ()  # all ops' seconds per repeat
+
+    @property
+    def unattributed_s(self) -> float:
+        """Wall time of a traced forward that no op holds (Python, module calls, the tracer)."""
+        return self.wall_s - self.ops_s
+
+    @property
+    def attribution_cost_pct(self) -> float:
+        """How much longer a forward takes with time attribution on than bare, in percent."""
+        return (self.wall_s / self.bare_wall_s - 1) * 100
+
+
+@contextmanager
+def _conditions(threads: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        torch.set_num_threads(before)
+        if was_enabled:
+            gc.enable()
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+class _Timer:
+    """One model's op-timed repeats, taken one at a time so that two models can be interleaved."""
+
+    def __init__(self, model: nn.Module, options: OpTimeOptions) -> None:
+        dtype = DTYPES[options.dtype]
+        self.options = options
+        self.model = copy.deepcopy(model).to(device=options.device, dtype=dtype).eval()
+        self.x = torch.randn(options.batch_size, 3, *options.input_size, device=options.device, dtype=dtype)
+        self.per_class: dict[str, list[float]] = defaultdict(lambda: [0.0] * options.repeats)
+        self.per_module: dict[str, list[float]] = defaultdict(lambda: [0.0] * options.repeats)
+        self.walls: list[float] = []
+        self.bares: list[float] = []
+        self.sums: list[float] = []
+        self.shares: list[float] = []
+
+    def warm(self) -> None:
+        """Untimed forward passes, bare and traced."""
+        for _ in range(self.options.warmup):
+            self.model(self.x)
+            trace_ops(self.model, self.x, timed=True)
+
+    def repeat(self) -> None:
+        """One bare forward and one op-timed forward, attributed to op classes and modules."""
+        index = len(self.walls)
+        _sync(self.options.device)
+        start = perf_counter()
+        self.model(self.x)
+        _sync(self.options.device)
+        self.bares.append(perf_counter() - start)
+        start = perf_counter()
+        trace = trace_ops(self.model, self.x, timed=True)
+        self.walls.append(perf_counter() - start)
+        total = se = 0.0
+        for event, op_class in classified_events(self.model, trace):
+            seconds = event.seconds or 0.0
+            self.per_class[op_class][index] += seconds
+            self.per_module[event.module][index] += seconds
+            total += seconds
+            se += seconds if op_class.startswith(SE_CLASS_PREFIX) else 0.0
+        self.sums.append(total)
+        self.shares.append(se / total * 100 if total else 0.0)
+        gc.collect(1)
+
+    def result(self) -> OpTimes:
+        """Medians over the repeats taken, with the bootstrap interval of SE's share."""
+        low, high = bootstrap_median_ci(self.shares)
+        return OpTimes(
+            by_class={name: float(np.median(values)) for name, values in self.per_class.items()},
+            by_module={name: float(np.median(values)) for name, values in self.per_module.items()},
+            ops_s=float(np.median(self.sums)),
+            wall_s=float(np.median(self.walls)),
+            bare_wall_s=float(np.median(self.bares)),
+            se_share_pct=float(np.median(self.shares)),
+            se_share_ci=(low, high),
+            repeats=len(self.walls),
+            class_samples={name: tuple(values) for name, values in self.per_class.items()},
+            ops_samples=tuple(self.sums),
+        )
+
+
+def measure_op_times(model: nn.Module, options: OpTimeOptions) -> OpTimes:
+    """Time each op of ``model``'s forward, ``options.repeats`` times, attributed to classes and modules."""
+    timer = _Timer(model, options)
+    with _conditions(options.threads):
+        timer.warm()
+        for _ in range(options.repeats):
+            timer.repeat()
+    return timer.result()
+
+
+def measure_op_times_paired(base: nn.Module, candidate: nn.Module, options: OpTimeOptions):
+    """Both models' op times, their repeats interleaved A B B A ... so that drift falls on both alike."""
+    timers = (_Timer(base, options), _Timer(candidate, options))
+    with _conditions(options.threads):
+        for timer in timers:
+            timer.warm()
+        for turn in range(options.repeats):
+            for index in (0, 1) if turn % 2 == 0 else (1, 0):
+                timers[index].repeat()
+    return timers[0].result(), timers[1].result()
+
+
+def class_overhead_pp(base: OpTimes, candidate: OpTimes, op_class: str) -> float:
+    """Median over paired repeats of the class's extra seconds, in percent of the base's op time."""
+    zeros = (0.0,) * base.repeats
+    b, c = base.class_samples.get(op_class, zeros), candidate.class_samples.get(op_class, zeros)
+    values = [(ci - bi) / total * 100 for bi, ci, total in zip(b, c, base.ops_samples, strict=True)]
+    return float(np.median(values))

@@ -1,0 +1,222 @@
+"""Why an SE model takes longer: MACs, bytes, predicted and measured time per op class, and three verdicts.
+
+For a base model and an SE candidate on one input, each op class (``static.OP_CLASSES``: conv, linear,
+normalization, elementwise, pooling, SE squeeze, SE FCs, SE gate, SE scale...) gets its MACs and bytes moved
+(from the meta trace), its time as the machine model predicts it (``roofline.predict``) and its time as
+measured op by op (``optime``). Three verdicts stand side by side:
+
+- FLOPs: the MAC overhead, what a counter predicts;
+- machine model: the predicted time overhead, sum of the roofline over every op;
+- measured: the paired, interleaved latency overhead with its 95 % CI (``latency.measure_paired``).
+
+Each class's share of the overhead, in points of the base's time, is given predicted and measured (op
+times); their difference names the class the machine model mispredicts and by how much. The candidate's
+in-model SE time share (SE ops' seconds over all ops', needing no twin) stands beside the paired overhead.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from senet_profile.analysis.latency import LatencyOptions, PairedLatency, measure_paired
+from senet_profile.analysis.optime import (
+    OpTimeOptions,
+    OpTimes,
+    class_overhead_pp,
+    measure_op_times_paired,
+)
+from senet_profile.analysis.roofline import MachineModel, Prediction, predict
+from senet_profile.analysis.static import (
+    OP_CLASSES,
+    StaticProfile,
+    check_input_shape,
+    classified_events,
+    on_meta,
+    summarize,
+)
+from senet_profile.analysis.trace import trace_ops
+from senet_profile.errors import UserInputError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+COLUMNS = [
+    "op_class",
+    "macs_base",
+    "macs_candidate",
+    "bytes_base",
+    "bytes_candidate",
+    "predicted_s_base",
+    "predicted_s_candidate",
+    "measured_s_base",
+    "measured_s_candidate",
+    "predicted_pp",
+    "measured_pp",
+    "error_pp",
+]
+
+
+@dataclass(frozen=True)
+class Side:
+    """One model as explained: its static profile, predicted time and (when measured) its op times."""
+
+    name: str
+    static: StaticProfile
+    prediction: Prediction
+    op_times: OpTimes | None
+
+
+@dataclass(frozen=True)
+class TimeExplanation:
+    """Both sides, the per-class table and the three verdicts (percent; None where not measured)."""
+
+    base: Side
+    candidate: Side
+    table: pd.DataFrame
+    flops_pct: float
+    predicted_pct: float
+    paired: PairedLatency | None
+
+    @property
+    def error_pp(self) -> float | None:
+        """Predicted minus measured (paired) overhead, in percentage points."""
+        return None if self.paired is None else self.predicted_pct - self.paired.overhead_pct
+
+    @property
+    def worst_class(self) -> tuple[str, float] | None:
+        """The op class whose predicted share of the overhead is furthest from its measured share."""
+        rows = self.table[self.table["op_class"] != "total"].dropna(subset=["error_pp"])
+        if rows.empty:
+            return None
+        worst = rows.loc[rows["error_pp"].abs().idxmax()]
+        return str(worst["op_class"]), float(worst["error_pp"])
+
+
+def static_side(model: nn.Module, shape: tuple[int, ...], *, name: str, dtype: str, machine: MachineModel):
+    """Trace ``model`` on meta at ``dtype``: its static profile and its machine-model prediction."""
+    check_input_shape(shape)
+    meta = on_meta(model)
+    meta = (copy.deepcopy(meta) if meta is model else meta).to(DTYPES[dtype]).eval()
+    with torch.inference_mode(False):
+        trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=DTYPES[dtype]))
+    profile = summarize(meta, trace, name=name, input_shape=tuple(shape))
+    return profile, predict(machine, classified_events(meta, trace))
+
+
+def _pct(base: float, candidate: float) -> float:
+    return (candidate - base) / base * 100 if base else float("nan")
+
+
+def _table(base: Side, candidate: Side) -> pd.DataFrame:
+    present = set(base.static.op_classes) | set(candidate.static.op_classes)
+    rows = []
+    measured = base.op_times is not None and candidate.op_times is not None
+    for op_class in [c for c in OP_CLASSES if c in present]:
+        row: dict[str, object] = {"op_class": op_class}
+        for label, side in (("base", base), ("candidate", candidate)):
+            counts = side.static.op_classes.get(op_class)
+            row[f"macs_{label}"] = counts.macs if counts else 0
+            row[f"bytes_{label}"] = counts.bytes_moved if counts else 0
+            row[f"predicted_s_{label}"] = side.prediction.by_class.get(op_class, 0.0)
+            row[f"measured_s_{label}"] = (
+                side.op_times.by_class.get(op_class, 0.0) if side.op_times is not None else None
+            )
+        row["predicted_pp"] = (
+            (row["predicted_s_candidate"] - row["predicted_s_base"]) / base.prediction.total_s * 100
+        )
+        row["measured_pp"] = (
+            class_overhead_pp(base.op_times, candidate.op_times, op_class) if measured else None
+        )
+        row["error_pp"] = row["predicted_pp"] - row["measured_pp"] if measured else None
+        rows.append(row)
+    total: dict[str, object] = {"op_class": "total"}
+    for column in COLUMNS[1:]:
+        values = [r[column] for r in rows]
+        total[column] = None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
+    return pd.DataFrame([*rows, total], columns=COLUMNS)
+
+
+def explain_time(
+    base: tuple[str, nn.Module],
+    candidate: tuple[str, nn.Module],
+    *,
+    machine: MachineModel,
+    latency: LatencyOptions | None,
+    op_times: OpTimeOptions | None,
+) -> TimeExplanation:
+    """Explain ``candidate``'s time over ``base``'s: per-class table and verdicts (measured when asked)."""
+    shape = (
+        (latency or op_times or OpTimeOptions()).batch_size,
+        3,
+        *(latency or op_times or OpTimeOptions()).input_size,
+    )
+    sides = []
+    for name, model in (base, candidate):
+        profile, prediction = static_side(model, shape, name=name, dtype=machine.dtype, machine=machine)
+        sides.append((name, model, profile, prediction))
+    if sides[0][2].se_blocks == 0 and sides[1][2].se_blocks == 0:
+        raise UserInputError(
+            f"neither {base[0]} nor {candidate[0]} has an SE block: there is no SE overhead to explain"
+        )
+    if sides[1][2].se_blocks == 0:
+        raise UserInputError(f"{candidate[0]} has no SE block; the candidate must be the SE model")
+    times = measure_op_times_paired(base[1], candidate[1], op_times) if op_times else (None, None)
+    explained = [
+        Side(name, profile, prediction, timed)
+        for (name, _, profile, prediction), timed in zip(sides, times, strict=True)
+    ]
+    paired = measure_paired(base[1], candidate[1], latency) if latency is not None else None
+    b, c = explained
+    return TimeExplanation(
+        base=b,
+        candidate=c,
+        table=_table(b, c),
+        flops_pct=_pct(b.static.total.macs, c.static.total.macs),
+        predicted_pct=_pct(b.prediction.total_s, c.prediction.total_s),
+        paired=paired,
+    )
+
+
+def verdicts(explanation: TimeExplanation) -> list[dict]:
+    """The verdict lines as records: FLOPs, machine model, measured paired, in-model SE share, error."""
+    e = explanation
+    rows: list[dict] = [
+        {"verdict": "FLOPs predict", "overhead_pct": e.flops_pct, "ci_low": None, "ci_high": None,
+         "detail": f"MACs {e.base.static.total.macs:,} -> {e.candidate.static.total.macs:,}"},
+        {"verdict": "machine model predicts", "overhead_pct": e.predicted_pct, "ci_low": None,
+         "ci_high": None, "detail": _uncovered(e)},
+    ]  # fmt: skip
+    if e.paired is not None:
+        p = e.paired
+        rows.append(
+            {"verdict": "measured (paired)", "overhead_pct": p.overhead_pct, "ci_low": p.ci_low_pct,
+             "ci_high": p.ci_high_pct, "detail": f"{p.pairs} pairs, medians {p.base.median_s:.4g} s -> "
+             f"{p.candidate.median_s:.4g} s" + (", noisy" if p.noisy else "")}
+        )  # fmt: skip
+    times = e.candidate.op_times
+    if times is not None:
+        low, high = times.se_share_ci
+        rows.append(
+            {"verdict": "in-model SE time share", "overhead_pct": times.se_share_pct, "ci_low": low,
+             "ci_high": high, "detail": f"of {e.candidate.name}'s op time, {times.repeats} repeats, "
+             f"no twin needed"}
+        )  # fmt: skip
+    if e.error_pp is not None:
+        worst = e.worst_class
+        where = f"; most mispredicted class: {worst[0]} ({worst[1]:+.2f} pp)" if worst else ""
+        rows.append(
+            {"verdict": "prediction error", "overhead_pct": e.error_pp, "ci_low": None, "ci_high": None,
+             "detail": f"machine model minus measured, in points{where}"}
+        )  # fmt: skip
+    return rows
+
+
+def _uncovered(explanation: TimeExplanation) -> str:
+    gaps = {**explanation.base.prediction.uncovered, **explanation.candidate.prediction.uncovered}
+    if not gaps:
+        return "every op covered by a rule"
+    listed = ", ".join(f"{op} x{n}" for op, n in sorted(gaps.items()))
+    return f"NOT PREDICTED (no rule; left out of the sum, not taken as 0 s): {listed}"

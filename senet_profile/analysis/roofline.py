@@ -1,0 +1,408 @@
+"""A machine model: what this device sustains, measured in seconds, and each op's time predicted from it.
+
+Measured, for one device, dtype and thread count (``measure_machine``):
+- sustained bandwidth at a few working-set sizes (``BANDWIDTH_SIZES``: inside L2, inside L3, beyond it),
+  from a streaming ``add`` (two operands read, one written) repeated on the same tensors, net of the fixed
+  per-op cost;
+- MAC throughput of the op kinds that carry a network's MACs (``RATE_LAYERS``): a GEMM, a dense 3x3 conv,
+  a pointwise (1x1) conv, a grouped conv and a depthwise conv, each on a layer shaped like ResNet's and
+  MobileNet's;
+- for each family of ops without MACs (``FAMILY_LAYERS``: reductions such as SE's squeeze, pooling windows,
+  normalization, elementwise with a transcendental such as the gate) its streaming efficiency: the fraction
+  of the ``add`` bandwidth it reaches on a 3 MB tensor;
+- the fixed cost of one call of each family and kind (the same op on a tiny tensor, called through a
+  module as a network calls it), and of one view.
+
+Predicted, per op of a trace (``predict``): a roofline plus a fixed cost,
+``time = max(MACs / rate[kind], bytes / (bandwidth(bytes) * efficiency[family])) + fixed[family]``, where
+the bandwidth is interpolated (log-log) at the op's own traffic, since a tensor just written by the previous
+op is still in whichever cache holds it. Views cost the view constant and nothing else. An op in the
+tracer's ``unknown`` class has no rule: it is listed, never priced at zero.
+
+A model is stored per machine class as JSON (``save``/``load``: written atomically, validated on read).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from senet_profile.analysis.trace import OpEvent
+from senet_profile.errors import UserInputError
+from senet_profile.io import write_atomic
+
+FORMAT_VERSION = 2
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Working sets (bytes touched by one op) at which bandwidth is measured: L2-, L3- and DRAM-sized here.
+BANDWIDTH_SIZES = (384 * 1024, 1536 * 1024, 6 * 1024**2, 24 * 1024**2, 96 * 1024**2, 384 * 1024**2)
+# (kind, layer, input shape): the layers whose MACs per second stand for each kind of MAC op.
+RATE_LAYERS: tuple[tuple[str, Callable[[], nn.Module], tuple[int, ...]], ...] = (
+    ("gemm", lambda: nn.Linear(1024, 1024), (256, 1024)),
+    ("dense", lambda: nn.Conv2d(64, 64, 3, padding=1, bias=False), (1, 64, 56, 56)),
+    ("pointwise", lambda: nn.Conv2d(256, 64, 1, bias=False), (1, 256, 56, 56)),
+    ("grouped", lambda: nn.Conv2d(128, 128, 3, padding=1, groups=32, bias=False), (1, 128, 56, 56)),
+    ("depthwise", lambda: nn.Conv2d(256, 256, 3, padding=1, groups=256, bias=False), (1, 256, 28, 28)),
+)
+# (family, layer, input shape): a network-shaped op of each family without MACs; the tiny twin of each
+# (the same layer on a 2x2 map) gives the family's fixed cost.
+FAMILY_LAYERS: tuple[tuple[str, Callable[[], nn.Module], tuple[int, ...]], ...] = (
+    ("elementwise", lambda: nn.ReLU(), (1, 256, 56, 56)),
+    ("transcendental", lambda: nn.Sigmoid(), (1, 256, 56, 56)),
+    ("reduction", lambda: _Mean(), (1, 256, 56, 56)),
+    ("pooling", lambda: nn.MaxPool2d(3, 2, 1), (1, 64, 112, 112)),
+    ("normalization", lambda: nn.BatchNorm2d(256), (1, 256, 56, 56)),
+    ("data", lambda: _Copy(), (1, 256, 56, 56)),
+)
+TRANSCENDENTAL_OPS = frozenset({"sigmoid", "tanh", "exp", "log", "erf", "gelu", "silu", "softplus", "mish"})
+POOLING_OPS = frozenset({"max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "max_pool3d_with_indices"})
+POOLING_OPS |= frozenset({"avg_pool3d", "adaptive_max_pool2d"})
+MIN_CHUNK_S = 0.004  # each timed chunk of calls lasts at least this long
+CHUNKS = 7  # chunks per figure; the figure is their median
+
+
+class _Mean(nn.Module):
+    """Global average pooling as SE's squeeze does it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+class _Copy(nn.Module):
+    """A plain copy (cat, clone, pad and the other data-movement ops stream like it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+
+def family(event: OpEvent) -> str:
+    """The rule an op follows: its MAC kind (``dense``, ``gemm``...) or its family without MACs."""
+    if event.category == "mac":
+        return event.kind
+    if event.category == "elementwise":
+        return "transcendental" if event.op in TRANSCENDENTAL_OPS else "elementwise"
+    if event.category == "reduction":
+        return "pooling" if event.op in POOLING_OPS else "reduction"
+    return event.category  # normalization, data, view, unknown
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineModel:
+    """What one device sustains for one dtype and thread count: bandwidth by working set, MAC rates, costs."""
+
+    device: str
+    dtype: str
+    threads: int
+    bandwidth: tuple[tuple[int, float], ...]  # (working-set bytes, bytes per second), ascending sizes
+    mac_rates: dict[str, float]  # op kind -> MACs per second
+    efficiency: dict[str, float]  # family without MACs -> fraction of the add bandwidth it streams at
+    fixed_s: dict[str, float]  # family or MAC kind -> seconds of one call on a tiny tensor
+    view_overhead_s: float
+    torch_version: str = ""
+    measured_s: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """How the model is filed within its machine class: ``cpu fp32 threads=1``."""
+        return setting_key(self.device, self.dtype, self.threads)
+
+    def bandwidth_at(self, nbytes: int) -> float:
+        """Bytes per second for an op touching ``nbytes``: log-log interpolation, clamped at the ends."""
+        sizes = [s for s, _ in self.bandwidth]
+        if nbytes <= sizes[0]:
+            return self.bandwidth[0][1]
+        if nbytes >= sizes[-1]:
+            return self.bandwidth[-1][1]
+        for (s0, b0), (s1, b1) in zip(self.bandwidth, self.bandwidth[1:], strict=False):
+            if s0 <= nbytes <= s1:
+                t = (math.log(nbytes) - math.log(s0)) / (math.log(s1) - math.log(s0))
+                return math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """One op's predicted seconds, and which roof bound it (``compute``, ``memory`` or ``fixed``)."""
+
+    seconds: float
+    compute_s: float
+    traffic_s: float
+    fixed_s: float
+    bound: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted seconds per op class, their total, and the ops no rule covers (op name -> count)."""
+
+    by_class: dict[str, float]
+    total_s: float
+    uncovered: dict[str, int] = field(default_factory=dict)
+
+
+def setting_key(device: str, dtype: str, threads: int) -> str:
+    """``cpu fp32 threads=1``: the key of a machine model within its machine class's file."""
+    return f"{device} {dtype} threads={threads}"
+
+
+def op_time(machine: MachineModel, event: OpEvent) -> OpTime | None:
+    """The roofline time of one op, or None when no rule covers it (unknown op, or an unmeasured kind)."""
+    if event.category == "view":
+        return OpTime(machine.view_overhead_s, 0.0, 0.0, machine.view_overhead_s, "fixed")
+    rule = family(event)
+    if rule not in machine.fixed_s or (event.category != "mac" and rule not in machine.efficiency):
+        return None
+    compute = event.macs / machine.mac_rates[rule] if event.category == "mac" else 0.0
+    efficiency = 1.0 if event.category == "mac" else machine.efficiency[rule]
+    moved = event.bytes_moved
+    traffic = moved / (machine.bandwidth_at(moved) * efficiency) if moved else 0.0
+    bound = "fixed" if not (compute or traffic) else ("compute" if compute >= traffic else "memory")
+    fixed = machine.fixed_s[rule]
+    return OpTime(max(compute, traffic) + fixed, compute, traffic, fixed, bound)
+
+
+def predict(machine: MachineModel, events: Iterable[tuple[OpEvent, str]]) -> Prediction:
+    """Sum the predicted time of ``(event, op class)`` pairs by op class; list what has no rule."""
+    by_class: dict[str, float] = {}
+    uncovered: dict[str, int] = {}
+    for event, op_class in events:
+        timed = op_time(machine, event)
+        if timed is None:
+            label = event.op if event.category == "unknown" else f"{event.op} ({event.kind})"
+            uncovered[label] = uncovered.get(label, 0) + 1
+            continue
+        by_class[op_class] = by_class.get(op_class, 0.0) + timed.seconds
+    return Prediction(by_class, sum(by_class.values()), uncovered)
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+
+
+def _sync(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+
+def seconds_per_call(call: Callable[[], object], sync: Callable[[], None]) -> float:
+    """Median over ``CHUNKS`` chunks of mean seconds per call; each chunk lasts ``MIN_CHUNK_S`` or more."""
+    for _ in range(2):
+        call()
+    sync()
+    start = time.perf_counter()
+    call()
+    sync()
+    once = max(time.perf_counter() - start, 1e-7)
+    reps = max(1, math.ceil(MIN_CHUNK_S / once))
+    chunks = []
+    for _ in range(CHUNKS):
+        start = time.perf_counter()
+        for _ in range(reps):
+            call()
+        sync()
+        chunks.append((time.perf_counter() - start) / reps)
+    return sorted(chunks)[len(chunks) // 2]
+
+
+@contextmanager
+def _conditions(device: str, threads: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _view_overhead(device: str, dtype: torch.dtype) -> float:
+    """Seconds of one view."""
+    tiny = torch.ones(16, device=device, dtype=dtype)
+    return seconds_per_call(lambda: tiny.view(4, 4), _sync(device))
+
+
+def _layer_seconds(
+    make: Callable[[], nn.Module], shape: tuple[int, ...], device: str, dtype: torch.dtype
+) -> tuple[float, list[OpEvent]]:
+    """Seconds per call of a fresh layer on an input of ``shape``, and its traced ops (counted on meta)."""
+    from senet_profile.analysis.trace import trace_ops  # counts the layer's MACs and bytes as in a model
+
+    layer = make().to(device=device, dtype=dtype).eval()
+    x = torch.randn(shape, device=device, dtype=dtype)
+    with torch.inference_mode(False):  # inference mode would hide conv2d's decomposition to convolution
+        meta = make().to(device="meta", dtype=dtype).eval()
+        events = list(trace_ops(meta, torch.empty(shape, device="meta", dtype=dtype)).events)
+    return seconds_per_call(lambda: layer(x), _sync(device)), events
+
+
+def _tiny_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (1, shape[1], 1, 1) if len(shape) == 4 else (1, shape[1])
+
+
+def _families(
+    device: str, dtype: torch.dtype, bandwidth: MachineModel
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each family's streaming efficiency (vs the add bandwidth at the same traffic) and fixed cost."""
+    efficiency, fixed = {}, {}
+    for name, make, shape in FAMILY_LAYERS:
+        fixed[name], _ = _layer_seconds(make, (1, shape[1], 2, 2), device, dtype)
+        seconds, events = _layer_seconds(make, shape, device, dtype)
+        moved = sum(e.bytes_moved for e in events)
+        streaming = moved / max(seconds - fixed[name], seconds * 0.05)
+        efficiency[name] = streaming / bandwidth.bandwidth_at(moved)
+    return efficiency, fixed
+
+
+def _bandwidth(device: str, dtype: torch.dtype) -> tuple[tuple[int, float], ...]:
+    """Bytes per second of a streaming add at each working set, net of a 16-element add's fixed cost."""
+    sync = _sync(device)
+    size = torch.empty((), dtype=dtype).element_size()
+    tiny = torch.ones(16, device=device, dtype=dtype)
+    overhead_s = seconds_per_call(lambda: torch.add(tiny, tiny, out=tiny), sync)
+    figures = []
+    for working_set in BANDWIDTH_SIZES:
+        n = max(1, working_set // (3 * size))
+        a, b, c = (torch.ones(n, device=device, dtype=dtype) for _ in range(3))
+        seconds = seconds_per_call(lambda a=a, b=b, c=c: torch.add(a, b, out=c), sync)
+        moved = 3 * n * size
+        figures.append((moved, moved / max(seconds - overhead_s, seconds * 0.05)))
+    return tuple(figures)
+
+
+def _mac_rates(device: str, dtype: torch.dtype) -> tuple[dict[str, float], dict[str, float]]:
+    """MACs per second of each kind's network-shaped layer, net of the kind's fixed cost (its tiny twin)."""
+    rates, fixed = {}, {}
+    for kind, make, shape in RATE_LAYERS:
+        fixed[kind], _ = _layer_seconds(make, _tiny_shape(shape), device, dtype)
+        seconds, events = _layer_seconds(make, shape, device, dtype)
+        rates[kind] = sum(e.macs for e in events) / max(seconds - fixed[kind], seconds * 0.05)
+    return rates, fixed
+
+
+def measure_machine(*, device: str = "cpu", dtype: str = "fp32", threads: int = 1) -> MachineModel:
+    """Measure this machine's bandwidth by working set, MAC rates and fixed costs (a few seconds)."""
+    if dtype not in DTYPES:
+        raise UserInputError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("device 'cuda' asked for, but there is no CUDA device on this machine")
+    if device not in ("cpu", "cuda"):
+        raise UserInputError(f"a machine model is measured on cpu or cuda, not {device!r}")
+    started = time.perf_counter()
+    torch_dtype = DTYPES[dtype]
+    with _conditions(device, threads):
+        view_s = _view_overhead(device, torch_dtype)
+        bandwidth = _bandwidth(device, torch_dtype)
+        rates, mac_fixed = _mac_rates(device, torch_dtype)
+        partial = MachineModel(
+            device=device, dtype=dtype, threads=threads, bandwidth=bandwidth, mac_rates=rates,
+            efficiency={}, fixed_s={}, view_overhead_s=view_s,
+        )  # fmt: skip
+        efficiency, fixed = _families(device, torch_dtype, partial)
+    return MachineModel(
+        device=device,
+        dtype=dtype,
+        threads=threads,
+        bandwidth=bandwidth,
+        mac_rates=rates,
+        efficiency=efficiency,
+        fixed_s={**mac_fixed, **fixed},
+        view_overhead_s=view_s,
+        torch_version=torch.__version__,
+        measured_s=time.perf_counter() - started,
+    )
+
+
+# ------------------------------------------------------------------------------------------------- storing
+
+
+def _as_json(machine: MachineModel) -> dict:
+    data = asdict(machine)
+    data["bandwidth"] = [list(pair) for pair in machine.bandwidth]
+    return data
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _from_json(data: object, where: str) -> MachineModel:
+    """A machine model from its stored form, refusing anything malformed (one-line error naming ``where``)."""
+    problem = f"{where}: not a valid machine model"
+    if not isinstance(data, dict):
+        raise UserInputError(problem)
+    try:
+        bandwidth = tuple((int(s), float(b)) for s, b in data["bandwidth"])
+        machine = MachineModel(
+            device=str(data["device"]),
+            dtype=str(data["dtype"]),
+            threads=int(data["threads"]),
+            bandwidth=bandwidth,
+            mac_rates={str(k): float(v) for k, v in dict(data["mac_rates"]).items()},
+            efficiency={str(k): float(v) for k, v in dict(data["efficiency"]).items()},
+            fixed_s={str(k): float(v) for k, v in dict(data["fixed_s"]).items()},
+            view_overhead_s=float(data["view_overhead_s"]),
+            torch_version=str(data.get("torch_version", "")),
+            measured_s=float(data.get("measured_s", 0.0)),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise UserInputError(problem) from None
+    sizes = [s for s, _ in bandwidth]
+    valid = (
+        bandwidth
+        and sizes == sorted(set(sizes))
+        and all(_positive(s) and _positive(b) for s, b in bandwidth)
+        and all(_positive(r) for r in [*machine.mac_rates.values(), *machine.efficiency.values()])
+        and all(f >= 0 for f in machine.fixed_s.values())
+        and machine.view_overhead_s >= 0
+        and machine.threads > 0
+    )
+    if not valid:
+        raise UserInputError(f"{problem} (bandwidths, rates or costs out of range)")
+    return machine
+
+
+def _read_file(path: Path) -> dict:
+    if not path.exists():
+        return {"version": FORMAT_VERSION, "models": {}}
+    if not path.is_file():
+        raise UserInputError(f"{path}: not a regular file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserInputError(f"{path}: not readable as JSON ({type(error).__name__})") from None
+    if not (isinstance(data, dict) and data.get("version") == FORMAT_VERSION):
+        raise UserInputError(f"{path}: not a machine-model file of version {FORMAT_VERSION}")
+    if not isinstance(data.get("models"), dict):
+        raise UserInputError(f"{path}: not a valid machine-model file (no models)")
+    return data
+
+
+def load(path: Path, key: str) -> MachineModel | None:
+    """The stored model for ``key`` (see ``setting_key``) in ``path``; None when there is none yet."""
+    stored = _read_file(path)["models"].get(key)
+    return None if stored is None else _from_json(stored, f"{path} [{key}]")
+
+
+def save(path: Path, machine: MachineModel) -> None:
+    """File ``machine`` under its key in ``path`` (other keys kept), atomically."""
+    data = _read_file(path)
+    for key, stored in data["models"].items():
+        _from_json(stored, f"{path} [{key}]")  # refuse to rewrite a file that holds a corrupt model
+    data["models"][machine.key] = _as_json(machine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_or_measure(path: Path, *, device: str, dtype: str, threads: int, remeasure: bool = False):
+    """The stored machine model for this setting, measured (and stored) when missing or ``remeasure``."""
+    key = setting_key(device, dtype, threads)
+    machine = None if remeasure else load(path, key)
+    if machine is None:
+        machine = measure_machine(device=device, dtype=dtype, threads=threads)
+        save(path, machine)
+    return machine
