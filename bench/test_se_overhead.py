@@ -2,16 +2,23 @@
 
 pytest-benchmark times the whole paired measurement (one round); the figure that matters, the overhead with
 its 95 % CI, is computed by ``senet_profile.analysis.latency.measure_paired`` and handed over in
-``extra_info["figure"]``, beside each side's params, MACs, activations and tracked peak memory.
+``extra_info["figure"]``, beside each side's params, MACs, activations and tracked peak memory, and what
+FLOPs and the machine model (``results/machine/<class>.json``, measured once when missing) predicted.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from senet_profile.analysis.latency import measure_paired
 from senet_profile.analysis.memory import measure_memory
+from senet_profile.analysis.roofline import load_or_measure
 from senet_profile.analysis.static import analyze
 from senet_profile.catalog.registry import get_model
-from senet_profile.history.bench import BenchCase, latency_figure, latency_options
+from senet_profile.history.bench import BenchCase, latency_figure, latency_options, prediction_fields
+from senet_profile.history.machine import describe_machine
+
+MACHINE_DIR = Path("results/machine")
 
 
 def _static_info(model: str, case: BenchCase) -> dict[str, int]:
@@ -30,7 +37,11 @@ def test_se_overhead(benchmark, case: BenchCase, budget: float, threads: int | N
     base, candidate = (get_model(name, device="cpu") for name in (case.base, case.candidate))
     options = latency_options(case, budget_s=budget, threads=threads)
     result = benchmark.pedantic(measure_paired, args=(base, candidate, options), rounds=1, iterations=1)
-    benchmark.extra_info["figure"] = latency_figure(case, result)
+    machine = load_or_measure(
+        MACHINE_DIR / f"{describe_machine().machine_class}.json", device="cpu", dtype="fp32",
+        threads=options.threads or 1,
+    )  # fmt: skip
+    benchmark.extra_info["figure"] = latency_figure(case, result, prediction_fields(case, result, machine))
     for side, name in (("base", case.base), ("candidate", case.candidate)):
         benchmark.extra_info |= {f"{side}_{key}": value for key, value in _static_info(name, case).items()}
     assert result.pairs >= 2

@@ -60,6 +60,16 @@ def test_flops_plot_draws_points_without_an_interval_hollow():
     assert _error_bar_points(axis) == 1 and len(_hollow(axis)) == 2
 
 
+def test_flops_plot_draws_the_machine_model_prediction_beside_flops():
+    record = _record()
+    record["figures"][0] |= {"flops_pct": 1.0, "predicted_pct": 4.5}
+    axis = plots.flops_vs_latency_figure(record).axes[0]
+    xs = sorted(float(c.lines[0].get_xdata()[0]) for c in axis.containers)
+    assert xs == [1.0, 4.5]  # batch 1 has its interval: a FLOPs point and a machine-model point
+    diagonal = next(line for line in axis.lines if line.get_label() == "predicted = measured")
+    assert list(diagonal.get_xdata()) == list(diagonal.get_ydata())
+
+
 def test_history_plot_draws_runs_without_an_interval_hollow():
     history = pd.DataFrame(
         [

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from senet_profile.analysis.latency import bootstrap_median_ci
+from senet_profile.analysis.intervals import bootstrap_median_ci
 from senet_profile.analysis.static import classified_events
 from senet_profile.analysis.trace import trace_ops
 from senet_profile.errors import UserInputError

@@ -146,13 +146,14 @@ def explain_time(
     machine: MachineModel,
     latency: LatencyOptions | None,
     op_times: OpTimeOptions | None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> TimeExplanation:
-    """Explain ``candidate``'s time over ``base``'s: per-class table and verdicts (measured when asked)."""
-    shape = (
-        (latency or op_times or OpTimeOptions()).batch_size,
-        3,
-        *(latency or op_times or OpTimeOptions()).input_size,
-    )
+    """Explain ``candidate``'s time over ``base``'s: per-class table and verdicts (measured when asked).
+
+    The input is ``input_shape`` when given, else the timing options' batch and size (1x3x224x224 if none).
+    """
+    timing = latency or op_times or OpTimeOptions()
+    shape = input_shape or (timing.batch_size, 3, *timing.input_size)
     sides = []
     for name, model in (base, candidate):
         profile, prediction = static_side(model, shape, name=name, dtype=machine.dtype, machine=machine)
@@ -202,7 +203,7 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
         rows.append(
             {"verdict": "in-model SE time share", "overhead_pct": times.se_share_pct, "ci_low": low,
              "ci_high": high, "detail": f"of {e.candidate.name}'s op time, {times.repeats} repeats, "
-             f"no twin needed"}
+             f"no twin needed; time attribution costs {times.attribution_cost_pct:+.0f} % per forward"}
         )  # fmt: skip
     if e.error_pp is not None:
         worst = e.worst_class

@@ -47,12 +47,22 @@ def _verdict_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _op_time_summary(times) -> dict:
+    """Seconds of a side's op-timed forward: ops' sum, wall, bare wall, what no op holds, attribution cost."""
+    return {
+        "ops_s": times.ops_s, "wall_s": times.wall_s, "bare_wall_s": times.bare_wall_s,
+        "unattributed_s": times.unattributed_s, "attribution_cost_pct": times.attribution_cost_pct,
+        "se_share_pct": times.se_share_pct, "se_share_ci": list(times.se_share_ci), "repeats": times.repeats,
+    }  # fmt: skip
+
+
 def render_explanation(explanation, fmt: str, *, title: str, machine, setting: str) -> str:
     """The explanation as text: table (or Markdown) with the verdict lines, or CSV/JSON records."""
     from senet_profile.analysis.overhead import verdicts
     from senet_profile.report import tables as report
 
     rows = verdicts(explanation)
+    sides = (explanation.base, explanation.candidate)
     if fmt == "json":
         payload = {
             "base": explanation.base.name,
@@ -61,7 +71,14 @@ def render_explanation(explanation, fmt: str, *, title: str, machine, setting: s
             "machine_model": machine.key,
             "op_classes": json.loads(report.to_json(explanation.table)),
             "verdicts": rows,
-        }
+            "op_times": {side.name: _op_time_summary(side.op_times) for side in sides if side.op_times},
+            "paired": None if explanation.paired is None else {
+                "overhead_pct": explanation.paired.overhead_pct, "ci_low": explanation.paired.ci_low_pct,
+                "ci_high": explanation.paired.ci_high_pct, "pairs": explanation.paired.pairs,
+                "base_median_s": explanation.paired.base.median_s,
+                "candidate_median_s": explanation.paired.candidate.median_s,
+            },
+        }  # fmt: skip
         return json.dumps(payload, indent=2) + "\n"
     if fmt == "csv":
         return pd.concat([explanation.table, pd.DataFrame(rows)], ignore_index=True).to_csv(index=False)

@@ -28,6 +28,8 @@ import torch
 from senet_profile.analysis.latency import DTYPES, LatencyOptions, PairedLatency, bootstrap_median_ci
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.metrics import RuntimeOptions
+from senet_profile.analysis.overhead import explain_time
+from senet_profile.analysis.roofline import MachineModel
 from senet_profile.analysis.static import analyze
 from senet_profile.catalog.registry import list_models, parse_model_spec
 from senet_profile.catalog.sources import build, parse_source
@@ -160,8 +162,32 @@ def latency_options(case: BenchCase, *, budget_s: float, threads: int | None) ->
     return runtime.latency(batch_size=case.batch_size, input_size=(224, 224))
 
 
-def latency_figure(case: BenchCase, result: PairedLatency) -> dict:
-    """The timing figure of one pair: overhead with CI, each side's median and IQR, pairs and wall time."""
+def prediction_fields(case: BenchCase, result: PairedLatency, machine: MachineModel) -> dict:
+    """What FLOPs and the machine model predicted for a timed pair, and the model's error in points.
+
+    Inference only: the machine model prices a forward pass; a training pair gets None with the reason.
+    """
+    if case.mode != "infer":
+        return {"flops_pct": None, "predicted_pct": None, "prediction_error_pp": None,
+                "prediction_note": "the machine model prices inference only"}  # fmt: skip
+    shape = (case.batch_size, 3, 224, 224)
+    explained = explain_time(
+        (case.base, get_model(case.base)), (case.candidate, get_model(case.candidate)),
+        machine=machine, latency=None, op_times=None, input_shape=shape,
+    )  # fmt: skip
+    gaps = {**explained.base.prediction.uncovered, **explained.candidate.prediction.uncovered}
+    return {
+        "flops_pct": explained.flops_pct,
+        "predicted_pct": explained.predicted_pct,
+        "prediction_error_pp": explained.predicted_pct - result.overhead_pct,
+        "prediction_note": f"machine model {machine.key}"
+        + (f"; ops with no rule, left out: {sorted(gaps)}" if gaps else ""),
+    }
+
+
+def latency_figure(case: BenchCase, result: PairedLatency, prediction: dict | None = None) -> dict:
+    """The timing figure of one pair: overhead with CI, each side's median and IQR, pairs and wall time
+    (and, when given, what FLOPs and the machine model predicted: ``prediction_fields``)."""
     options = result.options
     threads = options.threads or torch.get_num_threads()
     setting = f"{options.device} {options.mode} b{options.batch_size} {options.dtype} threads={threads}"
@@ -191,6 +217,7 @@ def latency_figure(case: BenchCase, result: PairedLatency) -> dict:
         heap=result.heap,
         base_page_faults_per_call=base.page_faults_per_call,
         candidate_page_faults_per_call=candidate.page_faults_per_call,
+        **(prediction or {}),
     )
 
 

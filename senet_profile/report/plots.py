@@ -180,30 +180,40 @@ def _mac_overhead(record: dict, pair: str) -> float:
     return (macs[candidate] - macs[base]) / macs[base] * 100
 
 
+def _known(value: object) -> bool:
+    return value is not None and not pd.isna(value)
+
+
 def flops_vs_latency_figure(record: dict) -> Figure:
-    """Each timed pair: SE's MAC overhead (x) against its measured latency overhead with CI (y)."""
+    """Each timed pair: predicted overhead (x; FLOPs circles, machine-model squares) against measured (y)."""
     frame = _latency_figures(record)
     figure = Figure(figsize=(8, 5))
     axis = figure.subplots()
-    xs = []
+    extent = [0.0]
     for index, (_, row) in enumerate(frame.iterrows()):
-        x = _mac_overhead(record, row["model"])
-        xs.append(x)
+        flops = row.get("flops_pct")
+        flops = flops if _known(flops) else _mac_overhead(record, row["model"])
         one = frame.loc[[row.name]]
-        at = pd.Series([x], index=one.index)
-        _points(
-            axis, at, one["value"], one["ci_low"], one["ci_high"], one["samples"],
-            label=f"{row['model']}, {row['mode']} b{row['batch_size']}", marker="o", color=f"C{index % 10}",
-        )  # fmt: skip
-    right = max(xs) * 1.25 or 1.0
-    axis.plot([0, right], [0, right], color="grey", lw=0.8, ls="--", label="latency overhead = MAC overhead")
+        label = f"{row['model']}, {row['mode']} b{row['batch_size']}"
+        predictions = [(flops, "o", "FLOPs")]
+        if _known(row.get("predicted_pct")):
+            predictions.append((row["predicted_pct"], "s", "machine model"))
+        for x, marker, source in predictions:
+            _points(
+                axis, pd.Series([x], index=one.index), one["value"], one["ci_low"], one["ci_high"],
+                one["samples"], label=f"{label}: {source}", marker=marker, color=f"C{index % 10}",
+            )  # fmt: skip
+            extent.append(float(x))
+        extent.append(float(row["ci_high"]) if _known(row.get("ci_high")) else float(row["value"]))
+    right = max(extent) * 1.1 or 1.0
+    axis.plot([0, right], [0, right], color="grey", lw=0.8, ls="--", label="predicted = measured")
     axis.set_xlim(0, right)
     axis.axhline(0, color="grey", lw=0.5)
-    axis.set_xlabel("SE MAC overhead (%)")
+    axis.set_xlabel("predicted SE overhead (%): circles from FLOPs, squares from the machine model")
     axis.set_ylabel("measured SE latency overhead (%)")
-    axis.set_title("What FLOPs predict vs what SE costs in time (median of pair ratios, 95 % CI)")
+    axis.set_title("Predicted vs measured SE overhead (median of pair ratios, 95 % CI)")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _captioned(figure, caption_for(record))
     return figure
 

@@ -1,0 +1,74 @@
+"""Measured time per op: every op timed and attributed to its class and module, SE's share with a CI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from senet_profile.analysis.optime import (
+    OpTimeOptions,
+    class_overhead_pp,
+    measure_op_times,
+    measure_op_times_paired,
+)
+from senet_profile.catalog.se import SEBlock, SEConfig
+from senet_profile.errors import UserInputError
+
+SMALL = OpTimeOptions(repeats=3, warmup=1, input_size=(8, 8))
+
+
+def se_model() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), SEBlock(16, config=SEConfig(r=4)))
+
+
+def test_every_class_is_timed_and_se_share_is_a_fraction_of_op_time() -> None:
+    times = measure_op_times(se_model(), SMALL)
+    assert {"conv", "elementwise", "se_squeeze", "se_fc", "se_gate", "se_scale"} <= set(times.by_class)
+    assert all(seconds > 0 for seconds in times.by_class.values())
+    assert 0 < times.se_share_pct < 100
+    low, high = times.se_share_ci
+    assert low <= times.se_share_pct <= high
+    assert times.repeats == 3 and len(times.ops_samples) == 3
+    for index, total in enumerate(times.ops_samples):  # classes add up to the ops' sum, repeat by repeat
+        assert sum(samples[index] for samples in times.class_samples.values()) == pytest.approx(total)
+    assert 0 < times.ops_s <= times.wall_s
+    assert set(times.by_module) >= {"0", "1", "2.fc1", "2.squeeze"}
+
+
+def test_model_without_se_has_no_se_share() -> None:
+    times = measure_op_times(nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()), SMALL)
+    assert times.se_share_pct == 0
+    assert not any(name.startswith("se_") for name in times.by_class)
+
+
+def test_paired_repeats_give_each_class_its_share_of_the_overhead() -> None:
+    base = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU())
+    base_times, se_times = measure_op_times_paired(base, se_model(), SMALL)
+    assert base_times.repeats == se_times.repeats == 3
+    assert class_overhead_pp(base_times, se_times, "se_scale") > 0  # only the SE model has it
+    pairs = zip(se_times.class_samples["se_scale"], base_times.ops_samples, strict=True)
+    median_of_three = sorted(s / t * 100 for s, t in pairs)[1]
+    assert class_overhead_pp(base_times, se_times, "se_scale") == pytest.approx(median_of_three)
+
+
+def test_caller_model_is_left_as_it_was() -> None:
+    model = se_model().train()
+    measure_op_times(model, SMALL)
+    assert model.training and all(p.device.type == "cpu" for p in model.parameters())
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"repeats": 2}, "at least 3"), ({"device": "meta"}, "cpu or cuda"), ({"dtype": "fp64"}, "cpu or cuda")],
+)
+def test_bad_options_are_refused(options: dict, message: str) -> None:
+    with pytest.raises(UserInputError, match=message):
+        OpTimeOptions(**options)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_gpu_is_refused() -> None:
+    with pytest.raises(UserInputError, match="no CUDA device"):
+        OpTimeOptions(device="cuda")

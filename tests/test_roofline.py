@@ -1,0 +1,125 @@
+"""The machine model: roofline times on hand-made events and machines, storage validated on read."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from senet_profile.analysis.roofline import (
+    MachineModel,
+    load,
+    load_or_measure,
+    measure_machine,
+    op_time,
+    predict,
+    save,
+    setting_key,
+)
+from senet_profile.analysis.trace import OpEvent
+from senet_profile.errors import UserInputError
+
+
+def machine(**changes: object) -> MachineModel:
+    """1 GB/s up to 1 kB, 0.1 GB/s from 1 MB; dense convs at 1 GMAC/s; round fixed costs."""
+    fields: dict[str, object] = dict(
+        device="cpu", dtype="fp32", threads=1, bandwidth=((1000, 1e9), (1_000_000, 1e8)),
+        mac_rates={"dense": 1e9}, efficiency={"elementwise": 1.0, "reduction": 0.5},
+        fixed_s={"dense": 1e-6, "elementwise": 2e-6, "reduction": 3e-6}, view_overhead_s=1e-7,
+    )  # fmt: skip
+    return MachineModel(**(fields | changes))
+
+
+def event(op: str, category: str, *, macs: int = 0, moved: int = 0, kind: str = "") -> OpEvent:
+    return OpEvent(op, category, "m", macs, 0, 0, bytes_read=moved, bytes_written=0, kind=kind)
+
+
+def test_compute_bound_conv() -> None:
+    timed = op_time(machine(), event("convolution", "mac", macs=2_000_000, moved=1000, kind="dense"))
+    assert timed.bound == "compute"
+    assert timed.seconds == pytest.approx(2e-3 + 1e-6)  # max(2e6 / 1e9, 1000 / 1e9) + fixed
+
+
+def test_memory_bound_elementwise_at_the_dram_bandwidth() -> None:
+    timed = op_time(machine(), event("relu", "elementwise", moved=1_000_000))
+    assert timed.bound == "memory"
+    assert timed.seconds == pytest.approx(1e6 / 1e8 + 2e-6)
+
+
+def test_family_efficiency_and_cache_interpolation() -> None:
+    reduction = op_time(machine(), event("mean", "reduction", moved=1000))
+    assert reduction.seconds == pytest.approx(1000 / (1e9 * 0.5) + 3e-6)
+    # log-log between (1e3, 1e9) and (1e6, 1e8): at the geometric middle, the geometric mean.
+    assert machine().bandwidth_at(31_623) == pytest.approx(math.sqrt(1e9 * 1e8), rel=1e-4)
+    assert machine().bandwidth_at(10) == 1e9 and machine().bandwidth_at(10**9) == 1e8
+
+
+def test_views_cost_the_view_constant_only() -> None:
+    assert op_time(machine(), event("view", "view")).seconds == 1e-7
+
+
+def test_ops_without_a_rule_are_listed_not_zeroed() -> None:
+    events = [
+        (event("relu", "elementwise", moved=1000), "elementwise"),
+        (event("cumsum", "unknown", moved=1000), "unknown"),
+        (event("convolution", "mac", macs=10, kind="depthwise"), "conv"),  # a kind never measured
+    ]
+    prediction = predict(machine(), events)
+    assert prediction.uncovered == {"cumsum": 1, "convolution (depthwise)": 1}
+    assert prediction.by_class == {"elementwise": pytest.approx(1000 / 1e9 + 2e-6)}
+    assert prediction.total_s == pytest.approx(1000 / 1e9 + 2e-6)
+
+
+def test_store_round_trip_keeps_other_settings(tmp_path: Path) -> None:
+    path = tmp_path / "machine" / "class.json"
+    save(path, machine())
+    save(path, machine(threads=2))
+    assert load(path, setting_key("cpu", "fp32", 1)) == machine()
+    assert load(path, setting_key("cpu", "fp32", 2)) == machine(threads=2)
+    assert load(path, setting_key("cpu", "bf16", 1)) is None
+    assert load(tmp_path / "absent.json", "cpu fp32 threads=1") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not json", "[]", '{"version": 1, "models": {}}', '{"version": 2, "models": []}',
+     '{"version": 2, "models": {"cpu fp32 threads=1": {"device": "cpu"}}}'],
+)  # fmt: skip
+def test_corrupt_store_is_refused_and_kept(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "class.json"
+    path.write_text(text)
+    with pytest.raises(UserInputError, match=r"class\.json"):
+        load(path, "cpu fp32 threads=1")
+    with pytest.raises(UserInputError):
+        save(path, machine())
+    assert path.read_text() == text  # nothing recorded is lost
+
+
+def test_out_of_range_figures_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "class.json"
+    save(path, machine())
+    data = json.loads(path.read_text())
+    data["models"]["cpu fp32 threads=1"]["mac_rates"]["dense"] = -1.0
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserInputError, match="out of range"):
+        load(path, "cpu fp32 threads=1")
+
+
+def test_stored_model_is_used_without_measuring(tmp_path: Path) -> None:
+    path = tmp_path / "class.json"
+    save(path, machine())
+    assert load_or_measure(path, device="cpu", dtype="fp32", threads=1) == machine()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_gpu_is_refused() -> None:
+    with pytest.raises(UserInputError, match="no CUDA device"):
+        measure_machine(device="cuda")
+
+
+def test_meta_device_is_refused() -> None:
+    with pytest.raises(UserInputError, match="cpu or cuda"):
+        measure_machine(device="meta")
