@@ -162,7 +162,7 @@ def op_class(event: OpEvent, se_root: str | None) -> str:
 
 def classified_events(model: nn.Module, trace: Trace) -> list[tuple[OpEvent, str]]:
     """Each op of ``trace`` (a run of ``model``) with its op class, SE blocks found in ``model``."""
-    se_roots = se_module_names(model)
+    se_roots = [module for module, family in attention_modules(model).items() if family == SE]
     return [(event, op_class(event, _owner(event.module, se_roots))) for event in trace.events]
 
 

@@ -166,7 +166,12 @@ def explain_command(
     path = machine_dir / f"{describe_machine().machine_class}.json"
     machine = roofline.load_or_measure(path, device=device, dtype=dtype, threads=threads, remeasure=remeasure)
     explanation = explain_time(
-        models[0], models[1], machine=machine, latency=latency, op_times=op_times if measure else None
+        models[0],
+        models[1],
+        machine=machine,
+        latency=latency,
+        op_times=op_times if measure else None,
+        input_shape=workload.shape,
     )
     setting = f"{device}, infer, batch {batch_size}, {dtype}, threads={threads}, input {size[0]}x{size[1]}"
     title = f"Where the time goes: {models[0][0]} -> {models[1][0]}"
