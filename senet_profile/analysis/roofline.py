@@ -64,6 +64,7 @@ FAMILY_LAYERS: tuple[tuple[str, Callable[[], nn.Module], tuple[int, ...]], ...] 
 TRANSCENDENTAL_OPS = frozenset({"sigmoid", "tanh", "exp", "log", "erf", "gelu", "silu", "softplus", "mish"})
 POOLING_OPS = frozenset({"max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "max_pool3d_with_indices"})
 POOLING_OPS |= frozenset({"avg_pool3d", "adaptive_max_pool2d"})
+NET_FLOOR = 0.5  # a call's time net of its fixed cost is at least this fraction of it
 MIN_CHUNK_S = 0.004  # each timed chunk of calls lasts at least this long
 CHUNKS = 7  # chunks per figure; the figure is their median
 
@@ -220,6 +221,12 @@ def _conditions(device: str, threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _net(seconds: float, fixed_s: float) -> float:
+    """Seconds of a call net of its fixed cost, never below half the call: on a noisy machine the tiny
+    twin can take nearly as long as the real op, and a rate must not grow without bound from that."""
+    return max(seconds - fixed_s, seconds * NET_FLOOR)
+
+
 def _view_overhead(device: str, dtype: torch.dtype) -> float:
     """Seconds of one view."""
     tiny = torch.ones(16, device=device, dtype=dtype)
@@ -253,7 +260,7 @@ def _families(
         fixed[name], _ = _layer_seconds(make, (1, shape[1], 2, 2), device, dtype)
         seconds, events = _layer_seconds(make, shape, device, dtype)
         moved = sum(e.bytes_moved for e in events)
-        streaming = moved / max(seconds - fixed[name], seconds * 0.05)
+        streaming = moved / _net(seconds, fixed[name])
         efficiency[name] = streaming / bandwidth.bandwidth_at(moved)
     return efficiency, fixed
 
@@ -270,7 +277,7 @@ def _bandwidth(device: str, dtype: torch.dtype) -> tuple[tuple[int, float], ...]
         a, b, c = (torch.ones(n, device=device, dtype=dtype) for _ in range(3))
         seconds = seconds_per_call(lambda a=a, b=b, c=c: torch.add(a, b, out=c), sync)
         moved = 3 * n * size
-        figures.append((moved, moved / max(seconds - overhead_s, seconds * 0.05)))
+        figures.append((moved, moved / _net(seconds, overhead_s)))
     return tuple(figures)
 
 
@@ -280,7 +287,7 @@ def _mac_rates(device: str, dtype: torch.dtype) -> tuple[dict[str, float], dict[
     for kind, make, shape in RATE_LAYERS:
         fixed[kind], _ = _layer_seconds(make, _tiny_shape(shape), device, dtype)
         seconds, events = _layer_seconds(make, shape, device, dtype)
-        rates[kind] = sum(e.macs for e in events) / max(seconds - fixed[kind], seconds * 0.05)
+        rates[kind] = sum(e.macs for e in events) / _net(seconds, fixed[kind])
     return rates, fixed
 
 
