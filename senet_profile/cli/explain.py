@@ -1,4 +1,7 @@
-"""``explain``: where an SE model's extra time goes, op class by op class, against three verdicts."""
+"""``explain``: where an SE model's extra time goes, op class by op class, against three verdicts.
+
+pandas, torch and the analysis modules are imported inside the command, so that ``--help`` stays light.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from senet_profile.cli.app import app
@@ -27,8 +29,10 @@ MACHINE_DIR = Path("results/machine")
 MS_COLUMNS = ("predicted_s_base", "predicted_s_candidate", "measured_s_base", "measured_s_candidate")
 
 
-def _shown_table(table: pd.DataFrame) -> pd.DataFrame:
+def _shown_table(table):
     """The per-class table as a person reads it: times in milliseconds, points with two decimals."""
+    import pandas as pd
+
     shown = table.copy().astype(object)
     for column in MS_COLUMNS:
         shown[column] = [None if pd.isna(v) else round(v * 1e3, 3) for v in table[column]]
@@ -58,6 +62,8 @@ def _op_time_summary(times) -> dict:
 
 def render_explanation(explanation, fmt: str, *, title: str, machine, setting: str) -> str:
     """The explanation as text: table (or Markdown) with the verdict lines, or CSV/JSON records."""
+    import pandas as pd
+
     from senet_profile.analysis.overhead import verdicts
     from senet_profile.report import tables as report
 
