@@ -172,7 +172,7 @@ def prediction_fields(case: BenchCase, result: PairedLatency, machine: MachineMo
                 "prediction_note": "the machine model prices inference only"}  # fmt: skip
     shape = (case.batch_size, 3, 224, 224)
     explained = explain_time(
-        (case.base, get_model(case.base)), (case.candidate, get_model(case.candidate)),
+        (case.base, _built(case.base)), (case.candidate, _built(case.candidate)),
         machine=machine, latency=None, op_times=None, input_shape=shape,
     )  # fmt: skip
     gaps = {**explained.base.prediction.uncovered, **explained.candidate.prediction.uncovered}
