@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,8 @@ def test_baseline_show_without_a_baseline(tmp_path: Path) -> None:
 def test_help_shows_brackets_literally() -> None:
     result = run("regress", "--help")
     assert "METRIC:AMOUNT[pp|%]" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["paper"], ["history"], ["baseline", "show"]])
+def test_help_mentions_no_output_option_the_command_lacks(command: list[str]) -> None:
+    assert not re.search(r"--output\b(?!-)", run(*command, "--help").stdout)

@@ -35,6 +35,9 @@ Format = Annotated[
         "--format", help="table | csv | json | markdown (default: from --output's suffix, else table)."
     ),
 ]
+PrintFormat = Annotated[
+    str | None, typer.Option("--format", help="table | csv | json | markdown (default: table).")
+]
 Output = Annotated[
     Path | None,
     typer.Option("--output", help="Write to this file (atomically); '-' writes to stdout."),

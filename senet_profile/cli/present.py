@@ -9,7 +9,7 @@ import typer
 
 from senet_profile.cli.app import app
 from senet_profile.cli.common import (
-    Format,
+    PrintFormat,
     choose_format,
     count_bar,
 )
@@ -25,7 +25,7 @@ def paper_command(
         typer.Option("--output-dir", help="Folder for figures.csv and REPORT.md (default: RESULTS/paper)."),
     ] = None,
     results: ResultsDir = None,
-    fmt: Format = None,
+    fmt: PrintFormat = None,
 ) -> None:
     """Every complexity figure of the paper: printed value beside computed value, and why they differ."""
     from senet_profile.report import paper

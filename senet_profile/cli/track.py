@@ -15,7 +15,7 @@ import typer
 
 from senet_profile.cli.app import app
 from senet_profile.cli.common import (
-    Format,
+    PrintFormat,
     choose_format,
     emit,
     working,
@@ -209,7 +209,7 @@ def history_command(
             "--sweeps-dir", help="Sweeps whose timed cases join the history (default: RESULTS/sweeps)."
         ),
     ] = None,
-    fmt: Format = None,
+    fmt: PrintFormat = None,
 ) -> None:
     """The SE latency overhead of a pair across recorded runs (bench and sweeps), its shifts, and a plot."""
     from senet_profile.history import changepoints, tracking
@@ -260,7 +260,7 @@ def _print_shifts(shifts, *, series: int) -> None:
 def baseline_show_command(
     results: ResultsDir = None,
     baselines_dir: BaselinesDir = None,
-    fmt: Format = None,
+    fmt: PrintFormat = None,
 ) -> None:
     """Show this machine class's baseline: its run, commit and figures."""
     from senet_profile.history import tracking
