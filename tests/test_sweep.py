@@ -128,14 +128,16 @@ class FakeExecutor:
 def test_run_sweep_writes_each_case_once_and_resumes(tmp_path: Path) -> None:
     grid = build_grid({"pairs": ["resnet18/se_resnet18"], "batch_sizes": "1,2,3", "metrics": "static"})
     first = FakeExecutor()
+    assert run_sweep(grid, first, sweeps_dir=tmp_path, limit=1).ran == 1  # a chunk of one case
     result = run_sweep(grid, first, sweeps_dir=tmp_path)
-    assert (result.total, result.ran, len(result.failures)) == (3, 2, 1)
+    assert (result.total, result.already_done, result.ran, len(result.failures)) == (3, 1, 1, 1)
     assert "boom" in result.failures[0]
     written = sorted((result.folder / "m1").glob("*.json"))
     assert len(written) == 2
     again = FakeExecutor()
     result = run_sweep(grid, again, sweeps_dir=tmp_path)
     assert result.already_done == 2
+    assert len(first.ran) == 3
     assert len(again.ran) == 1 and again.ran[0] not in {p.stem for p in written}
     store = SweepStore(result.folder)
     with pytest.raises(ValueError, match="already recorded"):

@@ -72,6 +72,9 @@ def sweep_command(
     sweep_id: Annotated[
         str | None, typer.Option("--id", help="Sweep id (default: a hash of the grid).")
     ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Run at most this many missing cases, then stop (chunks).")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the cases and what is left; run nothing.")
     ] = False,
@@ -96,6 +99,8 @@ def sweep_command(
         "budget": budget,
     }
     values |= {key: value for key, value in given.items() if value is not None}
+    if limit is not None and limit <= 0:
+        raise UserInputError(f"--limit must be a positive number of cases, got {limit}")
     grid = sweep.build_grid(values)
     if sweep_id is not None and (not sweep_id or "/" in sweep_id or sweep_id.startswith(".")):
         raise UserInputError(f"sweep id must be a plain folder name, got {sweep_id!r}")
@@ -110,7 +115,7 @@ def sweep_command(
 
     runner = make_executor(executor, address=address, jobs=jobs)
     try:
-        result = _run_with_progress(sweep, grid, runner, sweeps_dir, chosen_id)
+        result = _run_with_progress(sweep, grid, runner, sweeps_dir, chosen_id, limit)
     finally:
         runner.close()
     records = sweep.sweep_records(sweep.SweepStore(result.folder), grid.cases())
@@ -128,16 +133,16 @@ def sweep_command(
         raise typer.Exit(1)
 
 
-def _run_with_progress(sweep, grid, runner, sweeps_dir: Path, chosen_id: str):
+def _run_with_progress(sweep, grid, runner, sweeps_dir: Path, chosen_id: str, limit: int | None):
     """Run the sweep with the progress bar: weighted by each case's expected duration, so the ETA holds."""
     state: dict = {}
 
-    def on_start(cases, todo) -> None:
+    def on_start(cases, todo, done) -> None:
         total = sum(sweep.estimate_s(c) for c in todo) or 1.0
-        state["done"], state["cases"] = len(cases) - len(todo), len(cases)
+        state["done"], state["cases"] = done, len(cases)
         state["bar"] = bar = _progress(total)
         bar.start()
-        fields = {"done": state["done"], "cases": state["cases"], "left": len(todo)}
+        fields = {"done": done, "cases": len(cases), "left": len(cases) - done}
         state["task"] = bar.add_task("sweep", total=total, **fields)
 
     def on_case(case, path, failure) -> None:
@@ -151,7 +156,13 @@ def _run_with_progress(sweep, grid, runner, sweeps_dir: Path, chosen_id: str):
 
     try:
         return sweep.run_sweep(
-            grid, runner, sweeps_dir=sweeps_dir, sweep_id=chosen_id, on_start=on_start, on_case=on_case
+            grid,
+            runner,
+            sweeps_dir=sweeps_dir,
+            sweep_id=chosen_id,
+            on_start=on_start,
+            limit=limit,
+            on_case=on_case,
         )
     finally:
         if "bar" in state:

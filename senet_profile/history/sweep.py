@@ -514,10 +514,11 @@ def run_sweep(
     *,
     sweeps_dir: Path = SWEEPS_DIR,
     sweep_id: str | None = None,
-    on_start: Callable[[list[Case], list[Case]], None] | None = None,
+    on_start: Callable[[list[Case], list[Case], int], None] | None = None,
     on_case: Callable[[Case, Path | None, str | None], None] | None = None,
+    limit: int | None = None,
 ) -> SweepResult:
-    """Run every case of ``grid`` not yet recorded in its sweep, writing each record as it comes back."""
+    """Run the cases of ``grid`` not yet recorded (at most ``limit``), writing each record as it returns."""
     store = SweepStore(sweeps_dir / (sweep_id or grid.sweep_id))
     cases = grid.cases()
     with store.locked():
@@ -525,10 +526,10 @@ def run_sweep(
         done, problems = store.finished(cases)
         for problem in problems:
             print(f"warning: {problem}", file=sys.stderr)
-        todo = [c for c in cases if c.id not in done]
+        todo = [c for c in cases if c.id not in done][:limit]
         result = SweepResult(store.folder.name, store.folder, len(cases), len(done))
         if on_start is not None:
-            on_start(cases, todo)
+            on_start(cases, todo, len(done))
         for case, outcome in executor.run(todo) if todo else ():
             path, failure = None, None
             if isinstance(outcome, str):
