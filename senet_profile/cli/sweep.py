@@ -54,6 +54,12 @@ def sweep_command(
     budget: Annotated[
         float | None, typer.Option("--budget", help="Seconds of timing per timed case.")
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes", help="Fresh processes a timed case is split over (default 1: the case's own)."
+        ),
+    ] = None,
     executor: Annotated[str, typer.Option("--executor", help="local | ray.")] = "local",
     address: Annotated[
         str | None,
@@ -97,6 +103,7 @@ def sweep_command(
         "device": device,
         "input_size": input_size,
         "budget": budget,
+        "processes": processes,
     }
     values |= {key: value for key, value in given.items() if value is not None}
     if limit is not None and limit <= 0:

@@ -59,6 +59,7 @@ GRID_KEYS = (
     "device",
     "input_size",
     "budget",
+    "processes",
 )
 SWITCHES = {"on": True, "off": False, "true": True, "false": False}
 
@@ -78,6 +79,7 @@ class Case:
     threads: int | None = None
     device: str | None = None
     budget_s: float | None = None
+    processes: int | None = None
 
     @property
     def timed(self) -> bool:
@@ -121,6 +123,7 @@ class Grid:
     device: str = "cpu"
     input_size: tuple[int, int] = (224, 224)
     budget_s: float = 48.0
+    processes: int = 1
 
     def as_dict(self) -> dict:
         """Plain JSON-ready form (what the sweep id hashes)."""
@@ -158,6 +161,7 @@ class Grid:
                             threads=threads,
                             device=self.device,
                             budget_s=self.budget_s,
+                            processes=self.processes,
                             **common,
                         )
                         for mode in self.modes
@@ -294,6 +298,7 @@ def build_grid(values: dict) -> Grid:
         device=str(values.get("device") or "cpu"),
         input_size=parse_input_size(size),
         budget_s=_budget(values.get("budget")),
+        processes=_integers("processes", _listed(values.get("processes")) or [1])[0],
     )
     for mode in grid.modes:  # every value of every axis, even of an axis no case of the grid uses
         RuntimeOptions(mode=mode)
@@ -373,6 +378,7 @@ def _latency_figure(case: Case) -> dict:
         dtype=case.dtype,
         compile=bool(case.compile),
         budget_s=case.budget_s,
+        processes=case.processes or 1,
     )
     options = runtime.latency(batch_size=case.batch_size, input_size=case.input_size)
     base, candidate = (build(name, device="cpu").module for name in (case.base, case.candidate))
