@@ -242,3 +242,11 @@ def test_bare_command_shows_help_without_an_empty_error() -> None:
     result = run()
     assert "Usage" in result.output
     assert result.stderr.strip() != "error:"
+
+
+def test_axpy_where_no_addition_follows_is_one_line() -> None:
+    result = run("profile", "se_vgg16_bn:scale=axpy")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: scale=axpy")
+    assert "Traceback" not in result.output

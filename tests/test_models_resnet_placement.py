@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from senet_profile.analysis.static import analyze
 from senet_profile.catalog.registry import get_model
 from senet_profile.catalog.se import SEBlock, se_module_names
 from senet_profile.errors import UserInputError
@@ -237,3 +238,47 @@ def test_both_layouts_give_the_same_shapes() -> None:
     assert shapes["paper"] == shapes["torchvision"]
     assert shapes["paper"][1] == (1, 1000)
     assert shapes["paper"][0][3] == (1, 512, 28, 28)  # layer2.0 halves the resolution
+
+
+@pytest.mark.parametrize("placement", ["standard", "identity"])
+def test_axpy_computes_what_mul_does(placement):
+    # The fused scale changes how the residual addition is done, not what it computes or counts.
+    torch.manual_seed(0)
+    mul = get_model(f"se_resnet18:placement={placement}", device="cpu").eval()
+    axpy = get_model(f"se_resnet18:placement={placement},scale=axpy", device="cpu").eval()
+    axpy.load_state_dict(mul.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(axpy(x), mul(x))
+    calls = {name: [] for name in se_module_names(axpy)}
+    handles = [
+        axpy.get_submodule(name).register_forward_hook(lambda m, a, o, n=name: calls[n].append(len(a)))
+        for name in calls
+    ]
+    with torch.inference_mode():
+        axpy(x)
+    for handle in handles:
+        handle.remove()
+    assert all(arities == [2] for arities in calls.values())  # every SE block got the residual to add
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "se_resnet50:scale=axpy,placement=pre",
+        "se_resnet50:scale=axpy,placement=post",
+        "se_resnet50:scale=axpy,placement=3x3",
+        "se_vgg16_bn:scale=axpy",
+        "se_mobilenet_v1:scale=axpy",
+        "se_bn_inception:scale=axpy",
+    ],
+)
+def test_axpy_without_a_residual_addition_is_refused(model):
+    with pytest.raises(UserInputError, match="scale=axpy"):
+        get_model(model, device="meta")
+
+
+def test_axpy_counts_what_mul_counts():
+    # addcmul's multiply is SE's scale; its add is the residual addition, uncounted in both.
+    mul, axpy = (analyze(get_model(m), (1, 3, 64, 64)) for m in ("se_resnet50", "se_resnet50:scale=axpy"))
+    assert axpy.total == mul.total and not axpy.unknown_ops

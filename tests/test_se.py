@@ -199,3 +199,19 @@ def test_se_module_names_returns_outermost_only() -> None:
 
 def test_se_module_names_empty_without_se() -> None:
     assert se_module_names(nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU())) == []
+
+
+def test_axpy_adds_the_residual_in_one_op() -> None:
+    torch.manual_seed(0)
+    block = SEBlock(8, config=SEConfig(r=4, scale="axpy"), before_residual=True)
+    x, residual = torch.randn(2, 8, 5, 5), torch.randn(2, 8, 5, 5)
+    weights = block.gate(block.fc2(block.relu(block.fc1(block.squeeze(x)))))
+    torch.testing.assert_close(block(x, residual), residual + x * weights)
+    torch.testing.assert_close(block(x), x * weights)
+
+
+def test_axpy_without_a_residual_is_refused() -> None:
+    with pytest.raises(UserInputError, match=r"scale=axpy .* SE at conv 3 has none"):
+        SEBlock(8, config=SEConfig(scale="axpy"), where="conv 3")
+    with pytest.raises(UserInputError, match="unknown scale"):
+        SEConfig(scale="fma")

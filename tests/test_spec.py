@@ -82,6 +82,7 @@ def test_knob_values_fill_defaults_and_parse_values() -> None:
         "squeeze": "avg",
         "gate": "sigmoid",
         "bias": False,
+        "scale": "mul",
     }
 
 

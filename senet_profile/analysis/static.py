@@ -9,7 +9,8 @@ SE's non-MAC work, kept apart from MACs (one op per element):
 - squeeze: one add (or compare, for max) per input element of each pooling reduction inside SE;
 - gate: one op per output element of the gate (any op of a module called ``gate``/``scale_activation``,
   and any sigmoid/tanh/hardsigmoid inside SE);
-- scale: one multiply per output element of each ``mul`` inside SE;
+- scale: one multiply per output element of each ``mul`` inside SE, or of its ``addcmul`` with
+  ``scale=axpy`` (the fused residual addition is not SE's work: an SE-free block adds too, uncounted);
 - other: the remaining elementwise work inside SE (the ReLU between the FCs).
 
 Bytes moved (``bytes_moved``, ``bytes_moved_se``) follow the tracer's convention (``analysis.trace``): each op
@@ -146,7 +147,7 @@ def _se_role(event: OpEvent, root: str) -> str:
         return "se_squeeze_ops"
     if local in GATE_MODULE_NAMES or event.op in GATE_OPS:
         return "se_gate_ops"
-    if event.op == "mul":
+    if event.op in ("mul", "addcmul"):
         return "se_scale_ops"
     return "se_other_ops" if event.category == "elementwise" else ""
 

@@ -7,6 +7,10 @@ value (squeeze), passes the vector through FC -> ReLU -> FC with a bottleneck of
 The two FC layers are 1x1 convolutions, as in the released Caffe models: on the pooled 1x1 map they are
 exactly fully-connected layers (same weights, same multiply-adds), and with ``squeeze="none"`` (the paper's
 NoSqueeze ablation, Table 16) they run at full spatial resolution without any change to the module.
+
+The scale: ``mul`` returns ``x * weights`` and leaves the residual addition to the block; ``axpy`` takes the
+residual too and returns ``residual + x * weights`` in one op (``torch.addcmul``), as the Axpy layer of the
+official Caffe models does. It is refused where no residual addition follows the block.
 """
 
 from __future__ import annotations
@@ -48,16 +52,19 @@ GATES: dict[str, Callable[[], nn.Module]] = {
     "hardsigmoid": nn.Hardsigmoid,
 }
 
+SCALES = ("mul", "axpy")
+
 
 @dataclass(frozen=True)
 class SEConfig:
-    """How one SE block is built: reduction ratio, explicit width, squeeze, gate and FC bias."""
+    """How one SE block is built: reduction ratio, explicit width, squeeze, gate, FC bias and scale."""
 
     r: int = 16
     width: int | None = None
     squeeze: str = "avg"
     gate: str = "sigmoid"
     bias: bool = True
+    scale: str = "mul"
 
     def __post_init__(self) -> None:
         whole = (("r", self.r), ("width", 1 if self.width is None else self.width))
@@ -74,6 +81,8 @@ class SEConfig:
             raise UserInputError(f"unknown squeeze {self.squeeze!r}; choose one of {', '.join(SQUEEZES)}")
         if self.gate not in GATES:
             raise UserInputError(f"unknown gate {self.gate!r}; choose one of {', '.join(GATES)}")
+        if self.scale not in SCALES:
+            raise UserInputError(f"unknown scale {self.scale!r}; choose one of {', '.join(SCALES)}")
 
     def hidden_width(self, channels: int, *, where: str = "") -> int:
         """Bottleneck width on ``channels`` channels: ``width`` if given, else ``channels // r``."""
@@ -89,10 +98,23 @@ class SEConfig:
 
 
 class SEBlock(nn.Module):
-    """Squeeze -> FC -> ReLU -> FC -> gate -> channel-wise scale of the input."""
+    """Squeeze -> FC -> ReLU -> FC -> gate -> channel-wise scale of the input (fused with a residual: axpy).
 
-    def __init__(self, channels: int, *, config: SEConfig, where: str = "") -> None:
+    ``before_residual`` says that the caller adds a residual right after the block, so that ``axpy`` can
+    fuse the two; without it ``scale=axpy`` is refused, naming ``where``.
+    """
+
+    def __init__(
+        self, channels: int, *, config: SEConfig, where: str = "", before_residual: bool = False
+    ) -> None:
         super().__init__()
+        if config.scale == "axpy" and not before_residual:
+            place = f"at {where}" if where else "here"
+            raise UserInputError(
+                f"scale=axpy fuses SE's scale with the residual addition that takes SE's output, as in "
+                f"the ResNet, ResNeXt and SENet-154 blocks (placement standard or identity); SE {place} has "
+                f"none: use scale=mul"
+            )
         hidden = config.hidden_width(channels, where=where)
         self.channels = channels
         self.hidden = hidden
@@ -101,10 +123,14 @@ class SEBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1, bias=config.bias)
         self.gate = GATES[config.gate]()
+        self.fused = config.scale == "axpy"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``x * weights``, or ``residual + x * weights`` in one op when a residual is passed."""
         weights = self.gate(self.fc2(self.relu(self.fc1(self.squeeze(x)))))
-        return x * weights
+        if residual is None:
+            return x * weights
+        return torch.addcmul(residual, x, weights)
 
 
 # Class names of SE modules written by others (torchvision.ops.SqueezeExcitation, timm's SqueezeExcite,

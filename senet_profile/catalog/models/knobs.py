@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from senet_profile.catalog.se import GATES, SQUEEZES, SEConfig
+from senet_profile.catalog.se import GATES, SCALES, SQUEEZES, SEConfig
 from senet_profile.catalog.spec import Knob, bool_knob, choice_knob, positive_int_knob, stage_set_knob
 
 PAPER_STAGES = (2, 3, 4, 5)
@@ -17,7 +17,10 @@ WIDTH = positive_int_knob("width", None, "explicit SE bottleneck width, overridi
 SQUEEZE = choice_knob("squeeze", "avg", SQUEEZES, "squeeze: global pooling, or none (NoSqueeze)")
 GATE = choice_knob("gate", "sigmoid", GATES, "excitation gate")
 BIAS = bool_knob("bias", True, "bias on the two SE FC layers")
-SE_BLOCK_KNOBS: tuple[Knob, ...] = (R, WIDTH, SQUEEZE, GATE, BIAS)
+SCALE = choice_knob(
+    "scale", "mul", SCALES, "channel-wise scale: x * s, or residual + x * s in one op (axpy, Caffe's Axpy)"
+)
+SE_BLOCK_KNOBS: tuple[Knob, ...] = (R, WIDTH, SQUEEZE, GATE, BIAS, SCALE)
 
 STAGES = stage_set_knob(
     "stages", PAPER_STAGES, "stages carrying SE, numbered as the paper's conv2_x..conv5_x"

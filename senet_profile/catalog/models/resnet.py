@@ -55,8 +55,19 @@ STAGE_NAMES = {
 }
 
 
+# Placements at which SE is followed by the residual addition, so that scale=axpy can fuse the two.
+FUSABLE_PLACEMENTS = ("standard", "identity")
+
+
 class _SEPlacement:
-    """Forward helpers shared by both block types: SE at a named point, and the residual merge."""
+    """The forward shared by both block types: the residual branch, SE at its point, the merge.
+
+    Memory follows torchvision's and timm's blocks: every intermediate is rebound as soon as the next op
+    has run (``_branch`` returns only the branch's last output), SE runs before the projection shortcut
+    (as in timm), and the shortcut is added in place (``out += shortcut``: the last BN and SE's product
+    save nothing that the addition would overwrite). With ``scale=axpy`` SE returns ``shortcut + out * s``
+    itself (``torch.addcmul``), so the projection shortcut runs first.
+    """
 
     se: nn.Module | None
     se_placement: str
@@ -66,9 +77,30 @@ class _SEPlacement:
     def _se_at(self, point: str, x: torch.Tensor) -> torch.Tensor:
         return self.se(x) if self.se is not None and self.se_placement == point else x
 
-    def _merge(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self._se_at("standard", residual) + self._se_at("identity", identity))
+    def _first(self, x: torch.Tensor) -> torch.Tensor:
+        """SE at ``pre``, then conv1, bn1 and ReLU: how both block types begin."""
+        out = self._se_at("pre", x)
+        out = self.conv1(out)
+        out = self.bn1(out)
+        return self.relu(out)
+
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual branch up to its last BN (SE at ``pre`` and ``3x3`` included)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual branch, SE at its placement, the shortcut added in place (or fused: axpy), ReLU."""
+        out = self._branch(x)
+        if getattr(self.se, "fused", False):  # an SE block with scale=axpy (remove_se leaves an Identity)
+            shortcut = x if self.downsample is None else self.downsample(x)
+            # identity placement: SE scales the shortcut, and the branch's output is the residual added to it
+            standard = self.se_placement == "standard"
+            out = self.se(out, shortcut) if standard else self.se(shortcut, out)
+        else:
+            out = self._se_at("standard", out)
+            shortcut = x if self.downsample is None else self.downsample(x)
+            out += self._se_at("identity", shortcut)
+        out = self.relu(out)
         return self._se_at("post", out)
 
     def _attach_se(
@@ -80,7 +112,14 @@ class _SEPlacement:
             return
         if placement not in channels_at:
             raise UserInputError(f"placement={placement} needs bottleneck blocks; {where} has basic blocks")
-        self.se = SEBlock(channels_at[placement], config=se, where=where)
+        if se.scale == "axpy" and placement not in FUSABLE_PLACEMENTS:
+            raise UserInputError(
+                f"scale=axpy fuses SE's scale with the residual addition, but placement={placement} puts SE "
+                f"where no addition follows; use placement=standard or identity, or scale=mul"
+            )
+        self.se = SEBlock(
+            channels_at[placement], config=se, where=where, before_residual=placement in FUSABLE_PLACEMENTS
+        )
 
 
 class SEBottleneck(_SEPlacement, Bottleneck):
@@ -112,10 +151,14 @@ class SEBottleneck(_SEPlacement, Bottleneck):
         channels_at |= {"identity": out_channels, "post": out_channels}
         self._attach_se(channels_at, se, placement, where)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(self._se_at("pre", x))))
-        out = self.relu(self.bn2(self._se_at("3x3", self.conv2(out))))
-        return self._merge(self.bn3(self.conv3(out)), x)
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._first(x)
+        out = self.conv2(out)
+        out = self._se_at("3x3", out)
+        out = self.bn2(out)
+        out = self.relu(out)
+        out = self.conv3(out)
+        return self.bn3(out)
 
 
 class SEBasicBlock(_SEPlacement, BasicBlock):
@@ -142,9 +185,10 @@ class SEBasicBlock(_SEPlacement, BasicBlock):
         channels_at = {"pre": inplanes, "standard": planes, "identity": planes, "post": planes}
         self._attach_se(channels_at, se, placement, where)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(self._se_at("pre", x))))
-        return self._merge(self.bn2(self.conv2(out)), x)
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._first(x)
+        out = self.conv2(out)
+        return self.bn2(out)
 
 
 @dataclass(frozen=True)

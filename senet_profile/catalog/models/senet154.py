@@ -117,12 +117,20 @@ class SENet154(nn.Sequential):
 
 
 def stem() -> nn.Sequential:
-    """Change (b): three 3x3 convs (the first with stride 2), each with BN and ReLU, then a max pool."""
-    inputs = (3, *(out for out, _ in STEM[:-1]))
-    convs = [
-        Conv2dNormActivation(cin, out, 3, stride) for cin, (out, stride) in zip(inputs, STEM, strict=True)
-    ]
-    return nn.Sequential(*convs, nn.MaxPool2d(3, stride=2, ceil_mode=True))
+    """Change (b): three 3x3 convs (the first with stride 2), each with BN and ReLU, then a max pool.
+
+    One flat ``Sequential`` (conv1, bn1, relu1, ..., pool), as in the reference: nested ones would keep each
+    conv-BN-ReLU group's input alive while the group runs.
+    """
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    cin = 3
+    for index, (out, stride) in enumerate(STEM, start=1):
+        layers[f"conv{index}"] = nn.Conv2d(cin, out, 3, stride, padding=1, bias=False)
+        layers[f"bn{index}"] = nn.BatchNorm2d(out)
+        layers[f"relu{index}"] = nn.ReLU(inplace=True)
+        cin = out
+    layers["pool"] = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+    return nn.Sequential(layers)
 
 
 def stage(inplanes: int, spec: Stage, se: SEConfig | None, placement: str) -> nn.Sequential:
