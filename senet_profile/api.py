@@ -26,8 +26,8 @@ from senet_profile.analysis.metrics import (
     latency_labels,
     latency_pair_records,
     latency_single_records,
-    memory_profile,
     memory_records,
+    memory_result,
 )
 from senet_profile.analysis.resources import check_fits
 from senet_profile.analysis.static import (
@@ -368,14 +368,25 @@ def _measure(model: Model, request: Request, built: Built) -> _Measured:
         records += extra
         notes += tool_notes
     runtime_module = meta_module
-    if {"memory", "latency"} & set(request.metrics):
-        if request.runtime.device == "cpu" and _on_meta(meta_module):
-            shape, runtime = request.workload.shape, request.runtime
-            check_fits(meta_module, shape, mode=runtime.mode, dtype=runtime.torch_dtype)
-        runtime_module = _built(model, request.runtime.device)
+    runtime = request.runtime
+    on_cpu = {"memory": runtime.memory_device == "cpu", "latency": runtime.latency_device == "cpu"}
+    if any(on_cpu[group] for group in on_cpu if group in request.metrics) and _on_meta(meta_module):
+        check_fits(meta_module, request.workload.shape, mode=runtime.mode, dtype=runtime.torch_dtype)
     if "memory" in request.metrics:
-        records += memory_records(memory_profile(runtime_module, request.workload.shape, request.runtime))
+        memory_module = _built(model, request.runtime.memory_device)
+        records += memory_records(memory_result(memory_module, request.workload.shape, request.runtime))
+    if "latency" in request.metrics:
+        runtime_module = _built(model, request.runtime.latency_device)
     return _Measured(result, runtime_module, records, notes)
+
+
+def _memory_note(names: Sequence[str], request: Request) -> str:
+    """What the memory rows mean, and the command that explains them tensor by tensor."""
+    command = " ".join(["senet-profile explain-memory", *names[-2:], f"--mode {request.runtime.mode}"])
+    return (
+        f"memory_peak_se is what SE adds to the peak (the peak less the same model's peak with its SE "
+        f"modules taken out), memory on {request.runtime.memory_device}; tensor by tensor: {command}"
+    )
 
 
 def _latency_options(request: Request) -> LatencyOptions:
@@ -388,7 +399,8 @@ def _frame_for(records: list[dict], columns: list[str], measured: Sequence[_Meas
     frame = _frame(records, columns, [m.result for m in measured])
     frame.attrs["notes"] = [note for m in measured for note in m.notes]
     frame.attrs["metrics"] = list(request.metrics)
-    frame.attrs["runtime"] = request.runtime.describe() if set(request.metrics) - {"static"} else ""
+    runtime = set(request.metrics) - {"static"}
+    frame.attrs["runtime"] = request.runtime.describe(request.metrics) if runtime else ""
     frame.attrs["interval_na"] = {}
     return frame
 
@@ -457,6 +469,8 @@ def profile(
     measured = _measure(model, request, built)
     records = list(measured.records)
     reason = ""
+    if "memory" in request.metrics:
+        measured.notes.append(_memory_note([measured.result.name], request))
     if "latency" in request.metrics:
         stats = measure_single(measured.module, _latency_options(request))
         records += latency_single_records(stats)
@@ -545,6 +559,8 @@ def compare(
             side.records += _attention_records(side.result, families)
     records = pair_records(sides[0].records, sides[1].records)
     paired = None
+    if "memory" in request.metrics:
+        sides[0].notes.append(_memory_note([side.result.name for side in sides], request))
     if "latency" in request.metrics:
         paired = measure_paired(
             sides[0].module, sides[1].module, _latency_options(request), progress=progress

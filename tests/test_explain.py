@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from senet_profile.analysis.explain import explain
+from senet_profile.analysis.explain import explain, explain_peaks
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.catalog.registry import get_model
 from senet_profile.cli import app
@@ -64,3 +64,33 @@ def test_cli_writes_the_report(tmp_path):
     text = out.read_text(encoding="utf-8")
     assert "peak difference (candidate - base): 527,296 bytes" in text
     assert "layer4.1.se" in text
+
+
+def test_inference_peaks_are_explained_tensor_by_tensor():
+    result = CliRunner().invoke(
+        app, ["explain-memory", "resnet50", "se_resnet50", "--mode", "infer", "--batch-size", "1"]
+    )
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert "- resnet50: peak 10,436,608 bytes, reached when `layer1.0.downsample.1` allocated" in text
+    assert "- se_resnet50: peak 10,437,632 bytes, reached when `layer1.1.se` allocated mul" in text
+    assert "peak difference (candidate - base): 1,024 bytes" in text
+    differing = text.split("## Storages live at one peak and not at the other")[1].split("##")[0]
+    rows = [line for line in differing.splitlines() if line.startswith(("| se_", "| resnet"))]
+    assert rows == [
+        "| se_resnet50 | layer1.1.se.gate | sigmoid | 1x256x1x1 | 1,024   | True    |",
+    ]
+
+
+def test_peaks_reconcile_with_the_unmatched_storages():
+    shape = (2, 3, 64, 64)
+    for mode in ("infer", "train"):
+        base, candidate = (
+            measure_memory(get_model(m, device="meta"), shape, mode=mode, device="meta")
+            for m in ("resnet18", "se_resnet50")
+        )
+        assert sum(t.nbytes for t in base.peak_tensors) == base.peak_bytes
+        peaks = explain_peaks(base, candidate)
+        sides, sizes = peaks.differing["model"], peaks.differing["bytes"]
+        signed = [b if side == "candidate" else -b for side, b in zip(sides, sizes, strict=True)]
+        assert sum(signed) == peaks.peak_delta == candidate.peak_bytes - base.peak_bytes

@@ -111,6 +111,7 @@ def test_meta_equals_cpu(mode):
     )
     assert cpu.saved_by_module == meta.saved_by_module
     assert cpu.se_saved_tensors == meta.se_saved_tensors
+    assert cpu.peak_tensors == meta.peak_tensors and cpu.peak_at == meta.peak_at
 
 
 def test_se_share_zero_without_se_and_nonzero_with():

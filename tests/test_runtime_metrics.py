@@ -81,6 +81,38 @@ def test_compare_memory_on_meta_explains_se_share():
     # In training SE's extra peak is what its blocks save for backward, give or take one small transient.
     extra = records["memory_peak"]["delta"] - records["memory_saved_se"]["candidate"]
     assert 0 <= extra < records["memory_saved_se"]["candidate"] * 0.05
+    # Against its SE-free twin, what SE adds to the peak is the whole peak difference.
+    assert records["memory_peak_se"]["base"] == 0
+    assert records["memory_peak_se"]["candidate"] == records["memory_peak"]["delta"]
+
+
+def records(result) -> dict[str, dict]:
+    assert result.exit_code == 0, result.stderr
+    return {r["metric"]: r for r in json.loads(result.stdout)}
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_memory_peak_se_is_the_peak_without_se_taken_away(mode):
+    # se_resnet50 against resnet18: the peak difference is mostly the architecture; SE's part is what
+    # taking SE out of se_resnet50 changes, and equals the resnet50 -> se_resnet50 peak difference.
+    args = ("--metrics", "memory", "--mode", mode, "--input-size", "64", "--format", "json")
+    against_twin = records(run("compare", "resnet50", "se_resnet50", *args))
+    against_other = records(run("compare", "resnet18", "se_resnet50", *args))
+    se_part = against_other["memory_peak_se"]["candidate"]
+    assert se_part == against_twin["memory_peak"]["delta"] > 0
+    assert se_part != against_other["memory_peak"]["delta"]
+
+
+def test_memory_defaults_to_meta_and_equals_cpu():
+    args = ("compare", "resnet18", "se_resnet18", "--metrics", "memory", "--input-size", "32")
+    args += ("--format", "json")
+    for mode in ("infer", "train"):
+        default = run(*args, "--mode", mode, "--batch-size", "2")
+        cpu = run(*args, "--mode", mode, "--batch-size", "2", "--device", "cpu")
+        assert default.exit_code == cpu.exit_code == 0, (default.stderr, cpu.stderr)
+        assert json.loads(default.stdout) == json.loads(cpu.stdout)
+    table = run("compare", "resnet18", "se_resnet18", "--metrics", "memory", "--input-size", "32").stdout
+    assert "memory on meta" in " ".join(table.split())
 
 
 def test_profile_latency_records_carry_the_interval():

@@ -21,8 +21,15 @@ How it counts
     SE allocations still live at the peak. Read it as "held by tensors SE created", not as "what SE adds":
     the product ``x * weights`` is SE's, yet an SE-free block holds a map of that size in its place, while
     ``x`` itself -- which SE keeps alive -- was allocated by the layer before. What SE adds is the
-    difference between the two models' ``peak_bytes``; in training it is close to ``se_saved_bytes``
-    (ResNet-50, batch 2, 224x224: +44.42 MB of peak against 44.40 MB saved by SE).
+    difference between the two models' ``peak_bytes`` (the records' ``memory_peak_se``: the peak less the
+    peak of the same model with its SE modules taken out, ``analysis/metrics.py``); in training it is close
+    to ``se_saved_bytes`` (ResNet-50, batch 2, 224x224: +44.42 MB of peak against 44.40 MB saved by SE).
+
+Live at the peak
+    ``peak_tensors`` lists the storages live at the peak (the module and aten op that allocated each, the
+    shape of the first tensor that viewed it, its bytes), in allocation order, and ``peak_at`` the one whose
+    allocation reached the peak: where in the pass the peak falls. ``analysis/explain.py`` compares them
+    between two models.
 
 Saved for backward
     ``torch.autograd.graph.saved_tensors_hooks`` sees every tensor autograd saves. A saved tensor counts
@@ -81,6 +88,17 @@ from senet_profile.errors import UserInputError
 
 
 @dataclass(frozen=True)
+class LiveTensor:
+    """One storage live at the peak: the module and aten op that allocated it, its shape and bytes."""
+
+    module: str
+    op: str
+    shape: tuple[int, ...]
+    nbytes: int
+    in_se: bool
+
+
+@dataclass(frozen=True)
 class MemoryProfile:
     """Peak live activation bytes and saved-for-backward bytes of one pass, with the SE blocks' share."""
 
@@ -94,6 +112,8 @@ class MemoryProfile:
     se_saved_tensors: tuple[tuple[str, str, tuple[int, ...], int], ...]
     grad_bytes: int
     cuda_max_allocated: int | None
+    peak_tensors: tuple[LiveTensor, ...] = ()
+    peak_at: LiveTensor | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +199,7 @@ class _Allocations(TorchDispatchMode):
             self._ignore(_storage(tensor))
         self._live: dict[int, _Live] = {}
         self.owners: list[_Frame] = []  # serial -> frame that allocated it
+        self.origins: list[tuple[str, tuple[int, ...]]] = []  # serial -> (aten op, shape of first tensor)
         self.events: list[tuple[int, int]] = []  # (serial, +bytes allocated / -bytes freed), in order
         self.active = True
 
@@ -191,10 +212,10 @@ class _Allocations(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         for leaf in tree_leaves(out):
             if isinstance(leaf, torch.Tensor):
-                self._see(leaf, args, kwargs)
+                self._see(leaf, args, kwargs, getattr(func, "overloadpacket", func).__name__)
         return out
 
-    def _see(self, tensor: torch.Tensor, args: Any, kwargs: Any) -> None:
+    def _see(self, tensor: torch.Tensor, args: Any, kwargs: Any, op: str) -> None:
         storage = _storage(tensor)
         if storage is None or id(storage) in self._ignored:
             return
@@ -212,6 +233,7 @@ class _Allocations(TorchDispatchMode):
             return
         serial = len(self.owners)
         self.owners.append(self._stack.frames[-1])
+        self.origins.append((op, tuple(tensor.shape)))
         nbytes = storage.nbytes()
         self._live[key] = _Live(
             serial=serial, nbytes=nbytes, ref=weakref.ref(storage, partial(self._freed, key))
@@ -350,18 +372,46 @@ def _restored(model: nn.Module, *, buffers: bool) -> Iterator[None]:
                 buf.copy_(value)
 
 
-def _replay(events: list[tuple[int, int]], owners: list[_Frame], excluded: set[int]) -> tuple[int, int]:
-    """Peak of the live total over ``events`` (leaving ``excluded`` serials out) and the SE part at it."""
+@dataclass(frozen=True)
+class _Peak:
+    """The peak of a replayed pass: its bytes, the SE-allocated part, and the storages live at it."""
+
+    total: int
+    se: int
+    live: dict[int, int]  # serial -> bytes
+    at: int | None  # serial of the allocation that reached the peak
+
+
+def _replay(events: list[tuple[int, int]], owners: list[_Frame], excluded: set[int]) -> _Peak:
+    """Peak of the live total over ``events`` (leaving ``excluded`` serials out), SE's part, what is live."""
     total = se = peak = se_at_peak = 0
-    for serial, delta in events:
+    peak_index = -1
+    for index, (serial, delta) in enumerate(events):
         if serial in excluded:
             continue
         total += delta
         if owners[serial].in_se:
             se += delta
         if total > peak:
-            peak, se_at_peak = total, se
-    return peak, se_at_peak
+            peak, se_at_peak, peak_index = total, se, index
+    live: dict[int, int] = {}
+    for serial, delta in events[: peak_index + 1]:  # a second pass, up to the peak, for the live set
+        if serial not in excluded:
+            live[serial] = live.get(serial, 0) + delta
+            if live[serial] == 0:
+                del live[serial]
+    return _Peak(peak, se_at_peak, live, events[peak_index][0] if peak_index >= 0 else None)
+
+
+def _live_tensor(serial: int, nbytes: int, allocations: _Allocations) -> LiveTensor:
+    frame = allocations.owners[serial]
+    op, shape = allocations.origins[serial]
+    return LiveTensor(frame.name, op, shape, nbytes, frame.in_se)
+
+
+def _live_tensors(peak: _Peak, allocations: _Allocations) -> tuple[LiveTensor, ...]:
+    """The storages live at the peak, in allocation order."""
+    return tuple(_live_tensor(serial, peak.live[serial], allocations) for serial in sorted(peak.live))
 
 
 def _grad_storages(model: nn.Module, allocations: _Allocations) -> tuple[set[int], int]:
@@ -410,7 +460,7 @@ def measure_memory(
         finally:
             stack.remove()
             allocations.close()
-    peak, se_peak = _replay(allocations.events, allocations.owners, grad_serials)
+    peak = _replay(allocations.events, allocations.owners, grad_serials)
     by_module: dict[str, int] = {}
     for record in saved.records:
         by_module[record.module] = by_module.get(record.module, 0) + record.nbytes
@@ -418,14 +468,16 @@ def measure_memory(
     return MemoryProfile(
         mode=mode,
         device=device,
-        peak_bytes=peak,
+        peak_bytes=peak.total,
         saved_bytes=sum(record.nbytes for record in saved.records),
-        se_peak_bytes=se_peak,
+        se_peak_bytes=peak.se,
         se_saved_bytes=sum(record.nbytes for record in se_records),
         saved_by_module=by_module,
         se_saved_tensors=tuple((r.module, r.op, r.shape, r.nbytes) for r in se_records),
         grad_bytes=grad_bytes,
         cuda_max_allocated=cuda_max,
+        peak_tensors=_live_tensors(peak, allocations),
+        peak_at=None if peak.at is None else _live_tensor(peak.at, peak.live[peak.at], allocations),
     )
 
 

@@ -7,6 +7,11 @@ per-pair ratios, the figure the tool stands behind -- with its 95 % CI. The two 
 median is not the medians' ratio. Each side's interquartile range and page faults stand beside them. An
 interval from fewer than ``MIN_CI_SAMPLES`` samples is not given: its ends are None, and
 ``interval_notes`` says why.
+
+``memory_peak_se`` is what SE adds to the peak: the model's peak less the peak of the same model with its SE
+modules taken out (``catalog.attach.remove_se``), so that in a comparison of a model with its SE-free twin
+it is the whole peak difference, and otherwise the part of it that SE causes (``senet-profile
+explain-memory`` shows the tensors behind it).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from senet_profile.analysis.allocator import ALLOCATORS
 from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.analysis.latency import DTYPES, LatencyOptions, PairedLatency, SideStats
 from senet_profile.analysis.memory import MemoryProfile, measure_memory
+from senet_profile.catalog.attach import remove_se
+from senet_profile.catalog.se import se_module_names
 from senet_profile.errors import UserInputError
 
 METRIC_GROUPS = ("static", "memory", "latency")
@@ -38,7 +45,7 @@ MEDIANS_LABEL = "difference of medians"
 class RuntimeOptions:
     """How runtime metrics are measured: device, pass, threads, dtype, layout, compile and time budget."""
 
-    device: str = "cpu"
+    device: str | None = None
     mode: str = "infer"
     threads: int | None = 1
     dtype: str = "fp32"
@@ -61,7 +68,10 @@ class RuntimeOptions:
         if problem:
             raise UserInputError(problem)
         checks = (
-            (self.device in DEVICES, f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}"),
+            (
+                self.device is None or self.device in DEVICES,
+                f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}",
+            ),
             (self.mode in MODES, f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}"),
             (self.dtype in DTYPES, f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}"),
             (
@@ -97,7 +107,7 @@ class RuntimeOptions:
             ),
             (
                 self.dtype != "fp16" or self.device == "cuda",
-                f"dtype fp16 runs on CUDA only, not on {self.device}; use bf16 or fp32",
+                f"dtype fp16 runs on CUDA only, not on {self.device or 'cpu'}; use bf16 or fp32",
             ),
             (
                 "latency" not in metrics or self.device != "meta",
@@ -112,12 +122,22 @@ class RuntimeOptions:
         if problem:
             raise UserInputError(problem)
 
+    @property
+    def memory_device(self) -> str:
+        """Where memory is tracked: the device asked for, else meta (byte-identical to the CPU's figure)."""
+        return self.device or "meta"
+
+    @property
+    def latency_device(self) -> str:
+        """Where latency is timed: the device asked for, else the CPU."""
+        return self.device or "cpu"
+
     def latency(self, *, batch_size: int, input_size: tuple[int, int]) -> LatencyOptions:
         """The options of one latency measurement."""
         if self.device == "meta":
             raise UserInputError("latency cannot be measured on the meta device; use --device cpu or cuda")
         return LatencyOptions(
-            device=self.device,
+            device=self.latency_device,
             mode=self.mode,
             batch_size=batch_size,
             threads=self.threads,
@@ -131,13 +151,17 @@ class RuntimeOptions:
             processes=self.processes,
         )
 
-    def describe(self) -> str:
-        """A one-line summary for captions and run records."""
-        extras = [f"threads={self.threads}" if self.threads else "threads=default", self.dtype]
+    def describe(self, metrics: tuple[str, ...] = METRIC_GROUPS) -> str:
+        """A one-line summary for captions and run records (devices and timing settings of ``metrics``)."""
+        timed = "latency" in metrics
+        extras = [f"threads={self.threads}" if self.threads else "threads=default"] * timed + [self.dtype]
         extras += ["channels_last"] * self.channels_last + ["compiled"] * self.compile
-        extras += [f"heap {self.allocator}"] * (self.device == "cpu")
-        extras += [f"{self.processes} processes" if self.processes > 1 else "1 process"]
-        return f"{self.device}, {self.mode}, {', '.join(extras)}"
+        extras += [f"heap {self.allocator}"] * (timed and self.latency_device == "cpu")
+        extras += [f"{self.processes} processes" if self.processes > 1 else "1 process"] * timed
+        device = self.device or self.latency_device
+        if self.device is None and "memory" in metrics:
+            device = f"memory on {self.memory_device}" + f", latency on {device}" * timed
+        return f"{device}, {self.mode}, {', '.join(extras)}"
 
 
 def _is_int(value: object) -> bool:
@@ -172,27 +196,50 @@ def _row(metric: str, unit: str, value: object, **extra: object) -> dict:
     return {"metric": metric, "unit": unit, "scope": "model", "source": OURS, "value": value, **extra}
 
 
-MEMORY_METRICS: tuple[tuple[str, Callable[[MemoryProfile], int | None]], ...] = (
-    ("memory_peak", lambda m: m.peak_bytes),
-    ("memory_peak_se", lambda m: m.se_peak_bytes),
-    ("memory_saved", lambda m: m.saved_bytes),
-    ("memory_saved_se", lambda m: m.se_saved_bytes),
-    ("memory_grads", lambda m: m.grad_bytes),
+@dataclass(frozen=True)
+class MemoryResult:
+    """One model's pass and, when it has SE modules, the same pass with them taken out."""
+
+    profile: MemoryProfile
+    without_se: MemoryProfile | None
+
+    @property
+    def se_peak_delta(self) -> int:
+        """What SE adds to the peak: the peak less the peak without SE (0 for a model without SE)."""
+        return 0 if self.without_se is None else self.profile.peak_bytes - self.without_se.peak_bytes
+
+
+MEMORY_METRICS: tuple[tuple[str, Callable[[MemoryResult], int | None]], ...] = (
+    ("memory_peak", lambda m: m.profile.peak_bytes),
+    ("memory_peak_se", lambda m: m.se_peak_delta),
+    ("memory_saved", lambda m: m.profile.saved_bytes),
+    ("memory_saved_se", lambda m: m.profile.se_saved_bytes),
+    ("memory_grads", lambda m: m.profile.grad_bytes),
 )
 
 
 def memory_profile(model: nn.Module, input_shape: tuple[int, ...], options: RuntimeOptions) -> MemoryProfile:
-    """Tracked peak and saved memory of one pass of ``model`` on the options' device."""
+    """Tracked peak and saved memory of one pass of ``model`` on the options' memory device."""
     return measure_memory(
-        model, input_shape, mode=options.mode, device=options.device, dtype=options.torch_dtype
+        model, input_shape, mode=options.mode, device=options.memory_device, dtype=options.torch_dtype
     )
 
 
-def memory_records(profile: MemoryProfile) -> list[dict]:
+def memory_result(model: nn.Module, input_shape: tuple[int, ...], options: RuntimeOptions) -> MemoryResult:
+    """The pass of ``model`` and, if it holds SE modules, of a copy with them replaced by identities."""
+    without = remove_se(model) if se_module_names(model) else None
+    return MemoryResult(
+        profile=memory_profile(model, input_shape, options),
+        without_se=None if without is None else memory_profile(without, input_shape, options),
+    )
+
+
+def memory_records(result: MemoryResult) -> list[dict]:
     """One record per memory figure (bytes); CUDA's own peak beside the tracked one when on CUDA."""
-    records = [_row(name, "bytes", read(profile)) for name, read in MEMORY_METRICS]
-    if profile.cuda_max_allocated is not None:
-        records.append({**_row("memory_peak", "bytes", profile.cuda_max_allocated), "source": "torch.cuda"})
+    records = [_row(name, "bytes", read(result)) for name, read in MEMORY_METRICS]
+    if result.profile.cuda_max_allocated is not None:
+        cuda_peak = result.profile.cuda_max_allocated
+        records.append({**_row("memory_peak", "bytes", cuda_peak), "source": "torch.cuda"})
     return records
 
 

@@ -63,7 +63,13 @@ ByClass = Annotated[
 Metrics = Annotated[
     str, typer.Option("--metrics", help="static | memory | latency, comma-separated, or all.")
 ]
-Device = Annotated[str, typer.Option("--device", help="cpu | cuda (meta: memory planning without data).")]
+Device = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="cpu | cuda | meta (default: memory on meta, byte-identical to cpu and faster; latency on cpu).",
+    ),
+]
 Mode = Annotated[str, typer.Option("--mode", help="infer (eval, no grad) | train (forward + backward).")]
 Threads = Annotated[
     int, typer.Option("--threads", help="torch CPU threads while timing (1, as torch.utils.benchmark does).")

@@ -158,7 +158,7 @@ def profile_command(
     attention: Attention = None,
     crosscheck: CrossCheck = False,
     metrics: Metrics = "static",
-    device: Device = "cpu",
+    device: Device = None,
     mode: Mode = "infer",
     threads: Threads = 1,
     dtype: Dtype = "fp32",
@@ -261,7 +261,7 @@ def compare_command(
     attention: Attention = None,
     crosscheck: CrossCheck = False,
     metrics: Metrics = "static",
-    device: Device = "cpu",
+    device: Device = None,
     mode: Mode = "infer",
     threads: Threads = 1,
     dtype: Dtype = "fp32",
@@ -314,13 +314,13 @@ def explain_memory_command(
     input_size: InputSize = None,
     batch_size: BatchSize = 8,
     mode: Mode = "train",
-    device: Device = "meta",
+    device: Device = None,
     output: Annotated[Path | None, typer.Option("--output", help="Write the Markdown report here.")] = None,
 ) -> None:
-    """Why CANDIDATE's peak memory exceeds BASE's: SE's saved tensors one by one, against the peaks."""
+    """Why CANDIDATE's peak memory differs from BASE's: the tensors live at each peak, SE's part of them."""
     from senet_profile import api
     from senet_profile.analysis import explain
-    from senet_profile.analysis.metrics import memory_profile
+    from senet_profile.analysis.metrics import memory_result
     from senet_profile.analysis.resources import check_fits
 
     target = None if output == STDOUT else output
@@ -328,24 +328,23 @@ def explain_memory_command(
         check_writable(target)
     runtime = _runtime(device=device, mode=mode)
     _check_request(runtime, ("memory",), batch_size, input_size)
+    where = "meta" if runtime.memory_device == "meta" else "cpu"
     planned = {name: api.resolve(name) for name in (base, candidate)}  # on meta: no data yet
     size = _size(input_size) or planned[base].input_size or api.DEFAULT_INPUT_SIZE
     workload = api.Workload(batch_size, size)
     shape = workload.shape
     for name in (base, candidate):
         api.check_runs(planned[name].module, workload)  # an input too small is refused as `profile` does
-        if device == "cpu":
+        if runtime.memory_device == "cpu":
             check_fits(planned[name].module, shape, mode=mode, dtype=runtime.torch_dtype)
-    built = {
-        name: planned[name] if device == "meta" else api.resolve(name, device="cpu")
-        for name in (base, candidate)
-    }
-    base_memory, candidate_memory = (
-        memory_profile(built[n].module, shape, runtime) for n in (base, candidate)
+    built = [planned[n] if where == "meta" else api.resolve(n, device="cpu") for n in (base, candidate)]
+    base_result, candidate_result = (memory_result(b.module, shape, runtime) for b in built)
+    names = (built[0].name, built[1].name)
+    report = explain.memory_report(
+        names, base_result.profile, candidate_result.profile, candidate_result.without_se
     )
-    explanation = explain.explain(base_memory, candidate_memory)
-    title = f"Memory: {candidate} over {base}, {mode}, input {'x'.join(map(str, shape))}, {device}"
-    text = explain.to_markdown(explanation, title=title)
+    title = f"Memory: {names[1]} over {names[0]}, {mode}, input {'x'.join(map(str, shape))}, "
+    text = explain.to_markdown(report, title=title + runtime.memory_device)
     if target is None:
         typer.echo(text, nl=False)
     else:
