@@ -132,3 +132,28 @@ def test_counting_in_worker_processes_gives_the_same_counts() -> None:
     forked = paper.count_all(keys, workers=2, progress=lambda done, total: seen.append((done, total)))
     assert forked == {key: paper.counts_for(*key) for key in keys}
     assert seen == [(1, 2), (2, 2)]
+
+
+def test_se_row_is_no_match_while_its_twin_differs(frame):
+    rows = frame.set_index("id")
+    assert rows.loc["t2.resnet152", "status"] == "differs"
+    # SE-ResNet-152 is matched by "+SE ops", but only by coincidence: ResNet-152's squeeze count equals
+    # its residual-add count, so "+SE ops" equals the residual-add explanation of its twin.
+    assert rows.loc["t2.se_resnet152", "matched_by"] == "+SE ops"
+    assert rows.loc["t2.se_resnet152", "status"] == "differs"
+    assert rows.loc["t2.se_resnet152", "note"] == rows.loc["t2.se_resnet101", "note"] == paper._FOLLOWS_BASE
+    trace = trace_ops(get_model("resnet152:layout=paper"), torch.empty(1, 3, 224, 224, device="meta"))
+    adds = sum(
+        e.out_elements for e in trace.events if e.op == "add" and re.fullmatch(r"layer\d\.\d+", e.module)
+    )
+    squeeze = paper.counts_for("se_resnet152:layout=paper", 224).se_squeeze_ops
+    assert adds == squeeze == 13_146_112
+    # A twin that matches leaves the SE row's own status alone.
+    assert rows.loc["t2.resnet50", "status"].startswith("match")
+    assert rows.loc["t2.se_resnet50", "status"].startswith("match")
+
+
+def test_twin_is_the_same_tables_se_free_row():
+    figures = paper.load_figures()[1]
+    assert paper.twin_of(_figure("t2.se_resnet152"), figures) == _figure("t2.resnet152")
+    assert paper.twin_of(_figure("t2.resnet152"), figures) is None

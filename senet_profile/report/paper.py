@@ -5,7 +5,11 @@ computed ones. A FLOPs figure is computed under three counting conventions, sinc
 which it used: multiply-adds alone (``MACs``), plus SE's squeeze (one add per pooled element), plus all of
 SE's element work (squeeze, gate, scale, the ReLU between the FCs). A figure matched by none of them within
 its printed rounding is marked ``differs`` and carries its reason from ``EXPLANATIONS``; one without a
-recorded reason is marked ``UNEXPLAINED`` rather than hidden. Nothing here adjusts a count.
+recorded reason is marked ``UNEXPLAINED`` rather than hidden. An SE network's row is never a match while
+the same table's row for its SE-free twin is not: a match there would be a coincidence (SE-ResNet-152's
+"+SE ops" figure equals ResNet-152's multiply-adds plus its residual additions, because ResNet-152's
+squeeze count, 13,146,112, equals its residual-add count); such a row is marked ``differs`` and carries the
+twin's note. Nothing here adjusts a count.
 """
 
 from __future__ import annotations
@@ -79,13 +83,15 @@ _SHUFFLENET = (
     "2.4 M match the computed counts truncated, not rounded."
 )
 _INCEPTION_RESNET = (
-    "Built from the Inception-v4 paper's Figures 9-18 (5/10/5 blocks, widths as printed, the residual "
-    "1x1 convs widened to 1152/2144 so that the additions are defined). The authors' released model differs "
-    "(10/20/10 blocks, a final 1x1 conv) and is larger; the SENet paper does not describe its "
+    "Built from the Inception-v4 paper's Figures 3, 7 and 15-19, those of Inception-ResNet-v2 (Figure 9 "
+    "is Inception-v4's schema, Figures 10-14 Inception-ResNet-v1's): 5/10/5 blocks, widths as printed, the "
+    "residual 1x1 convs widened to 1152/2144 so that the additions are defined. The authors' released "
+    "model differs (10/20/10 blocks, a final 1x1 conv) and is larger; the SENet paper does not describe its "
     "re-implementation, and no configuration faithful to either source gives 11.75."
 )
 
-# Why a printed figure is matched by no convention, keyed by figure id.
+# Why a printed figure is matched by no convention, keyed by figure id (an SE row whose SE-free twin is not
+# matched gets _FOLLOWS_BASE without an entry here).
 EXPLANATIONS: dict[str, str] = {
     "t10.r4.params": _PARAMS_SLIP,
     "t10.r8.params": _PARAMS_SLIP,
@@ -103,14 +109,10 @@ EXPLANATIONS: dict[str, str] = {
         "Not matched by multiply-adds, nor with the residual additions counted as for ResNet-101/152 (that "
         "gives 7.98); the paper says no more of its ResNeXt-101 than 32x4d."
     ),
-    "t2.se_resnet101": _FOLLOWS_BASE,
-    "t2.se_resnext50": _FOLLOWS_BASE,
-    "t2.se_resnext101": _FOLLOWS_BASE,
     "t2.inception_resnet_v2": _INCEPTION_RESNET,
     "t2.se_inception_resnet_v2": _INCEPTION_RESNET,
     "t3.shufflenet.mflops": _SHUFFLENET,
     "t3.shufflenet.params": _SHUFFLENET,
-    "t3.se_shufflenet.mflops": _FOLLOWS_BASE,
     "t3.se_shufflenet.params": _SHUFFLENET,
 }
 
@@ -190,17 +192,51 @@ def _status(matched: list[str], primary: str) -> str:
     return f"match with {matched[0]}" if matched else "differs"
 
 
-def evaluate(figure: PaperFigure, lookup: Callable[[str, int], Counts] = counts_for) -> dict:
-    """``figure`` beside its computed values under each convention, with its status and note."""
+def _computed(figure: PaperFigure, lookup: Callable[[str, int], Counts] = counts_for) -> dict[str, float]:
+    """``figure``'s quantity computed under each of its conventions, in order (the primary first)."""
     quantity = QUANTITIES[figure.quantity]
     computed: dict[str, float] = {}
     for name, read in quantity.conventions.items():
         base = read(lookup(figure.base, figure.input_size)) if figure.base else 0.0
         computed[name] = KINDS[figure.kind](base, read(lookup(figure.model, figure.input_size)))
+    return computed
+
+
+def _matched(figure: PaperFigure, lookup: Callable[[str, int], Counts] = counts_for) -> list[str]:
+    return [name for name, value in _computed(figure, lookup).items() if _matches(value, figure)]
+
+
+def twin_of(figure: PaperFigure, figures: list[PaperFigure]) -> PaperFigure | None:
+    """The same table's figure of the same quantity for ``figure``'s SE-free twin (``se_X`` -> ``X``)."""
+    if figure.kind != "value" or not figure.model.startswith("se_"):
+        return None
+    twin = figure.model.removeprefix("se_")
+    same = (figure.source, figure.quantity, figure.kind, figure.input_size)
+    return next(
+        (f for f in figures if f.model == twin and (f.source, f.quantity, f.kind, f.input_size) == same), None
+    )
+
+
+def evaluate(
+    figure: PaperFigure,
+    lookup: Callable[[str, int], Counts] = counts_for,
+    *,
+    twin: PaperFigure | None = None,
+) -> dict:
+    """``figure`` beside its computed values under each convention, with its status and note.
+
+    With ``twin`` (its SE-free twin's figure) unmatched, the row is ``differs`` whatever it matches.
+    """
+    quantity = QUANTITIES[figure.quantity]
+    computed = _computed(figure, lookup)
     matched = [name for name, value in computed.items() if _matches(value, figure)]
     primary = next(iter(computed))
-    status = _status(matched, primary)
-    note = "" if matched else EXPLANATIONS.get(figure.id, "UNEXPLAINED: no reason recorded for this gap")
+    twin_unmatched = twin is not None and not _matched(twin, lookup)
+    status = "differs" if twin_unmatched else _status(matched, primary)
+    note = ""
+    if status == "differs":
+        fallback = _FOLLOWS_BASE if twin_unmatched else "UNEXPLAINED: no reason recorded for this gap"
+        note = EXPLANATIONS.get(figure.id, fallback)
     values = dict(zip(_CONVENTION_COLUMNS, computed.values(), strict=False))
     return {
         "id": figure.id,
@@ -223,7 +259,9 @@ def paper_report(*, workers: int = 2, progress: Callable[[int, int], None] | Non
     citation, figures = load_figures()
     keys = list(dict.fromkeys((m, f.input_size) for f in figures for m in (f.model, f.base) if m))
     counted = count_all(keys, workers=workers, progress=progress)
-    rows = [evaluate(f, lambda model, size: counted[(model, size)]) for f in figures]
+    rows = [
+        evaluate(f, lambda model, size: counted[(model, size)], twin=twin_of(f, figures)) for f in figures
+    ]
     frame = pd.DataFrame(rows, columns=COLUMNS, dtype=object)
     frame.attrs["citation"] = citation
     frame.attrs["convention"] = CONVENTION
