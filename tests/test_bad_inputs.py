@@ -476,14 +476,15 @@ def small_figures(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_batch_too_large_for_memory(at_store: Path) -> None:
-    line = refused("profile", "resnet18", "--metrics", "memory", "--batch-size", "100000", needle="bytes")
+    args = ("profile", "resnet18", "--metrics", "memory", "--device", "cpu", "--batch-size", "100000")
+    line = refused(*args, needle="bytes")
     assert "--device meta" in line and "out of memory" in line
 
 
 def test_batch_over_a_memory_limit(at_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(resources, "available_bytes", lambda: 100_000_000)  # a 100 MB cgroup, say
-    line = refused("compare", "resnet18", "se_resnet18", "--metrics", "memory", "--batch-size", "1000",
-                   needle="out of memory")  # fmt: skip
+    line = refused("compare", "resnet18", "se_resnet18", "--metrics", "memory", "--device", "cpu",
+                   "--batch-size", "1000", needle="out of memory")  # fmt: skip
     assert "100,000,000 bytes are free" in line and "--device meta" in line
 
 
@@ -499,7 +500,7 @@ def test_allocator_failure_is_one_line(at_store: Path, monkeypatch: pytest.Monke
             "to allocate 123456789012 bytes. Error code 12 (Cannot allocate memory)"
         )
 
-    monkeypatch.setattr("senet_profile.api.memory_profile", allocator)
+    monkeypatch.setattr("senet_profile.api.memory_result", allocator)
     line = refused("profile", "resnet18", "--metrics", "memory", needle="123,456,789,012 bytes")
     assert "--device meta" in line
 
@@ -508,7 +509,7 @@ def test_python_memory_error_is_one_line(at_store: Path, monkeypatch: pytest.Mon
     def exhausted(*args: object, **kwargs: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr("senet_profile.api.memory_profile", exhausted)
+    monkeypatch.setattr("senet_profile.api.memory_result", exhausted)
     refused("profile", "resnet18", "--metrics", "memory", needle="out of memory")
 
 
