@@ -206,7 +206,8 @@ def history_command(
     sweeps_dir: Annotated[
         Path | None,
         typer.Option(
-            "--sweeps-dir", help="Sweeps whose timed cases join the history (default: RESULTS/sweeps)."
+            "--sweeps-dir",
+            help="Sweeps whose timed cases join the history (default: RESULTS/sweeps; none with --runs-dir).",
         ),
     ] = None,
     fmt: PrintFormat = None,
@@ -217,21 +218,23 @@ def history_command(
     from senet_profile.report import plots
 
     folders = existing_results(results) if runs_dir is None or plot is None else results_root(results)
+    # Runs named explicitly are the whole history: sweeps join it only from the same results folder.
+    if sweeps_dir is None and runs_dir is None:
+        sweeps_dir = folders.sweeps
     runs_dir, plot = runs_dir or folders.runs, plot or folders.plots
     choose_format(fmt, None)
     stem = "history-" + re.sub(r"[^A-Za-z0-9_.]+", "_", pair).strip("_") if pair else "history"
     plots.check_destination(plot, stem)
-    sweeps_dir = sweeps_dir or folders.sweeps
     classes = [tracking.current_class()]
     if all_machines:
-        found_dirs = [*runs_dir.glob("*"), *sweeps_dir.glob("*/*")]
+        found_dirs = [*runs_dir.glob("*"), *(sweeps_dir.glob("*/*") if sweeps_dir else [])]
         classes = sorted({p.name for p in found_dirs if p.is_dir()})
     records = []
     for machine_class in classes:
-        for found, problems in (
-            tracking.runs_of_class(runs_dir, machine_class),
-            sweep_runs_of_class(sweeps_dir, machine_class),
-        ):
+        sources = [tracking.runs_of_class(runs_dir, machine_class)]
+        if sweeps_dir is not None:
+            sources.append(sweep_runs_of_class(sweeps_dir, machine_class))
+        for found, problems in sources:
             _report_problems(problems)
             records += found
     history = tracking.overhead_history(records, pair)
