@@ -11,6 +11,7 @@ from senet_profile.analysis.optime import (
     class_overhead_pp,
     measure_op_times,
     measure_op_times_paired,
+    measure_train_share,
 )
 from senet_profile.catalog.se import SEBlock, SEConfig
 from senet_profile.errors import UserInputError
@@ -72,3 +73,38 @@ def test_bad_options_are_refused(options: dict, message: str) -> None:
 def test_cuda_without_a_gpu_is_refused() -> None:
     with pytest.raises(UserInputError, match="no CUDA device"):
         OpTimeOptions(device="cuda")
+
+
+class _Gate(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x * 2)
+
+
+def test_a_modules_autograd_nodes_are_those_between_its_inputs_and_outputs() -> None:
+    from senet_profile.analysis.optime import _autograd_nodes
+
+    conv, gate = nn.Conv2d(3, 4, 1), _Gate()
+    x = conv(torch.randn(1, 3, 2, 2))
+    y = gate(x)
+    names = sorted(type(node).__name__ for node in _autograd_nodes(y, (x,)))
+    assert names == ["MulBackward0", "SigmoidBackward0"]  # not the conv's node, not its weights'
+
+
+def test_training_pass_share_splits_forward_and_backward() -> None:
+    from senet_profile.analysis.optime import _se_roots, _timed_pass
+
+    model = se_model().train()
+    seconds = _timed_pass(model, torch.randn(2, 3, 8, 8), _se_roots(model))
+    assert all(value > 0 for value in seconds.values())  # SE and the rest, in both directions
+    assert all(param.grad is None for param in model.parameters())  # left as found
+    share = measure_train_share(se_model(), SMALL)
+    assert 0 < share.share_pct < 100 and share.repeats == 3
+    low, high = share.share_ci
+    assert low <= share.share_pct <= high
+    assert 0 < share.forward_share_pct < 100 and 0 < share.backward_share_pct < 100
+    assert 0 < share.backward_fraction_pct < 100
+
+
+def test_training_pass_share_needs_an_se_block() -> None:
+    with pytest.raises(UserInputError, match="no SE block"):
+        measure_train_share(nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()), SMALL)

@@ -68,8 +68,9 @@ def test_measured_explanation_names_the_most_mispredicted_class() -> None:
     rows = {row["verdict"]: row for row in verdicts(explained)}
     assert list(rows) == [
         "FLOPs predict", "machine model predicts", "measured (paired)", "in-model SE time share",
-        "prediction error",
+        "SE share, training pass", "prediction error",
     ]  # fmt: skip
+    assert "backward" in rows["SE share, training pass"]["detail"]
     assert rows["prediction error"]["overhead_pct"] == pytest.approx(
         explained.predicted_pct - explained.paired.overhead_pct
     )

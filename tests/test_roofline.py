@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from senet_profile.analysis.roofline import (
+    FORMAT_VERSION,
     MachineModel,
     load,
     load_or_measure,
@@ -17,6 +18,7 @@ from senet_profile.analysis.roofline import (
     op_time,
     predict,
     save,
+    seconds_in_rounds,
     setting_key,
 )
 from senet_profile.analysis.trace import OpEvent
@@ -85,8 +87,8 @@ def test_store_round_trip_keeps_other_settings(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["not json", "[]", '{"version": 1, "models": {}}', '{"version": 2, "models": []}',
-     '{"version": 2, "models": {"cpu fp32 threads=1": {"device": "cpu"}}}'],
+    ["not json", "[]", '{"version": 99, "models": {}}', '{"version": "3", "models": {}}',
+     '{"version": 3, "models": []}', '{"version": 3, "models": {"cpu fp32 threads=1": {"device": "cpu"}}}'],
 )  # fmt: skip
 def test_corrupt_store_is_refused_and_kept(tmp_path: Path, text: str) -> None:
     path = tmp_path / "class.json"
@@ -123,3 +125,22 @@ def test_cuda_without_a_gpu_is_refused() -> None:
 def test_meta_device_is_refused() -> None:
     with pytest.raises(UserInputError, match="cpu or cuda"):
         measure_machine(device="meta")
+
+
+def test_a_stale_format_is_measured_again_and_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "class.json"
+    path.write_text(json.dumps({"version": FORMAT_VERSION - 1, "models": {"cpu fp32 threads=1": {}}}))
+    assert load(path, "cpu fp32 threads=1") is None  # measured the old way: not used
+    save(path, machine())
+    assert json.loads(path.read_text())["version"] == FORMAT_VERSION
+    assert load(path, "cpu fp32 threads=1") == machine()
+
+
+def test_calibration_calls_are_timed_in_rounds_never_back_to_back() -> None:
+    from senet_profile.analysis.roofline import _Probe
+
+    calls: list[str] = []
+    probes = [_Probe(name, lambda name=name: calls.append(name)) for name in ("a", "b", "c")]
+    seconds = seconds_in_rounds(probes, lambda: None, rounds=5)
+    assert set(seconds) == {"a", "b", "c"} and all(s >= 0 for s in seconds.values())
+    assert calls == ["a", "b", "c"] * 6  # one untimed round, then five timed ones, each op between others

@@ -27,6 +27,7 @@ from time import perf_counter
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from senet_profile.analysis.intervals import bootstrap_median_ci
 from senet_profile.analysis.static import classified_events
@@ -193,3 +194,142 @@ def class_overhead_pp(base: OpTimes, candidate: OpTimes, op_class: str) -> float
     b, c = base.class_samples.get(op_class, zeros), candidate.class_samples.get(op_class, zeros)
     values = [(ci - bi) / total * 100 for bi, ci, total in zip(b, c, base.ops_samples, strict=True)]
     return float(np.median(values))
+
+
+# ------------------------------------------------------------------------------------- training pass share
+
+
+@dataclass(frozen=True)
+class TrainShare:
+    """SE's share of a training pass's op time (forward and backward), median over repeats, with its CI."""
+
+    share_pct: float
+    share_ci: tuple[float, float]
+    forward_share_pct: float  # SE's share of the forward's op time, in train mode
+    backward_share_pct: float  # SE's share of the backward's op time
+    backward_fraction_pct: float  # the backward's part of the pass's op time
+    repeats: int
+
+
+def _autograd_nodes(outputs: object, inputs: tuple[object, ...]) -> set[object]:
+    """The autograd nodes between a module's inputs and its outputs: what its backward runs."""
+    stop = {t.grad_fn for t in _tensors_of(inputs) if t.grad_fn is not None}
+    pending = [t.grad_fn for t in _tensors_of(outputs) if t.grad_fn is not None]
+    found: set[object] = set()
+    while pending:
+        node = pending.pop()
+        if node in found or node in stop:
+            continue
+        found.add(node)
+        pending.extend(next_node for next_node, _ in node.next_functions if next_node is not None)
+    return found
+
+
+def _tensors_of(values: object) -> list[torch.Tensor]:
+    if isinstance(values, torch.Tensor):
+        return [values]
+    if isinstance(values, (tuple, list)):
+        return [t for v in values for t in _tensors_of(v)]
+    if isinstance(values, dict):
+        return [t for v in values.values() for t in _tensors_of(v)]
+    return []
+
+
+class _PassClock(TorchDispatchMode):
+    """Each op's seconds, SE's or not: by the SE module running it (forward), its autograd node (backward)."""
+
+    def __init__(self, se_nodes: set[object], inside: list[int], backward: list[bool]) -> None:
+        super().__init__()
+        self.se_nodes, self.inside, self.backward = se_nodes, inside, backward
+        self.seconds = {(phase, se): 0.0 for phase in ("forward", "backward") for se in (False, True)}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        start = perf_counter()
+        out = func(*args, **(kwargs or {}))
+        if any(t.is_cuda for t in _tensors_of(out)):
+            torch.cuda.synchronize()
+        seconds = perf_counter() - start
+        if self.backward[0]:
+            node = torch._C._current_autograd_node()
+            self.seconds["backward", node is not None and node in self.se_nodes] += seconds
+        else:
+            self.seconds["forward", self.inside[0] > 0] += seconds
+        return out
+
+
+def _se_roots(model: nn.Module) -> list[nn.Module]:
+    from senet_profile.catalog.attention import SE, attention_modules
+
+    names = {name for name, family in attention_modules(model).items() if family == SE}
+    return [module for name, module in model.named_modules() if name in names]
+
+
+def _timed_pass(model: nn.Module, x: torch.Tensor, roots: list[nn.Module]) -> dict[tuple[str, bool], float]:
+    """One training pass (forward, backward of a scalar loss) with each op timed and marked SE or not."""
+    from senet_profile.analysis.memory import scalar_loss
+
+    se_nodes: set[object] = set()
+    inside, backward = [0], [False]
+
+    def enter(module: nn.Module, args: object) -> None:
+        inside[0] += 1
+
+    def leave(module: nn.Module, args: tuple[object, ...], output: object) -> None:
+        inside[0] -= 1
+        se_nodes.update(_autograd_nodes(output, args))
+
+    handles = [root.register_forward_pre_hook(enter) for root in roots]
+    handles += [root.register_forward_hook(leave, always_call=True) for root in roots]
+    clock = _PassClock(se_nodes, inside, backward)
+    try:
+        with clock:
+            loss = scalar_loss(model(x))
+            backward[0] = True
+            loss.backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    for param in model.parameters():
+        param.grad = None
+    return clock.seconds
+
+
+def measure_train_share(model: nn.Module, options: OpTimeOptions) -> TrainShare:
+    """SE's share of the op time of a training pass (train mode, forward and backward), over repeats.
+
+    Forward ops count as SE's while an SE module runs; backward ops while the autograd engine runs a node
+    that an SE module's forward created (found by walking the graph from its outputs back to its inputs).
+    Gradient accumulation into SE's weights is SE's; the optimizer step is not part of the pass.
+    """
+    dtype = DTYPES[options.dtype]
+    work = copy.deepcopy(model).to(device=options.device, dtype=dtype).train()
+    roots = _se_roots(work)
+    if not roots:
+        raise UserInputError("the model has no SE block: there is no SE share of a training pass to measure")
+    x = torch.randn(options.batch_size, 3, *options.input_size, device=options.device, dtype=dtype)
+    shares, forward, backward, fraction = [], [], [], []
+    before = torch.get_num_threads()
+    torch.set_num_threads(options.threads)
+    try:
+        for _ in range(options.warmup):
+            _timed_pass(work, x, roots)
+        for _ in range(options.repeats):
+            seconds = _timed_pass(work, x, roots)
+            fwd = seconds["forward", False] + seconds["forward", True]
+            bwd = seconds["backward", False] + seconds["backward", True]
+            shares.append((seconds["forward", True] + seconds["backward", True]) / (fwd + bwd) * 100)
+            forward.append(seconds["forward", True] / fwd * 100)
+            backward.append(seconds["backward", True] / bwd * 100 if bwd else 0.0)
+            fraction.append(bwd / (fwd + bwd) * 100)
+            gc.collect(1)
+    finally:
+        torch.set_num_threads(before)
+    low, high = bootstrap_median_ci(shares)
+    return TrainShare(
+        share_pct=float(np.median(shares)),
+        share_ci=(low, high),
+        forward_share_pct=float(np.median(forward)),
+        backward_share_pct=float(np.median(backward)),
+        backward_fraction_pct=float(np.median(fraction)),
+        repeats=options.repeats,
+    )

@@ -11,7 +11,8 @@ measured op by op (``optime``). Three verdicts stand side by side:
 
 Each class's share of the overhead, in points of the base's time, is given predicted and measured (op
 times); their difference names the class the machine model mispredicts and by how much. The candidate's
-in-model SE time share (SE ops' seconds over all ops', needing no twin) stands beside the paired overhead.
+in-model SE time share (SE ops' seconds over all ops', needing no twin) stands beside the paired overhead,
+and, when measured, its SE share of a training pass (forward and backward, ``optime.measure_train_share``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from senet_profile.analysis.latency import LatencyOptions, PairedLatency, measur
 from senet_profile.analysis.optime import (
     OpTimeOptions,
     OpTimes,
+    TrainShare,
     class_overhead_pp,
     measure_op_times_paired,
+    measure_train_share,
 )
 from senet_profile.analysis.roofline import MachineModel, Prediction, predict
 from senet_profile.analysis.static import (
@@ -79,6 +82,7 @@ class TimeExplanation:
     flops_pct: float
     predicted_pct: float
     paired: PairedLatency | None
+    train_share: TrainShare | None = None  # the candidate's SE share of a training pass, when measured
 
     @property
     def error_pp(self) -> float | None:
@@ -170,6 +174,7 @@ def explain_time(
         for (name, _, profile, prediction), timed in zip(sides, times, strict=True)
     ]
     paired = measure_paired(base[1], candidate[1], latency) if latency is not None else None
+    train_share = measure_train_share(candidate[1], op_times) if op_times else None
     b, c = explained
     return TimeExplanation(
         base=b,
@@ -178,6 +183,7 @@ def explain_time(
         flops_pct=_pct(b.static.total.macs, c.static.total.macs),
         predicted_pct=_pct(b.prediction.total_s, c.prediction.total_s),
         paired=paired,
+        train_share=train_share,
     )
 
 
@@ -204,6 +210,16 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
             {"verdict": "in-model SE time share", "overhead_pct": times.se_share_pct, "ci_low": low,
              "ci_high": high, "detail": f"of {e.candidate.name}'s op time, {times.repeats} repeats, "
              f"no twin needed; time attribution costs {times.attribution_cost_pct:+.0f} % per forward"}
+        )  # fmt: skip
+    if e.train_share is not None:
+        t = e.train_share
+        low, high = t.share_ci
+        rows.append(
+            {"verdict": "SE share, training pass", "overhead_pct": t.share_pct, "ci_low": low,
+             "ci_high": high,
+             "detail": f"forward and backward op time, train mode, {t.repeats} repeats: forward "
+             f"{t.forward_share_pct:.2f} %, backward {t.backward_share_pct:.2f} % (the backward is "
+             f"{t.backward_fraction_pct:.0f} % of the pass)"}
         )  # fmt: skip
     if e.error_pp is not None:
         worst = e.worst_class

@@ -2,24 +2,29 @@
 
 Measured, for one device, dtype and thread count (``measure_machine``):
 - sustained bandwidth at a few working-set sizes (``BANDWIDTH_SIZES``: inside L2, inside L3, beyond it),
-  from a streaming ``add`` (two operands read, one written) repeated on the same tensors, net of the fixed
-  per-op cost;
+  from a streaming ``add`` (two operands read, one written), net of a 16-element add's cost;
 - MAC throughput of the op kinds that carry a network's MACs (``RATE_LAYERS``): a GEMM, a dense 3x3 conv,
   a pointwise (1x1) conv, a grouped conv and a depthwise conv, each on a layer shaped like ResNet's and
   MobileNet's;
 - for each family of ops without MACs (``FAMILY_LAYERS``: reductions such as SE's squeeze, pooling windows,
   normalization, elementwise with a transcendental such as the gate) its streaming efficiency: the fraction
   of the ``add`` bandwidth it reaches on a 3 MB tensor;
-- the fixed cost of one call of each family and kind (the same op on a tiny tensor, called through a
-  module as a network calls it), and of one view.
+- the fixed cost of one call of each family and kind (the same layer on a 1x1 or 2x2 map), and of a view.
+
+Every one of these calls is timed as a network runs it: in rounds that call each probe once in turn, so
+that each call follows a different op (``seconds_in_rounds``), the figure being the median over the rounds.
+Timed in a tight loop of itself instead, an op finds its code, data and page-table entries warm and runs
+several times faster than between other ops: on the 2-core EPYC here, a 16-element ReLU or SE's 2048-wide
+gate took 2 us in a loop and 10-15 us inside SE-ResNet-50, and the model built from loops predicted a third
+of SE's measured overhead.
 
 Predicted, per op of a trace (``predict``): a roofline plus a fixed cost,
 ``time = max(MACs / rate[kind], bytes / (bandwidth(bytes) * efficiency[family])) + fixed[family]``, where
-the bandwidth is interpolated (log-log) at the op's own traffic, since a tensor just written by the previous
-op is still in whichever cache holds it. Views cost the view constant and nothing else. An op in the
-tracer's ``unknown`` class has no rule: it is listed, never priced at zero.
+the bandwidth is interpolated (log-log) at the op's own traffic. Views cost the view constant and nothing
+else. An op in the tracer's ``unknown`` class has no rule: it is listed, never priced at zero.
 
-A model is stored per machine class as JSON (``save``/``load``: written atomically, validated on read).
+A model is stored per machine class as JSON (``save``/``load``: written atomically, validated on read; a
+file from an older format is stale: it is measured again and replaced).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from senet_profile.analysis.trace import OpEvent
 from senet_profile.errors import UserInputError
 from senet_profile.io import write_atomic
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: calibration calls timed in rounds among each other (2: each in a tight loop)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Working sets (bytes touched by one op) at which bandwidth is measured: L2-, L3- and DRAM-sized here.
 BANDWIDTH_SIZES = (384 * 1024, 1536 * 1024, 6 * 1024**2, 24 * 1024**2, 96 * 1024**2, 384 * 1024**2)
@@ -65,8 +70,7 @@ TRANSCENDENTAL_OPS = frozenset({"sigmoid", "tanh", "exp", "log", "erf", "gelu", 
 POOLING_OPS = frozenset({"max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "max_pool3d_with_indices"})
 POOLING_OPS |= frozenset({"avg_pool3d", "adaptive_max_pool2d"})
 NET_FLOOR = 0.5  # a call's time net of its fixed cost is at least this fraction of it
-MIN_CHUNK_S = 0.004  # each timed chunk of calls lasts at least this long
-CHUNKS = 7  # chunks per figure; the figure is their median
+ROUNDS = 31  # calibration rounds; each figure is the median of its call's times over the rounds
 
 
 class _Mean(nn.Module):
@@ -186,28 +190,39 @@ def predict(machine: MachineModel, events: Iterable[tuple[OpEvent, str]]) -> Pre
 # ------------------------------------------------------------------------------------------------ measuring
 
 
+@dataclass(frozen=True)
+class _Probe:
+    """One calibration call: what it runs and what it moves (its traced ops, or bytes for the bare adds)."""
+
+    name: str
+    call: Callable[[], object]
+    events: tuple[OpEvent, ...] = ()
+    moved: int = 0
+
+
 def _sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
 
-def seconds_per_call(call: Callable[[], object], sync: Callable[[], None]) -> float:
-    """Median over ``CHUNKS`` chunks of mean seconds per call; each chunk lasts ``MIN_CHUNK_S`` or more."""
-    for _ in range(2):
-        call()
+def seconds_in_rounds(
+    probes: list[_Probe], sync: Callable[[], None], rounds: int = ROUNDS
+) -> dict[str, float]:
+    """Median seconds of each probe's call over ``rounds`` rounds, each round calling every probe once.
+
+    Within a round each call follows a different op, as in a network: a tight loop of one op keeps that
+    op's code, data and page-table entries warm and runs faster than the same op does between others.
+    """
+    for probe in probes:  # first calls: allocations, kernel selection, lazy initialisation
+        probe.call()
     sync()
-    start = time.perf_counter()
-    call()
-    sync()
-    once = max(time.perf_counter() - start, 1e-7)
-    reps = max(1, math.ceil(MIN_CHUNK_S / once))
-    chunks = []
-    for _ in range(CHUNKS):
-        start = time.perf_counter()
-        for _ in range(reps):
-            call()
-        sync()
-        chunks.append((time.perf_counter() - start) / reps)
-    return sorted(chunks)[len(chunks) // 2]
+    samples: dict[str, list[float]] = {probe.name: [] for probe in probes}
+    for _ in range(rounds):
+        for probe in probes:
+            start = time.perf_counter()
+            probe.call()
+            sync()
+            samples[probe.name].append(time.perf_counter() - start)
+    return {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
 
 
 @contextmanager
@@ -227,71 +242,51 @@ def _net(seconds: float, fixed_s: float) -> float:
     return max(seconds - fixed_s, seconds * NET_FLOOR)
 
 
-def _view_overhead(device: str, dtype: torch.dtype) -> float:
-    """Seconds of one view."""
-    tiny = torch.ones(16, device=device, dtype=dtype)
-    return seconds_per_call(lambda: tiny.view(4, 4), _sync(device))
-
-
-def _layer_seconds(
-    make: Callable[[], nn.Module], shape: tuple[int, ...], device: str, dtype: torch.dtype
-) -> tuple[float, list[OpEvent]]:
-    """Seconds per call of a fresh layer on an input of ``shape``, and its traced ops (counted on meta)."""
+def _layer_probe(
+    name: str, make: Callable[[], nn.Module], shape: tuple[int, ...], device: str, dtype: torch.dtype
+) -> _Probe:
+    """A fresh layer called on an input of ``shape``, with its ops traced on meta (MACs, bytes)."""
     from senet_profile.analysis.trace import trace_ops  # counts the layer's MACs and bytes as in a model
 
     layer = make().to(device=device, dtype=dtype).eval()
     x = torch.randn(shape, device=device, dtype=dtype)
     with torch.inference_mode(False):  # inference mode would hide conv2d's decomposition to convolution
         meta = make().to(device="meta", dtype=dtype).eval()
-        events = list(trace_ops(meta, torch.empty(shape, device="meta", dtype=dtype)).events)
-    return seconds_per_call(lambda: layer(x), _sync(device)), events
+        events = tuple(trace_ops(meta, torch.empty(shape, device="meta", dtype=dtype)).events)
+    return _Probe(name, lambda: layer(x), events)
 
 
 def _tiny_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (1, shape[1], 1, 1) if len(shape) == 4 else (1, shape[1])
 
 
-def _families(
-    device: str, dtype: torch.dtype, bandwidth: MachineModel
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Each family's streaming efficiency (vs the add bandwidth at the same traffic) and fixed cost."""
-    efficiency, fixed = {}, {}
-    for name, make, shape in FAMILY_LAYERS:
-        fixed[name], _ = _layer_seconds(make, (1, shape[1], 2, 2), device, dtype)
-        seconds, events = _layer_seconds(make, shape, device, dtype)
-        moved = sum(e.bytes_moved for e in events)
-        streaming = moved / _net(seconds, fixed[name])
-        efficiency[name] = streaming / bandwidth.bandwidth_at(moved)
-    return efficiency, fixed
-
-
-def _bandwidth(device: str, dtype: torch.dtype) -> tuple[tuple[int, float], ...]:
-    """Bytes per second of a streaming add at each working set, net of a 16-element add's fixed cost."""
-    sync = _sync(device)
+def _probes(device: str, dtype: torch.dtype) -> list[_Probe]:
+    """Every calibration call: a view, bare adds at each working set, each MAC kind's and each family's
+    network-shaped layer with its tiny twin (the same layer on a 1x1 or 2x2 map, for the fixed cost)."""
     size = torch.empty((), dtype=dtype).element_size()
     tiny = torch.ones(16, device=device, dtype=dtype)
-    overhead_s = seconds_per_call(lambda: torch.add(tiny, tiny, out=tiny), sync)
-    figures = []
+    probes = [
+        _Probe("view", lambda: tiny.view(4, 4)),
+        _Probe("add tiny", lambda: torch.add(tiny, tiny, out=tiny), moved=3 * tiny.numel() * size),
+    ]
     for working_set in BANDWIDTH_SIZES:
         n = max(1, working_set // (3 * size))
         a, b, c = (torch.ones(n, device=device, dtype=dtype) for _ in range(3))
-        seconds = seconds_per_call(lambda a=a, b=b, c=c: torch.add(a, b, out=c), sync)
-        moved = 3 * n * size
-        figures.append((moved, moved / _net(seconds, overhead_s)))
-    return tuple(figures)
-
-
-def _mac_rates(device: str, dtype: torch.dtype) -> tuple[dict[str, float], dict[str, float]]:
-    """MACs per second of each kind's network-shaped layer, net of the kind's fixed cost (its tiny twin)."""
-    rates, fixed = {}, {}
+        probes.append(
+            _Probe(f"add {working_set}", lambda a=a, b=b, c=c: torch.add(a, b, out=c), moved=3 * n * size)
+        )
     for kind, make, shape in RATE_LAYERS:
-        fixed[kind], _ = _layer_seconds(make, _tiny_shape(shape), device, dtype)
-        seconds, events = _layer_seconds(make, shape, device, dtype)
-        rates[kind] = sum(e.macs for e in events) / _net(seconds, fixed[kind])
-    return rates, fixed
+        probes.append(_layer_probe(kind, make, shape, device, dtype))
+        probes.append(_layer_probe(f"{kind} tiny", make, _tiny_shape(shape), device, dtype))
+    for name, make, shape in FAMILY_LAYERS:
+        probes.append(_layer_probe(name, make, shape, device, dtype))
+        probes.append(_layer_probe(f"{name} tiny", make, (1, shape[1], 2, 2), device, dtype))
+    return probes
 
 
-def measure_machine(*, device: str = "cpu", dtype: str = "fp32", threads: int = 1) -> MachineModel:
+def measure_machine(
+    *, device: str = "cpu", dtype: str = "fp32", threads: int = 1, rounds: int = ROUNDS
+) -> MachineModel:
     """Measure this machine's bandwidth by working set, MAC rates and fixed costs (a few seconds)."""
     if dtype not in DTYPES:
         raise UserInputError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -300,16 +295,27 @@ def measure_machine(*, device: str = "cpu", dtype: str = "fp32", threads: int = 
     if device not in ("cpu", "cuda"):
         raise UserInputError(f"a machine model is measured on cpu or cuda, not {device!r}")
     started = time.perf_counter()
-    torch_dtype = DTYPES[dtype]
     with _conditions(device, threads):
-        view_s = _view_overhead(device, torch_dtype)
-        bandwidth = _bandwidth(device, torch_dtype)
-        rates, mac_fixed = _mac_rates(device, torch_dtype)
-        partial = MachineModel(
-            device=device, dtype=dtype, threads=threads, bandwidth=bandwidth, mac_rates=rates,
-            efficiency={}, fixed_s={}, view_overhead_s=view_s,
-        )  # fmt: skip
-        efficiency, fixed = _families(device, torch_dtype, partial)
+        probes = {probe.name: probe for probe in _probes(device, DTYPES[dtype])}
+        seconds = seconds_in_rounds(list(probes.values()), _sync(device), rounds)
+    add_fixed = seconds["add tiny"]
+    bandwidth = tuple(
+        (probes[f"add {size}"].moved, probes[f"add {size}"].moved / _net(seconds[f"add {size}"], add_fixed))
+        for size in BANDWIDTH_SIZES
+    )
+    fixed = {name: seconds[f"{name} tiny"] for name, _, _ in (*RATE_LAYERS, *FAMILY_LAYERS)}
+    rates = {
+        kind: sum(e.macs for e in probes[kind].events) / _net(seconds[kind], fixed[kind])
+        for kind, _, _ in RATE_LAYERS
+    }
+    streams = MachineModel(
+        device=device, dtype=dtype, threads=threads, bandwidth=bandwidth, mac_rates=rates, efficiency={},
+        fixed_s={}, view_overhead_s=seconds["view"],
+    )  # fmt: skip
+    efficiency = {}
+    for name, _, _ in FAMILY_LAYERS:
+        moved = sum(e.bytes_moved for e in probes[name].events)
+        efficiency[name] = moved / _net(seconds[name], fixed[name]) / streams.bandwidth_at(moved)
     return MachineModel(
         device=device,
         dtype=dtype,
@@ -317,8 +323,8 @@ def measure_machine(*, device: str = "cpu", dtype: str = "fp32", threads: int = 
         bandwidth=bandwidth,
         mac_rates=rates,
         efficiency=efficiency,
-        fixed_s={**mac_fixed, **fixed},
-        view_overhead_s=view_s,
+        fixed_s=fixed,
+        view_overhead_s=seconds["view"],
         torch_version=torch.__version__,
         measured_s=time.perf_counter() - started,
     )
@@ -382,7 +388,10 @@ def _read_file(path: Path) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise UserInputError(f"{path}: not readable as JSON ({type(error).__name__})") from None
-    if not (isinstance(data, dict) and data.get("version") == FORMAT_VERSION):
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and 0 < version < FORMAT_VERSION:
+        return {"version": FORMAT_VERSION, "models": {}}  # stale: measured the old way, replaced on save
+    if version != FORMAT_VERSION:
         raise UserInputError(f"{path}: not a machine-model file of version {FORMAT_VERSION}")
     if not isinstance(data.get("models"), dict):
         raise UserInputError(f"{path}: not a valid machine-model file (no models)")
