@@ -18,9 +18,9 @@ MACHINE = MachineModel(
     device="cpu", dtype="fp32", threads=1, bandwidth=((1000, 2e10), (10**8, 1e10)),
     mac_rates={k: 3e10 for k in ("dense", "pointwise", "gemm", "grouped", "depthwise")},
     efficiency={"elementwise": 1.0, "transcendental": 0.5, "reduction": 0.8, "pooling": 0.1,
-                "normalization": 0.7, "data": 1.0},
+                "normalization": 0.7, "data": 1.0, "matvec": 0.2},
     fixed_s={k: 5e-6 for k in ("dense", "pointwise", "gemm", "grouped", "depthwise", "elementwise",
-                                "transcendental", "reduction", "pooling", "normalization", "data")},
+                                "transcendental", "reduction", "pooling", "normalization", "data", "matvec")},
     view_overhead_s=5e-7,
 )  # fmt: skip
 SIZE = (8, 8)

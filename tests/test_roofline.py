@@ -144,3 +144,11 @@ def test_calibration_calls_are_timed_in_rounds_never_back_to_back() -> None:
     seconds = seconds_in_rounds(probes, lambda: None, rounds=5)
     assert set(seconds) == {"a", "b", "c"} and all(s >= 0 for s in seconds.values())
     assert calls == ["a", "b", "c"] * 6  # one untimed round, then five timed ones, each op between others
+
+
+def test_a_matrix_vector_product_is_timed_by_its_traffic() -> None:
+    streamed = machine(efficiency={"matvec": 0.5}, fixed_s={"matvec": 4e-6})
+    timed = op_time(streamed, event("convolution", "mac", macs=10**9, moved=1000, kind="matvec"))
+    assert timed.bound == "memory" and timed.compute_s == 0  # no MAC rate applies: the weights stream
+    assert timed.seconds == pytest.approx(1000 / (1e9 * 0.5) + 4e-6)
+    assert op_time(machine(), event("convolution", "mac", macs=10, moved=10, kind="matvec")) is None

@@ -386,7 +386,20 @@ def test_views_move_nothing_and_linear_reads_its_weight_once() -> None:
     moved = {e.op: (e.bytes_read, e.bytes_written) for e in events}
     assert moved["view"] == moved["t"] == (0, 0)
     assert moved["addmm"] == (4 * (5 + 3 * 10 + 5 * 10), 4 * 3 * 5)  # bias, input, weight; output
-    assert next(e.kind for e in events if e.op == "addmm") == "gemm"
+    assert next(e.kind for e in events if e.op == "addmm") == "matvec"  # 3 rows: weights streamed once
+
+
+def test_mac_kinds_follow_the_output_rows() -> None:
+    from senet_profile.analysis.trace import MATVEC_ROWS
+
+    def kind(layer: nn.Module, shape: tuple[int, ...]) -> str:
+        return next(e.kind for e in _events(layer, shape) if e.category == "mac")
+
+    assert kind(nn.Linear(8, 4), (MATVEC_ROWS, 8)) == "matvec"
+    assert kind(nn.Linear(8, 4), (MATVEC_ROWS + 1, 8)) == "gemm"
+    assert kind(nn.Conv2d(8, 4, 1), (2, 8, 2, 2)) == "matvec"  # 2 x 2 x 2 = 8 output positions
+    assert kind(nn.Conv2d(8, 4, 1), (2, 8, 3, 3)) == "pointwise"  # 18
+    assert kind(nn.Conv2d(8, 8, 3, padding=1, groups=8), (1, 8, 5, 5)) == "depthwise"
 
 
 def test_broadcast_operand_is_read_once() -> None:

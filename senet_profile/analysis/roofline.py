@@ -9,6 +9,9 @@ Measured, for one device, dtype and thread count (``measure_machine``):
 - for each family of ops without MACs (``FAMILY_LAYERS``: reductions such as SE's squeeze, pooling windows,
   normalization, elementwise with a transcendental such as the gate) its streaming efficiency: the fraction
   of the ``add`` bandwidth it reaches on a 3 MB tensor;
+- matrix-vector products (at most ``trace.MATVEC_ROWS`` output rows: SE's FCs on a 1x1 map) are timed by
+  their traffic: the efficiency of a 1x1 conv on a 1x1 map streaming a 1 MB weight, and the fixed cost of
+  a 16x16 one;
 - the fixed cost of one call of each family and kind (the same layer on a 1x1 or 2x2 map), and of a view.
 
 Every one of these calls is timed as a network runs it: in rounds that call each probe once in turn, so
@@ -66,6 +69,14 @@ FAMILY_LAYERS: tuple[tuple[str, Callable[[], nn.Module], tuple[int, ...]], ...] 
     ("normalization", lambda: nn.BatchNorm2d(256), (1, 256, 56, 56)),
     ("data", lambda: _Copy(), (1, 256, 56, 56)),
 )
+# The matrix-vector kind (``trace.MATVEC_ROWS``): its weights stream through once, so it is timed by its
+# traffic; a 1 MB weight calibrates its efficiency and a 16x16 one its fixed cost.
+MATVEC_LAYER: tuple[Callable[[], nn.Module], tuple[int, ...]] = (
+    lambda: nn.Conv2d(1024, 256, 1),
+    (1, 1024, 1, 1),
+)
+MATVEC_TWIN: tuple[Callable[[], nn.Module], tuple[int, ...]] = (lambda: nn.Conv2d(16, 16, 1), (1, 16, 1, 1))
+MEMORY_BOUND_KINDS = frozenset({"matvec"})
 TRANSCENDENTAL_OPS = frozenset({"sigmoid", "tanh", "exp", "log", "erf", "gelu", "silu", "softplus", "mish"})
 POOLING_OPS = frozenset({"max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "max_pool3d_with_indices"})
 POOLING_OPS |= frozenset({"avg_pool3d", "adaptive_max_pool2d"})
@@ -162,10 +173,16 @@ def op_time(machine: MachineModel, event: OpEvent) -> OpTime | None:
     if event.category == "view":
         return OpTime(machine.view_overhead_s, 0.0, 0.0, machine.view_overhead_s, "fixed")
     rule = family(event)
-    if rule not in machine.fixed_s or (event.category != "mac" and rule not in machine.efficiency):
+    if rule not in machine.fixed_s:
         return None
-    compute = event.macs / machine.mac_rates[rule] if event.category == "mac" else 0.0
-    efficiency = 1.0 if event.category == "mac" else machine.efficiency[rule]
+    if event.category == "mac" and rule not in MEMORY_BOUND_KINDS:
+        if rule not in machine.mac_rates:
+            return None
+        compute, efficiency = event.macs / machine.mac_rates[rule], 1.0
+    elif rule in machine.efficiency:
+        compute, efficiency = 0.0, machine.efficiency[rule]
+    else:
+        return None
     moved = event.bytes_moved
     traffic = moved / (machine.bandwidth_at(moved) * efficiency) if moved else 0.0
     bound = "fixed" if not (compute or traffic) else ("compute" if compute >= traffic else "memory")
@@ -281,6 +298,8 @@ def _probes(device: str, dtype: torch.dtype) -> list[_Probe]:
     for name, make, shape in FAMILY_LAYERS:
         probes.append(_layer_probe(name, make, shape, device, dtype))
         probes.append(_layer_probe(f"{name} tiny", make, (1, shape[1], 2, 2), device, dtype))
+    probes.append(_layer_probe("matvec", *MATVEC_LAYER, device, dtype))
+    probes.append(_layer_probe("matvec tiny", *MATVEC_TWIN, device, dtype))
     return probes
 
 
@@ -303,7 +322,8 @@ def measure_machine(
         (probes[f"add {size}"].moved, probes[f"add {size}"].moved / _net(seconds[f"add {size}"], add_fixed))
         for size in BANDWIDTH_SIZES
     )
-    fixed = {name: seconds[f"{name} tiny"] for name, _, _ in (*RATE_LAYERS, *FAMILY_LAYERS)}
+    streamed = [name for name, _, _ in FAMILY_LAYERS] + sorted(MEMORY_BOUND_KINDS)
+    fixed = {name: seconds[f"{name} tiny"] for name in [kind for kind, _, _ in RATE_LAYERS] + streamed}
     rates = {
         kind: sum(e.macs for e in probes[kind].events) / _net(seconds[kind], fixed[kind])
         for kind, _, _ in RATE_LAYERS
@@ -313,7 +333,7 @@ def measure_machine(
         fixed_s={}, view_overhead_s=seconds["view"],
     )  # fmt: skip
     efficiency = {}
-    for name, _, _ in FAMILY_LAYERS:
+    for name in streamed:
         moved = sum(e.bytes_moved for e in probes[name].events)
         efficiency[name] = moved / _net(seconds[name], fixed[name]) / streams.bandwidth_at(moved)
     return MachineModel(

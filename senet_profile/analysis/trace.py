@@ -274,6 +274,10 @@ def classify(name: str) -> str:
     return "mac" if name in MAC_OPS else _CATEGORY_OF.get(name, "unknown")
 
 
+# A MAC op with at most this many output rows (SE's FCs on a 1x1 map, a classifier at small batch) is a
+# matrix-vector product: it streams its weights once and does little arithmetic on each.
+MATVEC_ROWS = 16
+
 # Ops that only allocate: nothing is read or written until another op fills the storage.
 ALLOCATION_OPS = frozenset({"empty", "empty_like", "new_empty", "empty_strided", "new_empty_strided"})
 
@@ -312,10 +316,22 @@ def conv_kind(args: Sequence[object]) -> str:
     return "pointwise" if all(int(k) == 1 for k in weight.shape[2:]) else "dense"
 
 
-def _kind(name: str, args: Sequence[object]) -> str:
-    if name == "convolution":
-        return conv_kind(args)
-    return "gemm" if name in MAC_OPS else ""
+def output_rows(name: str, out: torch.Tensor) -> int:
+    """Rows of a MAC op's output: positions for a convolution (N*H*W), leading elements for a product."""
+    if out.dim() == 0:
+        return 1
+    width = int(out.shape[1]) if name == "convolution" else int(out.shape[-1])
+    return out.numel() // width if width else 0
+
+
+def _kind(name: str, args: Sequence[object], out: object) -> str:
+    """Which rule times a MAC op: ``matvec`` for at most ``MATVEC_ROWS`` output rows, else its conv kind
+    or ``gemm``."""
+    if name not in MAC_OPS:
+        return ""
+    if isinstance(out, torch.Tensor) and output_rows(name, out) <= MATVEC_ROWS:
+        return "matvec"
+    return conv_kind(args) if name == "convolution" else "gemm"
 
 
 def _first_tensor(values: Sequence[object]) -> torch.Tensor | None:
@@ -366,7 +382,7 @@ class _Recorder(TorchDispatchMode):
                 _out_elements(out),
                 bytes_read=read,
                 bytes_written=written,
-                kind=_kind(name, args),
+                kind=_kind(name, args, first),
                 seconds=seconds,
             )
         )
