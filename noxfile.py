@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -28,19 +26,15 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Static analysis of the catalog plus the latency benchmarks; one run record; fail on a regression.
+    """The bench through ``senet-profile bench``: static figures, latency pairs, one run record, regress.
 
     ``nox -s bench`` runs the quick set (a few minutes on 2 cores); ``nox -s bench -- --full`` every pair.
-    Other arguments after ``--`` go to pytest (e.g. ``--budget 30``, ``--threads 1``).
+    Arguments after ``--`` go to ``senet-profile bench`` (``--budget 30``, ``--threads 1``, ``--results DIR``;
+    pytest's own after a second ``--``).
     """
-    session.install("-e", ".")
+    session.install("-e", ".[bench]")
     _compile_bytecode(session)
-    benchmark_json = Path(session.create_tmp()) / "benchmark.json"
-    pytest_args = ["-p", "no:cacheprovider", f"--benchmark-json={benchmark_json}", *session.posargs]
-    session.run("pytest", "bench", *pytest_args)
-    full = ["--full"] if "--full" in session.posargs else []
-    session.run("senet-profile", "record", "--benchmark-json", str(benchmark_json), *full)
-    session.run("senet-profile", "regress")
+    session.run("senet-profile", "bench", *session.posargs)
 
 
 def _compile_bytecode(session: nox.Session) -> None:

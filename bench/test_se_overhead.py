@@ -3,7 +3,7 @@
 pytest-benchmark times the whole paired measurement (one round); the figure that matters, the overhead with
 its 95 % CI, is computed by ``senet_profile.analysis.latency.measure_paired`` and handed over in
 ``extra_info["figure"]``, beside each side's params, MACs, activations and tracked peak memory, and what
-FLOPs and the machine model (``results/machine/<class>.json``, measured once when missing) predicted.
+FLOPs and the machine model (``RESULTS/machine/<class>.json``, measured once when missing) predicted.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from senet_profile.catalog.registry import get_model
 from senet_profile.history.bench import BenchCase, latency_figure, latency_options, prediction_fields
 from senet_profile.history.machine import describe_machine
 
-MACHINE_DIR = Path("results/machine")
-
 
 def _static_info(model: str, case: BenchCase) -> dict[str, int]:
     shape = (case.batch_size, 3, 224, 224)
@@ -33,12 +31,14 @@ def _static_info(model: str, case: BenchCase) -> dict[str, int]:
     }
 
 
-def test_se_overhead(benchmark, case: BenchCase, budget: float, threads: int | None) -> None:
+def test_se_overhead(
+    benchmark, case: BenchCase, budget: float, threads: int | None, machine_dir: Path
+) -> None:
     base, candidate = (get_model(name, device="cpu") for name in (case.base, case.candidate))
     options = latency_options(case, budget_s=budget, threads=threads)
     result = benchmark.pedantic(measure_paired, args=(base, candidate, options), rounds=1, iterations=1)
     machine = load_or_measure(
-        MACHINE_DIR / f"{describe_machine().machine_class}.json", device="cpu", dtype="fp32",
+        machine_dir / f"{describe_machine().machine_class}.json", device="cpu", dtype="fp32",
         threads=options.threads or 1,
     )  # fmt: skip
     benchmark.extra_info["figure"] = latency_figure(case, result, prediction_fields(case, result, machine))

@@ -76,15 +76,20 @@ def record_command(
     runs_dir: RunsDir = None,
 ) -> None:
     """Write one run record: every deterministic figure, measured now, plus the bench's timing figures."""
+    record_run(benchmark_json, full=full, runs_dir=runs_dir or results_root(results).runs)
+
+
+def record_run(benchmark_json: Path, *, full: bool, runs_dir: Path) -> Path:
+    """Measure every deterministic figure, add the bench's timing figures, save one run record; its path."""
     from senet_profile.history import tracking
 
-    runs_dir = runs_dir or results_root(results).runs
     tracking.figures_from_benchmark_json(benchmark_json)  # refused before a minute of measuring
     tracking.check_destinations(runs_dir / tracking.current_class())
     with working("measuring every deterministic figure"):
         record = tracking.build_run_record(benchmark_json, full=full)
     path = tracking.save_run(record, runs_dir)
     typer.echo(f"recorded {len(record['figures'])} figures in {path}")
+    return path
 
 
 @app.command("regress")

@@ -42,6 +42,11 @@ class Results:
         return self.root / "sweeps"
 
     @property
+    def machine(self) -> Path:
+        """Machine models (bandwidths, MAC rates, fixed costs), one file per machine class."""
+        return self.root / "machine"
+
+    @property
     def paper(self) -> Path:
         """The paper's figures beside ours."""
         return self.root / "paper"
