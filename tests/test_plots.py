@@ -70,17 +70,37 @@ def test_flops_plot_draws_the_machine_model_prediction_beside_flops():
     assert list(diagonal.get_xdata()) == list(diagonal.get_ydata())
 
 
-def test_history_plot_draws_runs_without_an_interval_hollow():
-    history = pd.DataFrame(
+def _history(samples: tuple[int, ...], commits: tuple[str, ...] | None = None) -> pd.DataFrame:
+    commits = commits or ("0123456789ab",) * len(samples)
+    return pd.DataFrame(
         [
-            {"time": f"t{k}", "commit": "abc", "machine_class": "test-2c", "pair": PAIR,
-             "setting": "infer b1", "overhead_pct": 5.0, "ci_low": 4.0, "ci_high": 6.0, "samples": samples,
-             "noisy": False}
-            for k, samples in enumerate((100, 2, 100))
+            {"time": f"2026-11-2{k}T09:1{k}:00.5+00:00", "commit": commit, "machine_class": "test-2c",
+             "pair": PAIR, "setting": "infer b1", "overhead_pct": 5.0, "ci_low": 4.0, "ci_high": 6.0,
+             "samples": n, "noisy": False}
+            for k, (n, commit) in enumerate(zip(samples, commits, strict=True))
         ]
     )  # fmt: skip
-    axis = plots.history_figure(history, "history").axes[0]
+
+
+def test_history_plot_draws_runs_without_an_interval_hollow():
+    axis = plots.history_figure(_history((100, 2, 100)), "history").axes[0]
     assert _error_bar_points(axis) == 2 and len(_hollow(axis)) == 1
+
+
+def test_history_plot_labels_each_run_with_its_date_and_commit():
+    commits = ("0123456789ab", "fedcba987654-dirty", "unknown")
+    axis = plots.history_figure(_history((100, 100, 2), commits), "history").axes[0]
+    labels = [tick.get_text() for tick in axis.get_xticklabels()]
+    assert labels == ["2026-11-20 09:10 0123456", "2026-11-21 09:11 fedcba9+", "2026-11-22 09:12 unknown"]
+    assert list(axis.get_xticks()) == [0, 1, 2]
+
+
+def test_history_run_labels_are_in_utc_and_thinned_past_the_limit():
+    assert plots.run_label("2026-11-21T12:30:00+02:00", "abcdef0123") == "2026-11-21 10:30 abcdef0"
+    many = _history((100,) * (plots.MAX_RUN_LABELS + 1))
+    many["time"] = [f"2026-11-21T{k // 60:02d}:{k % 60:02d}:00+00:00" for k in range(len(many))]
+    axis = plots.history_figure(many, "history").axes[0]
+    assert list(axis.get_xticks()) == list(range(0, len(many), 2))
 
 
 @pytest.mark.parametrize("figure", [plots.batch_figure, plots.flops_vs_latency_figure])

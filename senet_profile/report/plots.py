@@ -10,6 +10,9 @@ Figures are made with ``matplotlib.figure.Figure`` directly (no pyplot, no globa
 from __future__ import annotations
 
 import io
+import math
+import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +28,7 @@ from senet_profile.io import check_writable, write_atomic
 
 FORMATS = ("png", "svg")
 HISTORY_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+MAX_RUN_LABELS = 60  # more runs than this: the history plot labels every n-th run
 
 
 def caption_for(record: dict | None) -> str:
@@ -219,29 +223,56 @@ def flops_vs_latency_figure(record: dict) -> Figure:
 
 
 def history_figure(history: pd.DataFrame, title: str, shifts: pd.DataFrame | None = None) -> Figure:
-    """Overhead of each pair and setting across recorded runs, with 95 % CIs; shifts as dashed lines."""
+    """Overhead of each pair and setting across recorded runs, with 95 % CIs; shifts as dashed lines.
+
+    Each run on the x axis is labelled with its date (UTC) and short commit (``+``: uncommitted changes).
+    """
     if history.empty:
         raise UserInputError("no recorded latency overhead to plot")
-    figure = Figure(figsize=(9, 4.5))
+    figure = Figure(figsize=(9, 5.5))
     axis = figure.subplots()
-    order = {time: index for index, time in enumerate(sorted(history["time"].unique()))}
+    figure.subplots_adjust(bottom=0.3)  # room for the runs' labels above the caption
+    runs = history.drop_duplicates("time").sort_values("time", kind="stable")
+    order = {time: index for index, time in enumerate(runs["time"])}
     colours = colormaps["tab20"].colors
     series = history.groupby(["pair", "setting"], sort=False)
-    for index, ((pair, setting), runs) in enumerate(series):
+    for index, ((pair, setting), points) in enumerate(series):
         _points(
-            axis, runs["time"].map(order), runs["overhead_pct"], runs["ci_low"], runs["ci_high"],
-            runs["samples"], label=f"{pair} ({setting})",
+            axis, points["time"].map(order), points["overhead_pct"], points["ci_low"], points["ci_high"],
+            points["samples"], label=f"{pair} ({setting})",
             marker=HISTORY_MARKERS[index % len(HISTORY_MARKERS)], color=colours[index % len(colours)],
         )  # fmt: skip
         _draw_shifts(axis, shifts, pair, setting, order, colours[index % len(colours)])
-    axis.set_xlabel("recorded run (oldest first)")
+    step = math.ceil(len(order) / MAX_RUN_LABELS)  # each run labelled, up to MAX_RUN_LABELS runs
+    ticks = list(range(0, len(order), step))
+    labels = [run_label(time, commit) for time, commit in zip(runs["time"], runs["commit"], strict=True)]
+    axis.set_xticks(ticks, [labels[tick] for tick in ticks], rotation=90, fontsize=6, family="monospace")
+    shown = "each run" if step == 1 else f"one run in {step}"
+    axis.set_xlabel(f"recorded run, oldest first ({shown}: date UTC, commit; + uncommitted changes)")
     axis.set_ylabel("SE latency overhead (%), 95 % CI")
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     machines = ", ".join(sorted(history["machine_class"].unique()))
-    _captioned(figure, f"machine class {machines}; commits {', '.join(dict.fromkeys(history['commit']))}")
+    _captioned(figure, f"machine class {machines}; {len(order)} runs, {labels[0]} to {labels[-1]}")
     return figure
+
+
+def short_commit(commit: str) -> str:
+    """A commit as the history plot shows it: 7 hex digits, ``+`` when the tree had uncommitted changes."""
+    sha, dirty, _ = commit.partition("-dirty")
+    return (sha[:7] if re.fullmatch(r"[0-9a-f]{7,40}", sha) else sha) + ("+" if dirty else "")
+
+
+def run_label(time: str, commit: str) -> str:
+    """A run's tick label: ``YYYY-MM-DD HH:MM`` (UTC) and its short commit; an unparsable time as written."""
+    try:
+        moment = datetime.fromisoformat(time)
+    except ValueError:
+        when = time
+    else:
+        when = (moment.astimezone(timezone.utc) if moment.tzinfo else moment).strftime("%Y-%m-%d %H:%M")
+    return f"{when} {short_commit(commit)}"
 
 
 def _draw_shifts(axis, shifts: pd.DataFrame | None, pair: str, setting: str, order: dict, colour) -> None:
@@ -252,7 +283,7 @@ def _draw_shifts(axis, shifts: pd.DataFrame | None, pair: str, setting: str, ord
     for shift in mine.itertuples(index=False):
         x = order[shift.time] - 0.5
         axis.axvline(x, color=colour, ls="--", lw=1)
-        label = f"shift {shift.shift_pp:+.1f} pp at {shift.commit}"
+        label = f"shift {shift.shift_pp:+.1f} pp at {short_commit(shift.commit)}"
         axis.annotate(
             label,
             (x, 1),
