@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from senet_profile.cli import app
@@ -82,3 +83,55 @@ def test_help_shows_brackets_literally() -> None:
 @pytest.mark.parametrize("command", [["paper"], ["history"], ["baseline", "show"]])
 def test_help_mentions_no_output_option_the_command_lacks(command: list[str]) -> None:
     assert not re.search(r"--output\b(?!-)", run(*command, "--help").stdout)
+
+
+def _commands(group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    """Every command of the app, subcommands of a group (``baseline show``) included, with its path."""
+    found = []
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group (typer vendors click: no isinstance against click's)
+            found += _commands(command, (*path, name))
+        else:
+            found.append(((*path, name), command))
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app))
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(path) for path, _ in COMMANDS])
+def test_help_mentions_only_options_the_command_has(path: tuple[str, ...], command) -> None:
+    """Every ``--option`` named in a command's help (its text and its options' texts) is one it takes."""
+    has = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)} | {"--help"}
+    text = run(*path, "--help").stdout
+    mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", text))
+    assert mentioned <= has, sorted(mentioned - has)
+
+
+def test_format_help_says_what_choose_format_does() -> None:
+    text = " ".join(run("profile", "--help").stdout.split())
+    assert ".txt takes any format" in text and "unknown suffix needs --format" in text
+    assert "default table" in " ".join(run("sweep", "--help").stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "idle"),
+    [
+        (["--threads", "2", "--processes", "2", "--allocator", "as-is", "--budget", "3"],
+         ["--budget", "--threads", "--allocator", "--processes"]),
+        (["--by-op", "--metrics", "latency", "--dtype", "bf16", "--mode", "train", "--crosscheck",
+          "--threads", "2"], ["--crosscheck", "--metrics", "--mode", "--dtype", "--threads"]),
+    ],
+)  # fmt: skip
+def test_options_that_do_nothing_warn(args: list[str], idle: list[str]) -> None:
+    result = run("profile", "resnet18", "--input-size", "32", "--format", "csv", *args)
+    assert result.exit_code == 0, result.stderr
+    warned = re.findall(r"^warning: (--[a-z-]+) does nothing here; ignored$", result.stderr, flags=re.M)
+    assert sorted(warned) == sorted(idle)
+
+
+def test_light_defaults_match_the_analysis() -> None:
+    from senet_profile.analysis.metrics import DEFAULT_PROCESSES
+    from senet_profile.cli import common
+
+    assert common.DEFAULT_PROCESSES == DEFAULT_PROCESSES

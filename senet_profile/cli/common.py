@@ -32,11 +32,14 @@ BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch size (counts
 Format = Annotated[
     str | None,
     typer.Option(
-        "--format", help="table | csv | json | markdown (default: from --output's suffix, else table)."
+        "--format",
+        help="table | csv | json | markdown (or md). Default: from --output's suffix (.csv, .json, .md; "
+        ".txt: table), else table. With --output, an unknown suffix needs --format, and a --format the "
+        "suffix contradicts is refused (.txt takes any format).",
     ),
 ]
 PrintFormat = Annotated[
-    str | None, typer.Option("--format", help="table | csv | json | markdown (default: table).")
+    str | None, typer.Option("--format", help="table | csv | json | markdown (or md); default table.")
 ]
 Output = Annotated[
     Path | None,
@@ -80,13 +83,16 @@ Allocator = Annotated[
         "--allocator", help="C heap while timing: 'steady' (no page faults from heap trimming) or 'as-is'."
     ),
 ]
-Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (CUDA only).")]
+Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (fp16 on CUDA only).")]
 ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Run in channels-last memory format.")]
-Compile = Annotated[bool, typer.Option("--compile", help="torch.compile both models before timing.")]
+Compile = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the models before timing (latency only).")
+]
 Budget = Annotated[
     float | None, typer.Option("--budget", help="Latency: stop after this many seconds at most (default 48).")
 ]
 DEFAULT_BUDGET_S = 48.0
+DEFAULT_PROCESSES = 4  # analysis.metrics.DEFAULT_PROCESSES, without importing torch here
 Processes = Annotated[
     int,
     typer.Option(

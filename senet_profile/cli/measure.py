@@ -14,6 +14,7 @@ import typer
 from senet_profile.cli.app import GRAMMAR, app
 from senet_profile.cli.common import (
     DEFAULT_BUDGET_S,
+    DEFAULT_PROCESSES,
     STDOUT,
     Allocator,
     Attention,
@@ -54,6 +55,10 @@ Source = Annotated[
     typer.Option("--source", help="catalog | timm | torchvision: whose models to list."),
 ]
 ListFormat = Annotated[str, typer.Option("--format", help="table | json.")]
+MemoryDevice = Annotated[
+    str | None,
+    typer.Option("--device", help="cpu | cuda | meta (default: meta, byte-identical to cpu and faster)."),
+]
 
 
 def _catalog_rows(pattern: str) -> list[dict]:
@@ -166,7 +171,7 @@ def profile_command(
     compile: Compile = False,
     budget: Budget = None,
     allocator: Allocator = "steady",
-    processes: Processes = 4,
+    processes: Processes = DEFAULT_PROCESSES,
 ) -> None:
     """Each model's parameters, MACs, activations (memory, latency), SE's share; several: one table."""
     from senet_profile import api
@@ -178,15 +183,20 @@ def profile_command(
     if by_module or by_op:
         plain = _runtime(device=device, mode=mode, dtype=dtype, channels_last=channels_last, compile=compile)
         _check_request(plain, ("static",), batch_size, input_size)  # the same checks on this path
-        warn_unused(**{"--by-stage": by_stage, "--by-class": by_class, "--budget": budget is not None})
+        # The tree and the op table are static counts on the meta device: the runtime options do nothing.
+        warn_unused(
+            **{"--by-stage": by_stage, "--by-class": by_class, "--crosscheck": crosscheck,
+               "--metrics": metrics != "static", "--device": device is not None, "--mode": mode != "infer",
+               "--dtype": dtype != "fp32", "--channels-last": channels_last},
+            **_idle_timing((), budget=budget, threads=threads, allocator=allocator, processes=processes),
+        )  # fmt: skip
         _breakdown(models, by_module=by_module, by_op=by_op, depth=depth, size=_size(input_size),
                    batch_size=batch_size, attention=classes, fmt=fmt, output=output)  # fmt: skip
         return
     warn_unused(**{"--depth": depth is not None})
     groups = parse_metrics(metrics)
-    warn_unused(
-        **{"--by-stage": by_stage and "static" not in groups, "--budget": _idle_budget(budget, groups)}
-    )
+    timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes)
+    warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
     budget = DEFAULT_BUDGET_S if budget is None else budget
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
@@ -207,8 +217,17 @@ def profile_command(
     emit(frame, fmt=fmt, output=output, title=f"{names}, input {shape_text(frame)}")
 
 
-def _idle_budget(budget: float | None, groups: tuple[str, ...]) -> bool:
-    return budget is not None and "latency" not in groups
+def _idle_timing(
+    groups: tuple[str, ...], *, budget: float | None, threads: int, allocator: str, processes: int
+) -> dict[str, bool]:
+    """Which timing options were given (other than their defaults) where no latency is measured."""
+    given = {
+        "--budget": budget is not None,
+        "--threads": threads != 1,
+        "--allocator": allocator != "steady",
+        "--processes": processes != DEFAULT_PROCESSES,
+    }
+    return {option: flag and "latency" not in groups for option, flag in given.items()}
 
 
 def _breakdown(
@@ -269,7 +288,7 @@ def compare_command(
     compile: Compile = False,
     budget: Budget = None,
     allocator: Allocator = "steady",
-    processes: Processes = 4,
+    processes: Processes = DEFAULT_PROCESSES,
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     from senet_profile import api
@@ -279,9 +298,8 @@ def compare_command(
     _check_output(fmt, output)
     classes = parse_attention_classes(attention or [])
     groups = parse_metrics(metrics)
-    warn_unused(
-        **{"--by-stage": by_stage and "static" not in groups, "--budget": _idle_budget(budget, groups)}
-    )
+    timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes)
+    warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
     budget = DEFAULT_BUDGET_S if budget is None else budget
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
@@ -314,8 +332,11 @@ def explain_memory_command(
     input_size: InputSize = None,
     batch_size: BatchSize = 8,
     mode: Mode = "train",
-    device: Device = None,
-    output: Annotated[Path | None, typer.Option("--output", help="Write the Markdown report here.")] = None,
+    device: MemoryDevice = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the Markdown report here (atomically); '-' writes to stdout."),
+    ] = None,
 ) -> None:
     """Why CANDIDATE's peak memory differs from BASE's: the tensors live at each peak, SE's part of them."""
     from senet_profile import api

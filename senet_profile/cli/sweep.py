@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from senet_profile.cli.app import app
-from senet_profile.cli.common import Format, emit
+from senet_profile.cli.common import PrintFormat, emit
 from senet_profile.errors import UserInputError
 
 Listed = Annotated[str | None, typer.Option(help="Comma-separated values.")]
@@ -84,7 +84,7 @@ def sweep_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the cases and what is left; run nothing.")
     ] = False,
-    fmt: Format = None,
+    fmt: PrintFormat = None,
 ) -> None:
     """Run a grid of SE pairs and settings: resumable, each case in a fresh process, one record per case."""
     from senet_profile.history import sweep

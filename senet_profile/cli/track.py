@@ -69,7 +69,12 @@ def _print_findings(findings: list[regress.Finding], *, show_ok: bool) -> None:
 @app.command("record")
 def record_command(
     benchmark_json: Annotated[
-        Path, typer.Option("--benchmark-json", help="pytest-benchmark JSON of `pytest bench`.")
+        Path,
+        typer.Option(
+            "--benchmark-json",
+            help="pytest-benchmark JSON of a bench run (`pytest bench --benchmark-json F`; "
+            "`senet-profile bench` records its own).",
+        ),
     ],
     full: Annotated[bool, typer.Option("--full", help="The bench ran in full mode.")] = False,
     results: ResultsDir = None,
@@ -206,7 +211,10 @@ def history_command(
     ] = False,
     plot: Annotated[
         Path | None,
-        typer.Option("--plot-dir", help="Folder for history.png and .svg (default: RESULTS/plots)."),
+        typer.Option(
+            "--plot-dir",
+            help="Folder for history.png and .svg, history-PAIR.* with PAIR (default: RESULTS/plots).",
+        ),
     ] = None,
     sweeps_dir: Annotated[
         Path | None,
