@@ -180,29 +180,30 @@ def profile_command(
 
     _check_output(fmt, output)
     classes = parse_attention_classes(attention or [])
-    if by_module or by_op:
-        plain = _runtime(device=device, mode=mode, dtype=dtype, channels_last=channels_last, compile=compile)
-        _check_request(plain, ("static",), batch_size, input_size)  # the same checks on this path
-        # The tree and the op table are static counts on the meta device: the runtime options do nothing.
-        warn_unused(
-            **{"--by-stage": by_stage, "--by-class": by_class, "--crosscheck": crosscheck,
-               "--metrics": metrics != "static", "--device": device is not None, "--mode": mode != "infer",
-               "--dtype": dtype != "fp32", "--channels-last": channels_last},
-            **_idle_timing((), budget=budget, threads=threads, allocator=allocator, processes=processes),
-        )  # fmt: skip
-        _breakdown(models, by_module=by_module, by_op=by_op, depth=depth, size=_size(input_size),
-                   batch_size=batch_size, attention=classes, fmt=fmt, output=output)  # fmt: skip
-        return
-    warn_unused(**{"--depth": depth is not None})
     groups = parse_metrics(metrics)
     timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes)
-    warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
     budget = DEFAULT_BUDGET_S if budget is None else budget
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
-    _check_request(runtime, groups, batch_size, input_size)
+    breakdown = by_module or by_op
+    _check_request(runtime, ("static",) if breakdown else groups, batch_size, input_size)
+    if breakdown:
+        # The tree and the op table are static counts on the meta device: the runtime options do nothing.
+        warn_unused(
+            **{"--by-stage": by_stage, "--by-class": by_class, "--crosscheck": crosscheck,
+               "--metrics": metrics != "static", "--device": device is not None, "--mode": mode != "infer",
+               "--dtype": dtype != "fp32", "--channels-last": channels_last},
+            **_idle_timing((), **timing),
+        )  # fmt: skip
+        _breakdown(models, by_module=by_module, by_op=by_op, depth=depth, size=_size(input_size),
+                   batch_size=batch_size, attention=classes, fmt=fmt, output=output)  # fmt: skip
+        return
+    warn_unused(
+        **{"--depth": depth is not None, "--by-stage": by_stage and "static" not in groups},
+        **_idle_timing(groups, **timing),
+    )
     for model in models:  # every name checked (built on meta, cheap) before the first is measured
         api.resolve(model)
     options = dict(
@@ -299,13 +300,13 @@ def compare_command(
     classes = parse_attention_classes(attention or [])
     groups = parse_metrics(metrics)
     timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes)
-    warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
     budget = DEFAULT_BUDGET_S if budget is None else budget
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
         budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
     _check_request(runtime, groups, batch_size, input_size)
+    warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
     slow = (crosscheck or compile or "memory" in groups) and "latency" not in groups
     with progress_bar(groups, budget) as progress, working("measuring", when=slow):
         frame = api.compare(
