@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,9 @@ def by_metric(frame) -> dict[str, int]:
         ("pkg.mod:fn", Source("function", "pkg.mod:fn")),
         ("pkg.mod:fn:a=1,b=x", Source("function", "pkg.mod:fn", (("a", "1"), ("b", "x")))),
         ("dir/file.py:fn:se=on", Source("function", "dir/file.py:fn", (("se", "on"),))),
+        ("dir\\file.py:fn:se=on", Source("function", "dir\\file.py:fn", (("se", "on"),))),
+        ("C:\\dir\\file.py:fn", Source("function", "C:\\dir\\file.py:fn")),
+        ("d:/dir/file.py:fn:a=1,b=x", Source("function", "d:/dir/file.py:fn", (("a", "1"), ("b", "x")))),
     ],
 )
 def test_parse_source(text: str, source: Source) -> None:
@@ -99,6 +104,19 @@ def test_file_function_builder_with_keywords() -> None:
     assert frame.attrs["models"] == [f"{SMALL_CNN}:small_cnn:width=8,se=on"]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a folder named C: is a drive there")
+def test_a_drive_letter_is_part_of_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``C:/dir/file.py:fn`` builds from that file: here a folder named ``C:`` stands in for the drive."""
+    (tmp_path / "C:" / "dir").mkdir(parents=True)
+    shutil.copy(SMALL_CNN, tmp_path / "C:" / "dir" / "small_cnn.py")
+    monkeypatch.chdir(tmp_path)
+    frame = api.profile("C:/dir/small_cnn.py:small_cnn:width=8,se=on", input_size=(8, 8))
+    assert frame.attrs["models"] == ["C:/dir/small_cnn.py:small_cnn:width=8,se=on"]
+    assert by_metric(frame) == by_metric(
+        api.profile(f"{SMALL_CNN}:small_cnn:width=8,se=on", input_size=(8, 8))
+    )
+
+
 def test_name_labels_models(on_path: None) -> None:
     frame = api.compare(
         timm.create_model("test_resnet"), timm.create_model("test_resnet"), input_size=(32, 32)
@@ -140,6 +158,8 @@ BAD = [
     (["profile", "nosuchpkg.mod:fn"], "cannot import 'nosuchpkg.mod': no module named 'nosuchpkg'"),
     (["profile", f"{SMALL_CNN}:missing_fn"], "has no function 'missing_fn'"),
     (["profile", "nosuchfile.py:fn"], "no such file 'nosuchfile.py'"),
+    (["profile", "C:\\nosuch\\file.py:fn"], "no such file 'C:\\\\nosuch\\\\file.py' (in "),
+    (["profile", "C:\\dir\\file.py"], "names a file but no function: give PATH.py:FUNCTION"),
     (["profile", f"{SMALL_CNN}:raises"], "raises failed: RuntimeError: the builder broke"),
     (["profile", f"{SMALL_CNN}:not_a_module"], "returned int, not a torch.nn.Module"),
     (["profile", f"{SMALL_CNN}:small_cnn:depth=3"], "does not take 'depth'; it accepts: width, se, classes"),

@@ -7,7 +7,8 @@ A model argument is one of
   extra ``senet-profile[timm]``); the model's ``pretrained_cfg`` input size is its default input;
 - ``torchvision:NAME[:KEY=VALUE,...]``: ``torchvision.models.get_model(NAME, weights=None, **kwargs)``;
 - ``package.module:FUNCTION[:KEY=VALUE,...]`` or ``path/to/file.py:FUNCTION[:KEY=VALUE,...]``: a function
-  returning an ``nn.Module``, called with the keyword arguments.
+  returning an ``nn.Module``, called with the keyword arguments. Windows paths work too
+  (``path\\to\\file.py:FUNCTION``, ``C:\\dir\\file.py:FUNCTION``): a drive's colon is part of the path.
 
 Keyword values of the last three are read as Python literals where they are one (``3``, ``0.5``,
 ``'a'``), ``on``/``off``/``true``/``false`` as booleans, ``none`` as None, and anything else as text.
@@ -23,6 +24,7 @@ import fnmatch
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 SOURCES = ("catalog", "timm", "torchvision", "function")
 TIMM_HINT = "timm is not installed; install it with: pip install 'senet-profile[timm]'"
 _WORDS: dict[str, Any] = {"on": True, "true": True, "off": False, "false": False, "none": None}
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # a Windows drive: C:\ or C:/
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,15 @@ class Built:
 
 
 def parse_source(text: str) -> Source:
-    """Split a model argument into its source, name and raw keyword arguments (syntax only)."""
+    """Split a model argument into its source, name and raw keyword arguments (syntax only).
+
+    A Windows path's drive (``C:\\dir\\file.py:fn``, ``C:/dir/file.py:fn``) is part of the path, not a
+    separator: an argument that starts with one names a file and its function.
+    """
     text = text.strip()
-    head, _, rest = text.partition(":")
+    drive = text[:2] if _DRIVE.match(text) else ""
+    head, _, rest = text[len(drive) :].partition(":")
+    head = drive + head
     if head in ("timm", "torchvision"):
         name, pairs = split_spec(rest) if rest else ("", [])
         if not name:
@@ -76,6 +85,8 @@ def parse_source(text: str) -> Source:
     if second and "=" not in second:  # package.module:function or file.py:function
         pairs = split_spec(f"{second}:{knobs}")[1] if knobs else []
         return Source("function", f"{head}:{second}", tuple(pairs))
+    if drive:
+        raise UserInputError(f"model argument {text!r} names a file but no function: give PATH.py:FUNCTION")
     name, pairs = split_spec(text)
     return Source("catalog", name, tuple(pairs))
 
