@@ -117,6 +117,13 @@ def test_unwritable_results_refused_before_the_bench(calls: Calls, tmp_path: Pat
     assert blocker.read_text() == "not a folder\n"
 
 
+@pytest.mark.parametrize("option", ["--budget", "--threads"])
+def test_bad_budget_or_threads_refused_before_the_bench(calls: Calls, option: str) -> None:
+    result = run(option, "0")
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {option} must be a positive")
+    assert result.stderr.count("\n") == 1 and calls.pytest == []
+
+
 def test_the_suite_ships_with_the_package() -> None:
     folder = bench_cli.suite_folder()
     assert {"conftest.py", "test_se_overhead.py", "test_startup.py"} <= {p.name for p in folder.iterdir()}

@@ -85,6 +85,10 @@ def bench_command(
     """
     from senet_profile.history import tracking
 
+    if budget is not None and not budget > 0:
+        raise UserInputError(f"--budget must be a positive number of seconds, got {budget}")
+    if threads is not None and threads < 1:
+        raise UserInputError(f"--threads must be a positive integer, got {threads}")
     check_bench_extra()
     suite = suite_folder()
     folders = results_root(results)
