@@ -97,3 +97,18 @@ def test_unwritable_output_is_refused_before_work(machine_dir: Path, tmp_path: P
 def test_memory_mode_is_explain_memory(tmp_path: Path) -> None:
     out = ok("explain", "resnet18", "se_resnet18", "--memory", "--input-size", "32", "--batch-size", "2")
     assert "peak difference" in out.stdout
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_the_machine_model_is_read_from_the_results_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    results = tmp_path / "elsewhere"
+    save(results / "machine" / f"{describe_machine().machine_class}.json", MACHINE)  # measured_s 0.0
+    if how == "environment":
+        monkeypatch.setenv("SENET_PROFILE_RESULTS", str(results))
+        args: tuple[str, ...] = ()
+    else:
+        args = ("--results", str(results))
+    out = ok("explain", "resnet18", "se_resnet18", *SMALL, *args).stdout
+    assert "measured in 0.0 s" in out  # the stored model was used, nothing was measured

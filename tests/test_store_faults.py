@@ -126,12 +126,15 @@ def test_two_history_runs_on_one_folder_both_succeed(tmp_path: Path) -> None:
 
 def _writer_loop(target: str, started: multiprocessing.Event) -> None:
     path = Path(target)
-    started.set()
+    texts = [json.dumps(new_record("bench", _figures(float(i), padding=400_000))) for i in range(7)]
+    started.set()  # serialised beforehand: the loop spends its time inside write_atomic, where kills land
     index = 0
     while True:
-        record = new_record("bench", _figures(float(index % 7), padding=400_000))
-        write_atomic(path, json.dumps(record))
+        write_atomic(path, texts[index % 7])
         index += 1
+
+
+KILLS_AT_MOST = 60  # 29 of 40 kills landed mid-write here (2 of 40 when each write serialised its record)
 
 
 def test_sigkill_mid_write_leaves_old_or_new_and_the_next_command_cleans_up(tmp_path: Path) -> None:
@@ -141,7 +144,9 @@ def test_sigkill_mid_write_leaves_old_or_new_and_the_next_command_cleans_up(tmp_
     write_atomic(target, json.dumps(new_record("bench", _figures(1.0))))
     chance = random.Random(13)
     left_behind = 0
-    for _ in range(12):
+    for kill in range(KILLS_AT_MOST):  # at least 12 kills, and on until one has landed mid-write
+        if kill >= 12 and left_behind:
+            break
         started = FORK.Event()
         writer = FORK.Process(target=_writer_loop, args=(str(target), started))
         writer.start()

@@ -22,10 +22,11 @@ from senet_profile.cli.common import (
     Threads,
     choose_format,
 )
+from senet_profile.cli.track import ResultsDir
 from senet_profile.errors import UserInputError
+from senet_profile.history.locations import results_root
 from senet_profile.io import check_writable, write_atomic
 
-MACHINE_DIR = Path("results/machine")
 MS_COLUMNS = ("predicted_s_base", "predicted_s_candidate", "measured_s_base", "measured_s_candidate")
 
 
@@ -123,9 +124,14 @@ def explain_command(
     remeasure: Annotated[
         bool, typer.Option("--remeasure-machine", help="Measure the machine model again, even if stored.")
     ] = False,
+    results: ResultsDir = None,
     machine_dir: Annotated[
-        Path, typer.Option("--machine-dir", help="Folder of machine models, one file per machine class.")
-    ] = MACHINE_DIR,
+        Path | None,
+        typer.Option(
+            "--machine-dir",
+            help="Folder of machine models, one file per machine class (default: RESULTS/machine).",
+        ),
+    ] = None,
     fmt: Format = None,
     output: Annotated[
         list[Path] | None,
@@ -169,7 +175,7 @@ def explain_command(
             (name, get_model(arg, device="cpu"))
             for (name, _), arg in zip(models, (base, candidate), strict=True)
         ]
-    path = machine_dir / f"{describe_machine().machine_class}.json"
+    path = (machine_dir or results_root(results).machine) / f"{describe_machine().machine_class}.json"
     machine = roofline.load_or_measure(path, device=device, dtype=dtype, threads=threads, remeasure=remeasure)
     explanation = explain_time(
         models[0],
