@@ -30,8 +30,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from senet_profile.analysis.intervals import bootstrap_median_ci
+from senet_profile.analysis.memory import scalar_loss
 from senet_profile.analysis.static import classified_events
-from senet_profile.analysis.trace import trace_ops
+from senet_profile.analysis.trace import tensors_in, trace_ops
+from senet_profile.catalog.attention import SE, attention_modules
 from senet_profile.errors import UserInputError
 
 SE_CLASS_PREFIX = "se_"
@@ -213,8 +215,8 @@ class TrainShare:
 
 def _autograd_nodes(outputs: object, inputs: tuple[object, ...]) -> set[object]:
     """The autograd nodes between a module's inputs and its outputs: what its backward runs."""
-    stop = {t.grad_fn for t in _tensors_of(inputs) if t.grad_fn is not None}
-    pending = [t.grad_fn for t in _tensors_of(outputs) if t.grad_fn is not None]
+    stop = {t.grad_fn for t in tensors_in(inputs) if t.grad_fn is not None}
+    pending = [t.grad_fn for t in tensors_in(outputs) if t.grad_fn is not None]
     found: set[object] = set()
     while pending:
         node = pending.pop()
@@ -223,16 +225,6 @@ def _autograd_nodes(outputs: object, inputs: tuple[object, ...]) -> set[object]:
         found.add(node)
         pending.extend(next_node for next_node, _ in node.next_functions if next_node is not None)
     return found
-
-
-def _tensors_of(values: object) -> list[torch.Tensor]:
-    if isinstance(values, torch.Tensor):
-        return [values]
-    if isinstance(values, (tuple, list)):
-        return [t for v in values for t in _tensors_of(v)]
-    if isinstance(values, dict):
-        return [t for v in values.values() for t in _tensors_of(v)]
-    return []
 
 
 class _PassClock(TorchDispatchMode):
@@ -246,7 +238,7 @@ class _PassClock(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         start = perf_counter()
         out = func(*args, **(kwargs or {}))
-        if any(t.is_cuda for t in _tensors_of(out)):
+        if any(t.is_cuda for t in tensors_in(out)):
             torch.cuda.synchronize()
         seconds = perf_counter() - start
         if self.backward[0]:
@@ -258,16 +250,12 @@ class _PassClock(TorchDispatchMode):
 
 
 def _se_roots(model: nn.Module) -> list[nn.Module]:
-    from senet_profile.catalog.attention import SE, attention_modules
-
     names = {name for name, family in attention_modules(model).items() if family == SE}
     return [module for name, module in model.named_modules() if name in names]
 
 
 def _timed_pass(model: nn.Module, x: torch.Tensor, roots: list[nn.Module]) -> dict[tuple[str, bool], float]:
     """One training pass (forward, backward of a scalar loss) with each op timed and marked SE or not."""
-    from senet_profile.analysis.memory import scalar_loss
-
     se_nodes: set[object] = set()
     inside, backward = [0], [False]
 

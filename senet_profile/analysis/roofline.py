@@ -37,7 +37,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -336,15 +336,10 @@ def measure_machine(
     for name in streamed:
         moved = sum(e.bytes_moved for e in probes[name].events)
         efficiency[name] = moved / _net(seconds[name], fixed[name]) / streams.bandwidth_at(moved)
-    return MachineModel(
-        device=device,
-        dtype=dtype,
-        threads=threads,
-        bandwidth=bandwidth,
-        mac_rates=rates,
+    return replace(
+        streams,
         efficiency=efficiency,
         fixed_s=fixed,
-        view_overhead_s=seconds["view"],
         torch_version=torch.__version__,
         measured_s=time.perf_counter() - started,
     )

@@ -290,7 +290,7 @@ def distinct_bytes(tensor: torch.Tensor) -> int:
     return math.prod(kept) * tensor.element_size()
 
 
-def _tensors(values: object) -> list[torch.Tensor]:
+def tensors_in(values: object) -> list[torch.Tensor]:
     """The distinct tensors in a nest of args, kwargs or outputs, each once (by identity)."""
     found: dict[int, torch.Tensor] = {}
     for leaf in tree_flatten(values)[0]:
@@ -303,8 +303,8 @@ def traffic(name: str, args: Sequence[object], kwargs: dict, out: object) -> tup
     """(bytes read, bytes written) by one op under the module's convention."""
     if classify(name) == "view" or name in ALLOCATION_OPS:
         return 0, 0
-    read = sum(distinct_bytes(t) for t in _tensors((args, {k: v for k, v in kwargs.items() if k != "out"})))
-    return read, sum(distinct_bytes(t) for t in _tensors(out))
+    read = sum(distinct_bytes(t) for t in tensors_in((args, {k: v for k, v in kwargs.items() if k != "out"})))
+    return read, sum(distinct_bytes(t) for t in tensors_in(out))
 
 
 def conv_kind(args: Sequence[object]) -> str:
@@ -359,7 +359,7 @@ class _Recorder(TorchDispatchMode):
         if self.timed:  # only the op itself between the clock reads; the recording comes after
             start = perf_counter()
             out = func(*args, **kwargs)
-            if any(t.is_cuda for t in _tensors(out)):
+            if any(t.is_cuda for t in tensors_in(out)):
                 torch.cuda.synchronize()  # a CUDA op is timed to its end, so CUDA op times are serialised
             seconds = perf_counter() - start
         else:
