@@ -1,11 +1,11 @@
-"""Sessions: ``tests`` (the README's test command), ``lint`` (ruff) and ``bench`` (the tracked benchmarks)."""
+"""Sessions: ``tests`` (the README's test command), ``lint`` (ruff), ``typecheck`` (mypy) and ``bench``."""
 
 from __future__ import annotations
 
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "lint"]
+nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -22,6 +22,13 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over the package (``py.typed`` ships: users' type checkers read these hints)."""
+    session.install("-e", ".", "mypy>=1.8")
+    session.run("mypy", "senet_profile")
 
 
 @nox.session

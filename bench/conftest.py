@@ -33,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         selected = cases(full=metafunc.config.getoption("--full"))
-        metafunc.parametrize("case", selected, ids=[f"{c.name} {c.setting}" for c in selected])
+        metafunc.parametrize("case", selected, ids=[f"{c.name} {c.label}" for c in selected])
 
 
 @pytest.fixture

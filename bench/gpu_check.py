@@ -21,13 +21,14 @@ from pathlib import Path
 
 import torch
 
-from senet_profile.analysis.latency import LatencyOptions, measure_paired
+from senet_profile.analysis.latency import measure_paired
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.overhead import explain_time
 from senet_profile.analysis.roofline import measure_machine
 from senet_profile.catalog.registry import get_model
 from senet_profile.history.machine import describe_machine
 from senet_profile.io import write_atomic
+from senet_profile.setting import Setting
 
 PAIR = ("resnet50", "se_resnet50")
 LATENCY_SETTINGS = (("infer", 1), ("infer", 256), ("train", 256))
@@ -49,7 +50,9 @@ def _latency(machine, budget_s: float) -> list[dict]:
     rows = []
     base, candidate = (get_model(name, device="cpu") for name in PAIR)
     for mode, batch in LATENCY_SETTINGS:
-        options = LatencyOptions(device="cuda", mode=mode, batch_size=batch, threads=None, budget_s=budget_s)
+        options = Setting(
+            device="cuda", mode=mode, batch_size=batch, threads=None, budget_s=budget_s, processes=1
+        )
         result = measure_paired(base, candidate, options)
         row = {"mode": mode, "batch": batch, "overhead_pct": result.overhead_pct, "ci_low": result.ci_low_pct,
                "ci_high": result.ci_high_pct, "pairs": result.pairs, "base_median_s": result.base.median_s,

@@ -10,38 +10,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from senet_profile.analysis.latency import measure_paired
-from senet_profile.analysis.memory import measure_memory
-from senet_profile.analysis.roofline import load_or_measure
-from senet_profile.analysis.static import analyze
-from senet_profile.catalog.registry import get_model
-from senet_profile.history.bench import BenchCase, latency_figure, latency_options, prediction_fields
+from senet_profile import api
+from senet_profile.history.bench import (
+    BenchCase,
+    latency_figure,
+    latency_setting,
+    prediction_fields,
+)
 from senet_profile.history.machine import describe_machine
 
 
 def _static_info(model: str, case: BenchCase) -> dict[str, int]:
-    shape = (case.batch_size, 3, 224, 224)
-    total = analyze(get_model(model), shape, name=model).total
-    memory = measure_memory(get_model(model), shape, mode=case.mode, device="meta")
-    return {
-        "params": total.params,
-        "macs": total.macs,
-        "activations": total.activations,
-        "memory_peak": memory.peak_bytes,
-    }
+    setting = case.setting.resolved(input_size=(224, 224))
+    frame = api.profile(model, setting=setting, metrics=("static", "memory"))
+    value = dict(zip(frame["metric"] + "/" + frame["scope"], frame["value"], strict=True))
+    return {key: int(value[f"{key}/model"]) for key in ("params", "macs", "activations", "memory_peak")}
 
 
 def test_se_overhead(
     benchmark, case: BenchCase, budget: float, threads: int | None, machine_dir: Path
 ) -> None:
-    base, candidate = (get_model(name, device="cpu") for name in (case.base, case.candidate))
-    options = latency_options(case, budget_s=budget, threads=threads)
-    result = benchmark.pedantic(measure_paired, args=(base, candidate, options), rounds=1, iterations=1)
-    machine = load_or_measure(
-        machine_dir / f"{describe_machine().machine_class}.json", device="cpu", dtype="fp32",
-        threads=options.threads or 1,
-    )  # fmt: skip
-    benchmark.extra_info["figure"] = latency_figure(case, result, prediction_fields(case, result, machine))
+    setting = latency_setting(case, budget_s=budget, threads=threads)
+    result = benchmark.pedantic(
+        api.time_pair, args=(case.base, case.candidate), kwargs={"setting": setting}, rounds=1, iterations=1
+    )
+    explanation = None
+    if setting.mode == "infer":  # the machine model prices a forward pass
+        explanation = api.explain(
+            case.base, case.candidate, setting=setting, measure=False,
+            machine_path=machine_dir / f"{describe_machine().machine_class}.json",
+        )  # fmt: skip
+    prediction = prediction_fields(case, result, explanation)
+    benchmark.extra_info["figure"] = latency_figure(case, result, prediction)
     for side, name in (("base", case.base), ("candidate", case.candidate)):
         benchmark.extra_info |= {f"{side}_{key}": value for key, value in _static_info(name, case).items()}
     assert result.pairs >= 2

@@ -15,9 +15,10 @@ from time import perf_counter
 
 import torch
 
-from senet_profile.analysis.latency import LatencyOptions, timing_session
+from senet_profile.analysis.latency import timing_session
 from senet_profile.catalog.registry import get_model
 from senet_profile.history.bench import tool_cost_figure
+from senet_profile.setting import Setting
 
 MODEL = "resnet50"
 QUICK_PAIRS = 100
@@ -32,7 +33,7 @@ def _bare_sample(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 
 def _interleaved(model: torch.nn.Module, threads: int, pairs: int) -> tuple[list[float], list[float]]:
-    options = LatencyOptions(threads=threads, warmup=1)
+    options = Setting(threads=threads, warmup=1).for_latency()
     x = torch.randn(1, 3, 224, 224)
     bare: list[float] = []
     with timing_session(model, options) as tool:

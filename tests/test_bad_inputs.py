@@ -31,11 +31,11 @@ from typer.testing import CliRunner, Result
 
 import senet_profile
 from senet_profile.analysis import resources
-from senet_profile.analysis.metrics import RuntimeOptions
 from senet_profile.cli import app
 from senet_profile.history import records, tracking
 from senet_profile.history.records import new_record
 from senet_profile.report import paper
+from senet_profile.setting import Setting
 
 REPO_RESULTS = Path(__file__).resolve().parents[1] / "results"
 PAIR = "resnet18 -> se_resnet18"
@@ -500,7 +500,7 @@ def test_allocator_failure_is_one_line(at_store: Path, monkeypatch: pytest.Monke
             "to allocate 123456789012 bytes. Error code 12 (Cannot allocate memory)"
         )
 
-    monkeypatch.setattr("senet_profile.api.memory_result", allocator)
+    monkeypatch.setattr("senet_profile.measure.core.memory_result", allocator)
     line = refused("profile", "resnet18", "--metrics", "memory", needle="123,456,789,012 bytes")
     assert "--device meta" in line
 
@@ -509,7 +509,7 @@ def test_python_memory_error_is_one_line(at_store: Path, monkeypatch: pytest.Mon
     def exhausted(*args: object, **kwargs: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr("senet_profile.api.memory_result", exhausted)
+    monkeypatch.setattr("senet_profile.measure.core.memory_result", exhausted)
     refused("profile", "resnet18", "--metrics", "memory", needle="out of memory")
 
 
@@ -550,12 +550,12 @@ API_CASES: dict[str, Callable[[], object]] = {
     "batch-size-float": lambda: senet_profile.profile("resnet18", batch_size=1.5),
     "batch-size-bool": lambda: senet_profile.profile("resnet18", batch_size=True),
     "by-stage-text": lambda: senet_profile.profile("resnet18", by_stage="yes"),
-    "runtime-text": lambda: senet_profile.profile("resnet18", runtime="cpu"),
-    "runtime-cuda": lambda: senet_profile.profile("resnet18", runtime=RuntimeOptions(device="cuda")),
+    "setting-text": lambda: senet_profile.profile("resnet18", setting="cpu"),
+    "runtime-cuda": lambda: senet_profile.profile("resnet18", setting=Setting(device="cuda")),
     "runtime-fp16-cpu": lambda: senet_profile.profile(
-        "resnet18", metrics=("memory",), runtime=RuntimeOptions(dtype="fp16")
+        "resnet18", metrics=("memory",), setting=Setting(dtype="fp16")
     ),
-    "runtime-threads-text": lambda: RuntimeOptions(threads="2"),
+    "runtime-threads-text": lambda: Setting(threads="2"),
     "get_model-int": lambda: senet_profile.get_model(42),
     "parse_model_spec-int": lambda: senet_profile.parse_model_spec(42),
     "list_models-int": lambda: senet_profile.list_models(42),

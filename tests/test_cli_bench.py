@@ -47,7 +47,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
     monkeypatch.setattr(bench_cli, "run_suite", fake_suite)
     monkeypatch.setattr(bench_cli, "record_run", fake_record)
-    monkeypatch.setattr(bench_cli, "regress_command", lambda **given: seen.regress.append(given))
+    monkeypatch.setattr(bench_cli, "check_against_baseline", lambda **given: seen.regress.append(given))
     return seen
 
 
@@ -134,7 +134,7 @@ def test_real_suite_collects_with_the_options_passed(
 ) -> None:
     recorded: list[Path] = []
     monkeypatch.setattr(bench_cli, "record_run", lambda path, **_: recorded.append(path) or path)
-    monkeypatch.setattr(bench_cli, "regress_command", lambda **_: None)
+    monkeypatch.setattr(bench_cli, "check_against_baseline", lambda **_: None)
     result = run("--full", "--budget", "1", "--threads", "1", "--results", str(tmp_path), "--", "--co", "-q")
     out = capfd.readouterr().out
     assert result.exit_code == 0, out

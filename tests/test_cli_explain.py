@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from senet_profile.analysis.roofline import save
 from senet_profile.history.machine import describe_machine
@@ -66,8 +65,7 @@ def test_two_models_without_se_one_line_exit_2(machine_dir: Path) -> None:
     assert "neither resnet18 nor resnet34 has an SE block" in result.stderr
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
-def test_cuda_without_a_gpu_one_line_exit_2(tmp_path: Path) -> None:
+def test_cuda_without_a_gpu_one_line_exit_2(no_cuda: None, tmp_path: Path) -> None:
     result = run("explain", "resnet18", "se_resnet18", "--device", "cuda", "--machine-dir", str(tmp_path))
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0

@@ -130,8 +130,15 @@ def test_options_that_do_nothing_warn(args: list[str], idle: list[str]) -> None:
     assert sorted(warned) == sorted(idle)
 
 
-def test_light_defaults_match_the_analysis() -> None:
-    from senet_profile.analysis.metrics import DEFAULT_PROCESSES
-    from senet_profile.cli import common
+def test_the_commands_defaults_are_the_settings() -> None:
+    """The CLI keeps no defaults of its own: --processes unset means the device's default, as Setting's."""
+    import inspect
 
-    assert common.DEFAULT_PROCESSES == DEFAULT_PROCESSES
+    from senet_profile.cli import explain, measure
+    from senet_profile.setting import DEFAULT_REPEATS, Setting
+
+    for command in (measure.profile_command, measure.compare_command):
+        parameters = inspect.signature(command).parameters
+        assert parameters["processes"].default is None and Setting().processes is None
+        assert parameters["budget"].default is None
+    assert inspect.signature(explain.explain_command).parameters["repeats"].default == DEFAULT_REPEATS

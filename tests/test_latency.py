@@ -14,7 +14,6 @@ from torch import nn
 from senet_profile.analysis import latency
 from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.analysis.latency import (
-    LatencyOptions,
     PairedLatency,
     bootstrap_median_ci,
     measure_paired,
@@ -24,6 +23,7 @@ from senet_profile.analysis.latency import (
 )
 from senet_profile.catalog.se import SEBlock, SEConfig
 from senet_profile.errors import UserInputError
+from senet_profile.setting import Setting
 
 
 class FakeClock:
@@ -65,12 +65,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-TINY = {"input_size": (4, 4)}
+TINY = {"input_size": (4, 4), "processes": 1}
 
 
 def test_constant_costs_give_exact_overhead_and_stop_at_the_first_check(clock):
     base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.1])
-    result = measure_paired(base, cand, LatencyOptions(warmup=3, min_pairs=30, budget_s=1000.0, **TINY))
+    result = measure_paired(base, cand, Setting(warmup=3, min_pairs=30, budget_s=1000.0, **TINY))
     assert result.pairs == 30  # CI has zero width at the first check
     assert result.overhead_pct == pytest.approx(10.0)
     assert result.ci_low_pct == pytest.approx(10.0) and result.ci_high_pct == pytest.approx(10.0)
@@ -87,13 +87,13 @@ def test_no_run_stops_on_its_interval_below_the_minimum_sample_count(clock):
     # check (and the stop, the CI having zero width) comes at 20.
     assert MIN_CI_SAMPLES == 20
     base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.1])
-    result = measure_paired(base, cand, LatencyOptions(warmup=0, min_pairs=10, budget_s=1000.0, **TINY))
+    result = measure_paired(base, cand, Setting(warmup=0, min_pairs=10, budget_s=1000.0, **TINY))
     assert result.pairs == MIN_CI_SAMPLES
 
 
 def test_interleaving_is_abba_after_warmup(clock):
     base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.0])
-    measure_paired(base, cand, LatencyOptions(warmup=2, min_pairs=4, budget_s=1000.0, **TINY))
+    measure_paired(base, cand, Setting(warmup=2, min_pairs=4, budget_s=1000.0, **TINY))
     assert "".join(clock.calls) == "ABAB" + "ABBA" * 10  # up to MIN_CI_SAMPLES = 20 pairs
 
 
@@ -101,7 +101,7 @@ def test_fast_calls_are_repeated_within_a_sample(clock):
     # 4 ms calls are shorter than MIN_SAMPLE_S = 10 ms: three calls per sample, the sample is their mean.
     assert latency.MIN_SAMPLE_S == 0.01
     base, cand = Ticking("A", clock, [0.004]), Ticking("B", clock, [0.005])
-    result = measure_paired(base, cand, LatencyOptions(warmup=1, min_pairs=2, budget_s=1000.0, **TINY))
+    result = measure_paired(base, cand, Setting(warmup=1, min_pairs=2, budget_s=1000.0, **TINY))
     assert "".join(clock.calls) == "AB" + ("AAABBB" + "BBBAAA") * 10
     assert result.base.samples == pytest.approx((0.004,) * 20)
     assert result.overhead_pct == pytest.approx(25.0)
@@ -114,7 +114,7 @@ def test_budget_stops_a_run_that_does_not_converge(clock):
     # Checks start at MIN_CI_SAMPLES = 20 pairs although min_pairs asks for 10.
     base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.0, 1.2])
     seen: list[tuple[int, float]] = []
-    options = LatencyOptions(warmup=0, min_pairs=10, budget_s=50.0, target_halfwidth_pp=1.0, **TINY)
+    options = Setting(warmup=0, min_pairs=10, budget_s=50.0, target_halfwidth_pp=1.0, **TINY)
     result = measure_paired(base, cand, options, progress=lambda pairs, hw: seen.append((pairs, hw)))
     assert result.pairs == 24
     assert result.wall_s == pytest.approx(12 * 4.2)
@@ -130,7 +130,7 @@ def test_overhead_is_median_of_pair_ratios_not_ratio_of_medians(clock):
     # Ratios per pair: 1.5/1, 2/4, 6/2 -> +50 %, -50 %, +200 %, repeated: median +50 %. The ratio of the
     # medians would be 2/2 - 1 = 0 %.
     base, cand = Ticking("A", clock, [1.0, 4.0, 2.0]), Ticking("B", clock, [1.5, 2.0, 6.0])
-    options = LatencyOptions(warmup=0, min_pairs=6, budget_s=30.0, **TINY)  # 4 pairs take 19 s, 6 take 33 s
+    options = Setting(warmup=0, min_pairs=6, budget_s=30.0, **TINY)  # 4 pairs take 19 s, 6 take 33 s
     result = measure_paired(base, cand, options)
     assert result.pairs == 6
     assert result.overhead_pct == pytest.approx(50.0)
@@ -160,7 +160,7 @@ def test_page_faults_are_counted_per_call_on_each_side(clock, monkeypatch):
     # 4 ms and 5 ms calls: three calls per sample, so faults must be divided by calls, not samples.
     base = Faulting("A", clock, [0.004], faults=0)
     cand = Faulting("B", clock, [0.005], faults=7)
-    result = measure_paired(base, cand, LatencyOptions(warmup=1, min_pairs=4, budget_s=1000.0, **TINY))
+    result = measure_paired(base, cand, Setting(warmup=1, min_pairs=4, budget_s=1000.0, **TINY))
     assert result.base.page_faults_per_call == 0
     assert result.candidate.page_faults_per_call == pytest.approx(7.0)
 
@@ -175,15 +175,15 @@ def test_timing_holds_the_heap_as_asked(clock, monkeypatch):
 
     monkeypatch.setattr(latency, "heap_held", held)
     base, cand = Ticking("A", clock, [1.0]), Ticking("B", clock, [1.0])
-    result = measure_paired(base, cand, LatencyOptions(min_pairs=2, allocator="as-is", **TINY))
+    result = measure_paired(base, cand, Setting(min_pairs=2, allocator="as-is", **TINY))
     assert seen == ["as-is"] and result.heap == "as-is (fake)"
-    measure_single(base, LatencyOptions(min_pairs=2, **TINY))
+    measure_single(base, Setting(min_pairs=2, **TINY))
     assert seen == ["as-is", "steady"]  # steady by default
 
 
 def test_measure_single_on_fake_clock(clock):
     model = Ticking("A", clock, [1.0, 3.0])
-    stats = measure_single(model, LatencyOptions(warmup=1, min_pairs=4, budget_s=20.0, **TINY))
+    stats = measure_single(model, Setting(warmup=1, min_pairs=4, budget_s=20.0, **TINY))
     # Warm-up takes the first 1.0 s of the 20 s budget; samples then go 3, 1, 3, 1, ... two at a time, and
     # the budget is passed after ten of them (1 + 5 * 4 = 21 s).
     assert stats.samples == (3.0, 1.0) * 5
@@ -222,7 +222,6 @@ def test_bootstrap_of_many_values_is_drawn_in_chunks_and_still_deterministic():
         {"dtype": "fp8"},
         {"mode": "eval"},
         {"device": "tpu"},
-        {"dtype": "fp16"},  # fp16 on cpu
         {"threads": 0},
         {"budget_s": 0.0},
         {"target_halfwidth_pp": -1.0},
@@ -235,21 +234,25 @@ def test_bootstrap_of_many_values_is_drawn_in_chunks_and_still_deterministic():
 )
 def test_bad_options_are_user_errors(kwargs):
     with pytest.raises(UserInputError) as caught:
-        LatencyOptions(**kwargs)
+        Setting(**{"processes": 1, **kwargs})
     assert "\n" not in str(caught.value)
+
+
+def test_fp16_on_the_cpu_is_refused_before_timing():
+    with pytest.raises(UserInputError, match="fp16 runs on CUDA only"):
+        measure_single(nn.Identity(), Setting(dtype="fp16", processes=1))
 
 
 def test_options_are_keyword_only_and_frozen():
     with pytest.raises(TypeError):
-        LatencyOptions("cpu")  # type: ignore[misc]
+        Setting("cpu", processes=1)  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        LatencyOptions().batch_size = 2  # type: ignore[misc]
+        Setting(processes=1).batch_size = 2  # type: ignore[misc]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when there is no GPU")
-def test_cuda_without_gpu_is_a_user_error():
+def test_cuda_without_gpu_is_a_user_error(no_cuda: None):
     with pytest.raises(UserInputError, match="no CUDA device"):
-        measure_single(nn.Identity(), LatencyOptions(device="cuda"))
+        measure_single(nn.Identity(), Setting(device="cuda", processes=1))
 
 
 def tiny_pair() -> tuple[nn.Module, nn.Module]:
@@ -277,13 +280,15 @@ def assert_interval_or_reason(result: PairedLatency) -> None:
 @pytest.mark.parametrize("mode", ["infer", "train"])
 def test_real_tiny_models(mode):
     base, cand = tiny_pair()
-    options = LatencyOptions(mode=mode, budget_s=0.2, min_pairs=4, warmup=1, input_size=(8, 8), threads=1)
+    options = Setting(
+        processes=1, mode=mode, budget_s=0.2, min_pairs=4, warmup=1, input_size=(8, 8), threads=1
+    )
     result = measure_paired(base, cand, options)
     assert result.pairs >= 2 and result.pairs % 2 == 0
     assert len(result.base.samples) == len(result.candidate.samples) == result.pairs
     assert all(s > 0 for s in result.base.samples + result.candidate.samples)
     assert_interval_or_reason(result)
-    assert result.options == options
+    assert result.options == options.for_latency()
     assert measure_single(cand, options).median_s > 0
 
 
@@ -291,8 +296,15 @@ def test_caller_models_are_not_changed():
     base, cand = tiny_pair()
     base.train()
     before = {name: p.detach().clone() for name, p in cand.named_parameters()}
-    options = LatencyOptions(
-        mode="train", dtype="bf16", channels_last=True, budget_s=0.1, min_pairs=2, warmup=1, input_size=(8, 8)
+    options = Setting(
+        processes=1,
+        mode="train",
+        dtype="bf16",
+        channels_last=True,
+        budget_s=0.1,
+        min_pairs=2,
+        warmup=1,
+        input_size=(8, 8),
     )
     measure_paired(base, cand, options)
     for name, param in cand.named_parameters():
@@ -300,13 +312,15 @@ def test_caller_models_are_not_changed():
         assert torch.equal(param, before[name])
     assert cand[0].weight.is_contiguous()
     assert base.training and cand.training
-    measure_single(base, LatencyOptions(budget_s=0.05, min_pairs=2, warmup=0, input_size=(8, 8)))
+    measure_single(base, Setting(processes=1, budget_s=0.05, min_pairs=2, warmup=0, input_size=(8, 8)))
     assert base.training  # infer mode ran eval() on a copy
 
 
 def test_threads_are_restored_and_oversubscription_warns():
     before = torch.get_num_threads()
-    options = LatencyOptions(threads=(os.cpu_count() or 1) + 1, budget_s=0.05, min_pairs=2, input_size=(8, 8))
+    options = Setting(
+        processes=1, threads=(os.cpu_count() or 1) + 1, budget_s=0.05, min_pairs=2, input_size=(8, 8)
+    )
     with pytest.warns(UserWarning, match="threads"):
         measure_single(tiny_pair()[0], options)
     assert torch.get_num_threads() == before
@@ -326,25 +340,25 @@ class RunsOutOfMemory(nn.Module):
 
 
 def test_out_of_memory_halves_the_batch_once_with_a_warning():
-    options = LatencyOptions(batch_size=8, budget_s=0.05, min_pairs=2, warmup=1, input_size=(4, 4))
+    options = Setting(processes=1, batch_size=8, budget_s=0.05, min_pairs=2, warmup=1, input_size=(4, 4))
     with pytest.warns(UserWarning, match="batch 4"):
         result = measure_paired(RunsOutOfMemory(4), RunsOutOfMemory(4), options)
     assert result.options.batch_size == 4
 
 
 def test_out_of_memory_twice_is_a_user_error():
-    options = LatencyOptions(batch_size=8, budget_s=0.05, min_pairs=2, warmup=1, input_size=(4, 4))
+    options = Setting(processes=1, batch_size=8, budget_s=0.05, min_pairs=2, warmup=1, input_size=(4, 4))
     with pytest.warns(UserWarning), pytest.raises(UserInputError, match="out of memory"):
         measure_single(RunsOutOfMemory(2), options)
     with pytest.raises(UserInputError, match="batch 1"):
-        measure_single(RunsOutOfMemory(0), LatencyOptions(input_size=(4, 4)))
+        measure_single(RunsOutOfMemory(0), Setting(processes=1, input_size=(4, 4)))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", ["fp32", "fp16"])
 def test_cuda_paired(dtype):
     base, cand = tiny_pair()
-    options = LatencyOptions(device="cuda", dtype=dtype, budget_s=0.2, min_pairs=4, input_size=(8, 8))
+    options = Setting(processes=1, device="cuda", dtype=dtype, budget_s=0.2, min_pairs=4, input_size=(8, 8))
     result = measure_paired(base, cand, options)
     assert result.pairs >= 2
     assert_interval_or_reason(result)
@@ -384,7 +398,7 @@ class FakeWorker:
         shift = float(self.index)  # each process 1 point slower than the one before
         base = side_stats([1.0] * 20)
         cand = side_stats([1.1 + shift / 100 + k * 1e-4 for k in range(20)])
-        options = LatencyOptions(input_size=(4, 4))
+        options = Setting(processes=1, input_size=(4, 4))
         return latency._summary(base, cand, options, wall_s=1.0, heap="steady")
 
 
@@ -398,7 +412,7 @@ def fake_workers(monkeypatch: pytest.MonkeyPatch) -> type[FakeWorker]:
 
 def test_the_budget_is_split_over_fresh_processes_and_their_pairs_pooled(fake_workers):
     seen: list[tuple[int, float]] = []
-    options = LatencyOptions(processes=4, budget_s=40.0, input_size=(4, 4))
+    options = Setting(processes=4, budget_s=40.0, input_size=(4, 4))
     result = measure_paired(nn.Identity(), nn.Identity(), options, progress=lambda p, h: seen.append((p, h)))
     # Each worker is told to stop at what is left of the budget over the workers still to run: 10 s each.
     assert fake_workers.told == ["10.0", "20.0", "30.0", "40.0"]
@@ -424,7 +438,7 @@ def test_no_worker_times_once_the_budget_is_spent(fake_workers, monkeypatch):
         FakeWorker.clock[0] = 100.0  # the first worker ran far past its share and the budget
 
     monkeypatch.setattr(FakeWorker, "tell", overrun)
-    result = measure_paired(nn.Identity(), nn.Identity(), LatencyOptions(processes=3, budget_s=30.0, **TINY))
+    result = measure_paired(nn.Identity(), nn.Identity(), Setting(budget_s=30.0, **{**TINY, "processes": 3}))
     assert result.processes == 1 and fake_workers.told == ["10.0", "stop"]
 
 
@@ -434,13 +448,13 @@ def test_models_that_cannot_be_sent_to_a_worker_are_a_user_error():
             return x
 
     with pytest.raises(UserInputError, match="cannot be sent to a worker process"):
-        measure_single(Local(), LatencyOptions(processes=2, budget_s=1.0, **TINY))
+        measure_single(Local(), Setting(budget_s=1.0, **{**TINY, "processes": 2}))
 
 
 def test_real_worker_processes_pool_their_samples():
     # Two fresh interpreters (each imports torch: a few seconds); the catalog's tiny pair at 8x8.
     base, cand = tiny_pair()
-    options = LatencyOptions(processes=2, budget_s=4.0, min_pairs=4, warmup=1, input_size=(8, 8))
+    options = Setting(processes=2, budget_s=4.0, min_pairs=4, warmup=1, input_size=(8, 8))
     result = measure_paired(base, cand, options)
     assert 1 <= result.processes <= 2 and len(result.base.process_sizes) == result.processes
     assert sum(result.base.process_sizes) == result.pairs >= 2

@@ -10,21 +10,24 @@ import pytest
 import senet_profile
 
 PACKAGE_DIR = Path(senet_profile.__file__).parent
-ROOMS = ("catalog", "analysis", "report", "history", "cli")
-SHARED = {"errors", "io"}
-MODULES_AT_ROOT = {*ROOMS, "api", "errors", "io"}  # the ground floor: every room may use these
+ROOMS = ("catalog", "analysis", "measure", "report", "history", "cli")
+SHARED = {"errors", "io", "setting"}
+MODULES_AT_ROOT = {*ROOMS, "api", *SHARED}  # the ground floor: every room may use the shared ones
 
 # What each room may import from the package (besides itself and the shared modules).
 ALLOWED: dict[str, set[str]] = {
     "catalog": set(),
     "analysis": {"catalog"},
-    "api": {"catalog", "analysis"},
+    "measure": {"catalog", "analysis"},
+    "api": {"catalog", "analysis", "measure"},
     "report": {"catalog", "analysis", "api", "history"},
     "history": {"catalog", "analysis", "api", "report"},
-    "cli": {"catalog", "analysis", "api", "report", "history", "package"},
+    "cli": {"api", "report", "history", "package"},  # never the catalog, the analyzers or measure
     "errors": set(),
     "io": set(),
-    "package": {"catalog", "analysis", "api", "report", "history"},
+    "setting": set(),
+    "package": {"api"},
+    "__main__": {"cli"},  # python -m senet_profile
 }
 
 
@@ -94,7 +97,7 @@ def package_sources() -> dict[str, tuple[str, bool]]:
 def test_every_module_lives_in_a_room() -> None:
     rooms = {room_of(name) for name in package_sources()}
     assert rooms <= set(ALLOWED), rooms - set(ALLOWED)
-    assert {"catalog", "analysis", "report", "history", "cli"} <= rooms
+    assert {"catalog", "analysis", "measure", "report", "history", "cli"} <= rooms
 
 
 def test_imports_run_one_way() -> None:
@@ -112,6 +115,11 @@ def test_imports_run_one_way() -> None:
         ("senet_profile.history.records", "from senet_profile import cli\n", "cli"),
         ("senet_profile.api", "from senet_profile.report import tables\n", "report"),
         ("senet_profile.catalog.se", "from senet_profile import api\n", "api"),
+        ("senet_profile.cli.measure", "from senet_profile.analysis import metrics\n", "analysis"),
+        ("senet_profile.cli.measure", "def f():\n    from senet_profile.catalog import index\n", "catalog"),
+        ("senet_profile.cli.explain", "from senet_profile.measure import explaining\n", "measure"),
+        ("senet_profile.analysis.latency", "from senet_profile.measure.core import profile\n", "measure"),
+        ("senet_profile.setting", "import senet_profile.analysis.latency\n", "analysis"),
     ],
 )
 def test_a_wrong_way_import_is_caught(importer: str, source: str, room: str) -> None:
@@ -141,3 +149,43 @@ def test_public_api_at_the_package_root() -> None:
     assert senet_profile.SEConfig is SEConfig
     for name in ("profile", "compare", "add_se", "list_models", "get_model", "SEConfig"):
         assert name in senet_profile.__all__ and callable(getattr(senet_profile, name))
+
+
+def test_the_command_line_reaches_models_only_through_the_api() -> None:
+    """cli/ imports nothing from analysis/, catalog/ or measure/: the API, history, report, io, errors."""
+    cli = {name: found for name, found in package_sources().items() if room_of(name) == "cli"}
+    reached = {
+        room_of(target)
+        for name, (source, is_package) in cli.items()
+        for target in imported_modules(source, name, is_package=is_package)
+    }
+    assert reached <= {"cli", "api", "history", "report", "io", "errors", "setting", "package"}, reached
+
+
+def _command_functions() -> dict[str, str]:
+    """Every function registered as a command: function name -> the module that defines it."""
+    from senet_profile.cli.app import app
+
+    found = {}
+    for info in app.registered_commands:
+        found[info.callback.__name__] = info.callback.__module__
+    for group in app.registered_groups:
+        for info in group.typer_instance.registered_commands:
+            found[info.callback.__name__] = info.callback.__module__
+    return found
+
+
+def test_no_command_calls_another_commands_function() -> None:
+    commands = _command_functions()
+    assert len(commands) >= 10
+    calls = []
+    for name, (source, _) in package_sources().items():
+        if room_of(name) != "cli":
+            continue
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if called in commands:
+                    calls.append(f"{name} calls {called}")
+    assert calls == []

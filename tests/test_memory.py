@@ -181,13 +181,12 @@ def test_train_needs_an_output_with_grad():
         measure_memory(frozen, SHAPE, mode="train")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when there is no GPU")
-def test_cuda_without_gpu_is_a_user_error():
+def test_cuda_without_gpu_is_a_user_error(no_cuda: None):
     with pytest.raises(UserInputError, match="no CUDA device"):
         measure_memory(conv_se(), SHAPE, device="cuda")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 @pytest.mark.parametrize("mode", ["infer", "train"])
 def test_cuda_matches_meta_and_reports_allocator_peak(mode):
     model = se_resnet50()

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from senet_profile.analysis.optime import (
-    OpTimeOptions,
     class_overhead_pp,
     measure_op_times,
     measure_op_times_paired,
@@ -15,8 +14,9 @@ from senet_profile.analysis.optime import (
 )
 from senet_profile.catalog.se import SEBlock, SEConfig
 from senet_profile.errors import UserInputError
+from senet_profile.setting import Setting
 
-SMALL = OpTimeOptions(repeats=3, warmup=1, input_size=(8, 8))
+SMALL = Setting(repeats=3, warmup=1, input_size=(8, 8))
 
 
 def se_model() -> nn.Module:
@@ -61,18 +61,22 @@ def test_caller_model_is_left_as_it_was() -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
-    [({"repeats": 2}, "at least 3"), ({"device": "meta"}, "cpu or cuda"), ({"dtype": "fp64"}, "cpu or cuda")],
+    ("options", "message"), [({"repeats": 2}, "at least 3"), ({"dtype": "fp64"}, "unknown dtype 'fp64'")]
 )
 def test_bad_options_are_refused(options: dict, message: str) -> None:
     with pytest.raises(UserInputError, match=message):
-        OpTimeOptions(**options)
+        Setting(**options)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
-def test_cuda_without_a_gpu_is_refused() -> None:
+@pytest.mark.parametrize("measure", [measure_op_times, measure_train_share])
+def test_op_times_on_meta_are_refused(measure) -> None:
+    with pytest.raises(UserInputError, match="cpu or cuda"):
+        measure(nn.Conv2d(3, 4, 1), Setting(device="meta"))
+
+
+def test_cuda_without_a_gpu_is_refused(no_cuda: None) -> None:
     with pytest.raises(UserInputError, match="no CUDA device"):
-        OpTimeOptions(device="cuda")
+        measure_op_times(nn.Conv2d(3, 4, 1), Setting(device="cuda"))
 
 
 class _Gate(nn.Module):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from senet_profile.analysis.latency import LatencyOptions
-from senet_profile.analysis.optime import OpTimeOptions
 from senet_profile.analysis.overhead import explain_time, verdicts
 from senet_profile.analysis.roofline import MachineModel, op_time
 from senet_profile.analysis.trace import OpEvent
 from senet_profile.catalog.se import SEBlock, SEConfig
 from senet_profile.errors import UserInputError
+from senet_profile.setting import Setting
 from tests.test_static import Cumulative
 
 MACHINE = MachineModel(
@@ -62,8 +61,8 @@ def test_prediction_only_table_and_verdicts() -> None:
 def test_measured_explanation_names_the_most_mispredicted_class() -> None:
     explained = explain_time(
         ("base", base()), ("se", candidate()), machine=MACHINE,
-        latency=LatencyOptions(input_size=SIZE, budget_s=1.0, min_pairs=4, warmup=1),
-        op_times=OpTimeOptions(input_size=SIZE, repeats=3, warmup=1),
+        latency=Setting(input_size=SIZE, budget_s=5.0, min_pairs=20, warmup=1, processes=1),
+        op_times=Setting(input_size=SIZE, repeats=3, warmup=1),
     )  # fmt: skip
     rows = {row["verdict"]: row for row in verdicts(explained)}
     assert list(rows) == [

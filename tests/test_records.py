@@ -11,6 +11,7 @@ import pytest
 
 from senet_profile.history import records
 from senet_profile.history.records import load_records, new_record, read_record, save_record
+from senet_profile.setting import METHOD_VERSION
 
 
 def _figure(value: int = 1) -> dict:
@@ -30,7 +31,7 @@ def test_new_record_describes_itself():
     assert {"machine_class", "cpu", "cores", "versions", "python"} <= set(record["machine"])
     assert {"torch", "torchvision"} <= set(record["machine"]["versions"])
     assert record["commit"] and record["time"].endswith("+00:00")
-    assert record["settings"] == {"mode": "quick"}
+    assert record["settings"] == {"method_version": METHOD_VERSION, "mode": "quick"}
 
 
 def test_save_and_load_round_trip(tmp_path: Path):

@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 from senet_profile.analysis.roofline import (
     FORMAT_VERSION,
@@ -116,8 +115,7 @@ def test_stored_model_is_used_without_measuring(tmp_path: Path) -> None:
     assert load_or_measure(path, device="cpu", dtype="fp32", threads=1) == machine()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
-def test_cuda_without_a_gpu_is_refused() -> None:
+def test_cuda_without_a_gpu_is_refused(no_cuda: None) -> None:
     with pytest.raises(UserInputError, match="no CUDA device"):
         measure_machine(device="cuda")
 

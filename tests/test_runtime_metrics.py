@@ -6,15 +6,14 @@ import inspect
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from senet_profile import api
 from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.analysis.latency import minor_page_faults
-from senet_profile.analysis.metrics import METRIC_GROUPS, RuntimeOptions, parse_metrics
 from senet_profile.cli import app
 from senet_profile.errors import UserInputError
+from senet_profile.setting import METRIC_GROUPS, Setting, parse_metrics
 
 
 def run(*args: str):
@@ -54,12 +53,12 @@ def test_parse_metrics_refuses(text):
 )
 def test_runtime_options_refuse(options, match):
     with pytest.raises(UserInputError, match=match):
-        RuntimeOptions(**options)
+        Setting(**options)
 
 
 def test_latency_on_meta_is_refused():
     with pytest.raises(UserInputError, match="meta device"):
-        RuntimeOptions(device="meta").latency(batch_size=1, input_size=(224, 224))
+        Setting(device="meta").for_latency()
 
 
 def test_compare_memory_on_meta_explains_se_share():
@@ -160,7 +159,7 @@ def test_a_heap_that_cannot_be_held_is_noted(monkeypatch):
     monkeypatch.setattr("senet_profile.analysis.allocator._glibc", lambda: None)
     frame = api.compare(
         "resnet18", "se_resnet18", input_size=(32, 32), metrics=("latency",),
-        runtime=RuntimeOptions(budget_s=0.5, processes=1),
+        setting=Setting(budget_s=0.5, processes=1),
     )  # fmt: skip
     assert any("could not be held steady: as-is (not glibc)" in note for note in frame.attrs["notes"])
 
@@ -194,9 +193,11 @@ def test_too_few_samples_give_no_interval_and_say_why(command):
 
 
 def test_latency_on_the_meta_device_is_refused_before_any_work(monkeypatch):
-    monkeypatch.setattr(api, "_measure", lambda *a, **k: pytest.fail("measured before refusing"))
+    from senet_profile.measure import core
+
+    monkeypatch.setattr(core, "_measure", lambda *a, **k: pytest.fail("measured before refusing"))
     with pytest.raises(UserInputError, match="meta device"):
-        api.compare("resnet18", "se_resnet18", metrics=("latency",), runtime=RuntimeOptions(device="meta"))
+        api.compare("resnet18", "se_resnet18", metrics=("latency",), setting=Setting(device="meta"))
 
 
 @pytest.mark.parametrize(
@@ -220,9 +221,8 @@ def test_runtime_bad_input_is_one_line(args, needle):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 @pytest.mark.parametrize("metrics", ["latency", "memory"])
-def test_cuda_without_gpu_is_refused(metrics):
+def test_cuda_without_gpu_is_refused(no_cuda: None, metrics):
     result = run("compare", "resnet18", "se_resnet18", "--metrics", metrics, "--device", "cuda")
     assert result.exit_code == 2
     assert "CUDA" in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -243,4 +243,4 @@ def test_the_command_line_splits_latency_over_as_many_processes_as_the_api():
     from senet_profile.cli import measure
 
     for command in (measure.profile_command, measure.compare_command):
-        assert inspect.signature(command).parameters["processes"].default == RuntimeOptions().processes
+        assert inspect.signature(command).parameters["processes"].default is Setting().processes is None

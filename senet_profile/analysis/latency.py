@@ -73,7 +73,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from senet_profile.analysis.allocator import ALLOCATORS, heap_held
+from senet_profile.analysis.allocator import heap_held
 from senet_profile.analysis.intervals import (
     MIN_CI_SAMPLES,
     Interval,
@@ -83,13 +83,12 @@ from senet_profile.analysis.intervals import (
 )
 from senet_profile.analysis.memory import scalar_loss
 from senet_profile.errors import UserInputError
+from senet_profile.setting import Setting, overhead_pct
 
 try:
     from resource import RUSAGE_SELF, getrusage
 except ImportError:  # not on Windows: page faults are then not counted
     getrusage = None
-
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # Relative spread (IQR / median) of one side's samples above which a measurement is flagged noisy.
 NOISY_IQR_FRACTION = 0.10
@@ -110,31 +109,6 @@ def _no_sync() -> None:
 _SYNC: dict[str, Callable[[], None]] = {"cpu": _no_sync, "cuda": torch.cuda.synchronize}
 
 
-@dataclass(frozen=True, kw_only=True)
-class LatencyOptions:
-    """How to time: device, mode, batch, threads, dtype, layout, compile, and when to stop."""
-
-    device: str = "cpu"
-    mode: str = "infer"
-    batch_size: int = 1
-    threads: int | None = 1
-    dtype: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    budget_s: float = 48.0
-    target_halfwidth_pp: float = 1.0
-    warmup: int = 3
-    min_pairs: int = 100
-    allocator: str = "steady"
-    input_size: tuple[int, int] = (224, 224)
-    processes: int = 1
-
-    def __post_init__(self) -> None:
-        problem = _static_problem(self)
-        if problem:
-            raise UserInputError(problem)
-
-
 @dataclass(frozen=True)
 class SideStats:
     """Median and quartiles of one model's samples, with the raw samples in seconds (and page faults).
@@ -153,6 +127,23 @@ class SideStats:
         """95 % interval of the median (seconds), pooled over processes; n/a below MIN_CI_SAMPLES."""
         return median_interval(split(self.samples, self.process_sizes))
 
+    @property
+    def iqr_s(self) -> float:
+        """The interquartile range of the samples, in seconds (the one place it is computed)."""
+        return self.q3_s - self.q1_s
+
+    def to_records(self) -> list[dict]:
+        """Profile records: median latency with its 95 % CI (None below MIN_CI_SAMPLES), IQR, page faults."""
+        interval = self.interval()
+        count = len(self.samples)
+        records = [
+            _row("latency", "s", self.median_s, ci_low=interval.low, ci_high=interval.high, samples=count),
+            _row("latency_iqr", "s", self.iqr_s, samples=count),
+        ]
+        if self.page_faults_per_call is not None:
+            records.append(_row("page_faults", "per call", self.page_faults_per_call, samples=count))
+        return records
+
 
 @dataclass(frozen=True)
 class PairedLatency:
@@ -170,7 +161,7 @@ class PairedLatency:
     pairs: int
     wall_s: float
     noisy: bool
-    options: LatencyOptions
+    options: Setting
     heap: str = "as-is"
     processes: int = 1
     ci_reason: str = ""
@@ -184,46 +175,75 @@ class PairedLatency:
         ratios = _ratios_pct(self.base.samples, self.candidate.samples)
         return split(ratios, self.base.process_sizes)
 
+    @property
+    def medians_pct(self) -> float | None:
+        """The overhead as the difference of medians over the base's median, in percent."""
+        return overhead_pct(self.base.median_s, self.candidate.median_s)
 
-def _static_problem(options: LatencyOptions) -> str:
-    """The first thing wrong with ``options`` that does not depend on the machine, or ``""``."""
-    checks: tuple[tuple[bool, str], ...] = (
-        (options.device not in _SYNC, f"unknown device {options.device!r}; choose one of {', '.join(_SYNC)}"),
-        (options.mode not in _STEPS, f"unknown mode {options.mode!r}; choose one of {', '.join(_STEPS)}"),
-        (options.dtype not in DTYPES, f"unknown dtype {options.dtype!r}; choose one of {', '.join(DTYPES)}"),
-        (
-            options.dtype == "fp16" and options.device != "cuda",
-            "fp16 is only supported on cuda; use bf16 or fp32",
-        ),
-        (options.batch_size <= 0, f"batch size must be a positive integer, got {options.batch_size}"),
-        (
-            options.threads is not None and options.threads <= 0,
-            f"threads must be positive, got {options.threads}",
-        ),
-        (options.budget_s <= 0, f"time budget must be positive, got {options.budget_s} s"),
-        (
-            options.target_halfwidth_pp <= 0,
-            f"CI target must be positive, got {options.target_halfwidth_pp} pp",
-        ),
-        (
-            options.allocator not in ALLOCATORS,
-            f"unknown allocator {options.allocator!r}; choose one of {', '.join(ALLOCATORS)}",
-        ),
-        (options.warmup < 0, f"warm-up count must be 0 or more, got {options.warmup}"),
-        (options.min_pairs < 2, f"at least 2 pairs are needed, got min_pairs={options.min_pairs}"),
-        (options.processes < 1, f"processes must be 1 or more, got {options.processes}"),
-        (
-            len(options.input_size) != 2 or any(n <= 0 for n in options.input_size),
-            f"input size must be two positive integers, got {options.input_size}",
-        ),
-    )
-    return next((message for bad, message in checks if bad), "")
+    def to_records(self) -> list[dict]:
+        """Compare records: both medians and their difference; the paired overhead with its CI (None below
+        ``MIN_CI_SAMPLES`` pairs, ``ci_reason`` saying why); each side's IQR and page faults."""
+        base, candidate = self.base, self.candidate
+        pairs = {"samples": self.pairs}
+        paired = self.overhead_pct
+        return [
+            _pair_row(
+                "latency", "s", base.median_s, candidate.median_s, candidate.median_s - base.median_s,
+                overhead_pct=self.medians_pct, **pairs,
+            ),
+            _pair_row(
+                "latency_overhead", "%", None, None, None,
+                overhead_pct=paired, ci_low=self.ci_low_pct, ci_high=self.ci_high_pct, **pairs,
+            ),
+            _pair_row(
+                "latency_iqr", "s", base.iqr_s, candidate.iqr_s, candidate.iqr_s - base.iqr_s, **pairs
+            ),
+            *self._page_fault_records(),
+        ]  # fmt: skip
+
+    def _page_fault_records(self) -> list[dict]:
+        base, candidate = self.base.page_faults_per_call, self.candidate.page_faults_per_call
+        if base is None or candidate is None:
+            return []
+        return [_pair_row("page_faults", "per call", base, candidate, candidate - base, samples=self.pairs)]
+
+    def summary(self) -> dict:
+        """The figures a record or report keeps of a paired measurement (JSON-ready, raw units)."""
+        return {
+            "overhead_pct": self.overhead_pct,
+            "ci_low": self.ci_low_pct,
+            "ci_high": self.ci_high_pct,
+            "ci_reason": self.ci_reason,
+            "pairs": self.pairs,
+            "processes": self.processes,
+            "base_median_s": self.base.median_s,
+            "candidate_median_s": self.candidate.median_s,
+            "base_iqr_s": self.base.iqr_s,
+            "candidate_iqr_s": self.candidate.iqr_s,
+            "wall_s": self.wall_s,
+            "noisy": self.noisy,
+            "heap": self.heap,
+            "base_page_faults_per_call": self.base.page_faults_per_call,
+            "candidate_page_faults_per_call": self.candidate.page_faults_per_call,
+        }
 
 
-def _check_machine(options: LatencyOptions) -> None:
+OURS = "senet-profile"
+
+
+def _row(metric: str, unit: str, value: object, **extra: object) -> dict:
+    return {"metric": metric, "unit": unit, "scope": "model", "source": OURS, "value": value, **extra}
+
+
+def _pair_row(metric: str, unit: str, base: object, candidate: object, delta: object, **extra) -> dict:
+    empty = {"overhead_pct": None, "ci_low": None, "ci_high": None}
+    names = {"metric": metric, "unit": unit, "scope": "model", "source": OURS}
+    return {**names, "base": base, "candidate": candidate, "delta": delta, **empty, **extra}
+
+
+def _check_machine(options: Setting) -> None:
     """Raise UserInputError when this machine cannot run ``options``; warn about oversubscribed threads."""
-    if options.device == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("device 'cuda' asked for, but there is no CUDA device on this machine")
+    options.check_for(("latency",))
     if options.dtype == "bf16" and not _runs_bf16(options.device):
         raise UserInputError(f"this {options.device} cannot run bf16; use fp32")
     cores = os.cpu_count() or 1
@@ -292,20 +312,18 @@ _STEPS: dict[str, Callable[[nn.Module, torch.Tensor], Callable[[], object]]] = {
 }
 
 
-def _prepared(model: nn.Module, options: LatencyOptions) -> nn.Module:
+def _prepared(model: nn.Module, options: Setting) -> nn.Module:
     """A deep copy of ``model`` on the device, in the dtype, layout and mode ``options`` ask for."""
-    work = copy.deepcopy(model).to(device=options.device, dtype=DTYPES[options.dtype])
+    work = copy.deepcopy(model).to(device=options.device, dtype=options.torch_dtype)
     if options.channels_last:
         work = work.to(memory_format=torch.channels_last)
     work.train(options.mode == "train")
     return torch.compile(work) if options.compile else work
 
 
-def _input(options: LatencyOptions) -> torch.Tensor:
+def _input(options: Setting) -> torch.Tensor:
     """The one input both models are timed on."""
-    x = torch.randn(
-        options.batch_size, 3, *options.input_size, device=options.device, dtype=DTYPES[options.dtype]
-    )
+    x = torch.randn(*options.shape, device=options.device, dtype=options.torch_dtype)
     return x.contiguous(memory_format=torch.channels_last) if options.channels_last else x
 
 
@@ -328,7 +346,7 @@ def _timed_repeatedly(step: Callable[[], object], sync: Callable[[], None], reps
     return (perf_counter() - start) / reps
 
 
-def _warmup_calls(options: LatencyOptions) -> int:
+def _warmup_calls(options: Setting) -> int:
     """Warm-up calls per model: ``warmup``, and at least ``COMPILED_WARMUP`` under ``compile``."""
     return max(options.warmup, COMPILED_WARMUP) if options.compile else options.warmup
 
@@ -386,7 +404,7 @@ def _halfwidth(values: list[float], scale: float) -> float:
     return (high - low) / 2 * scale
 
 
-def _first_check(options: LatencyOptions) -> int:
+def _first_check(options: Setting) -> int:
     """The pair count of the first CI check: ``min_pairs``, never below MIN_CI_SAMPLES, made even."""
     first = max(options.min_pairs, MIN_CI_SAMPLES)
     return first + first % 2
@@ -399,7 +417,7 @@ def _next_check(count: int) -> int:
 
 
 def _noisy(stats: SideStats) -> bool:
-    return stats.median_s <= 0 or (stats.q3_s - stats.q1_s) / stats.median_s > NOISY_IQR_FRACTION
+    return stats.median_s <= 0 or stats.iqr_s / stats.median_s > NOISY_IQR_FRACTION
 
 
 def _ratios_pct(base: list[float], candidate: list[float]) -> list[float]:
@@ -409,7 +427,7 @@ def _ratios_pct(base: list[float], candidate: list[float]) -> list[float]:
 T = TypeVar("T")
 
 
-def _stepping_down(run: Callable[[LatencyOptions], T], options: LatencyOptions) -> T:
+def _stepping_down(run: Callable[[Setting], T], options: Setting) -> T:
     """``run(options)``; on CUDA out-of-memory, once more at half the batch (with a warning)."""
     try:
         return run(options)
@@ -435,7 +453,7 @@ def _stepping_down(run: Callable[[LatencyOptions], T], options: LatencyOptions) 
 
 
 @contextmanager
-def _timing_conditions(options: LatencyOptions) -> Iterator[str]:
+def _timing_conditions(options: Setting) -> Iterator[str]:
     """The options' threads, inference mode (in ``infer``) and heap; yields how the heap was held."""
     with (
         _threads(options.threads),
@@ -448,7 +466,7 @@ def _timing_conditions(options: LatencyOptions) -> Iterator[str]:
 def _paired(
     base: nn.Module,
     candidate: nn.Module,
-    options: LatencyOptions,
+    options: Setting,
     progress: Callable[[int, float], None] | None,
 ) -> PairedLatency:
     started = perf_counter()
@@ -485,7 +503,7 @@ def _paired(
 
 
 def _summary(
-    base: SideStats, candidate: SideStats, options: LatencyOptions, *, wall_s: float, heap: str
+    base: SideStats, candidate: SideStats, options: Setting, *, wall_s: float, heap: str
 ) -> PairedLatency:
     """The paired result of both sides' samples: median of per-pair ratios, its interval, the noise flag."""
     ratios = _ratios_pct(base.samples, candidate.samples)
@@ -508,7 +526,7 @@ def _summary(
 
 
 @contextmanager
-def timing_session(model: nn.Module, options: LatencyOptions) -> Iterator[Sampler]:
+def timing_session(model: nn.Module, options: Setting) -> Iterator[Sampler]:
     """A sampler of ``model`` as ``measure_single`` times it, inside its threads, inference mode and heap."""
     x = _input(options)
     step = _STEPS[options.mode](_prepared(model, options), x)
@@ -517,7 +535,7 @@ def timing_session(model: nn.Module, options: LatencyOptions) -> Iterator[Sample
         yield Sampler(step, sync, _reps([_timed(step, sync) for _ in range(_warmup_calls(options))]))
 
 
-def _single(model: nn.Module, options: LatencyOptions) -> SideStats:
+def _single(model: nn.Module, options: Setting) -> SideStats:
     deadline = perf_counter() + options.budget_s
     with timing_session(model, options) as side:
         if options.compile:  # the budget is for timing compiled graphs, not for compiling them
@@ -549,7 +567,7 @@ def pooled_side(sides: Sequence[SideStats]) -> SideStats:
     return replace(pooled, process_sizes=tuple(len(side.samples) for side in sides))
 
 
-def _pooled(results: Sequence[PairedLatency], options: LatencyOptions, wall_s: float) -> PairedLatency:
+def _pooled(results: Sequence[PairedLatency], options: Setting, wall_s: float) -> PairedLatency:
     heaps = ", ".join(dict.fromkeys(result.heap for result in results))
     return _summary(
         pooled_side([result.base for result in results]),
@@ -593,7 +611,7 @@ def _loaded(path: Path) -> tuple[nn.Module, ...]:
 class _Worker:
     """One fresh interpreter that loads the models at once and times them when told its deadline."""
 
-    def __init__(self, folder: Path, index: int, kind: str, options: LatencyOptions) -> None:
+    def __init__(self, folder: Path, index: int, kind: str, options: Setting) -> None:
         job, self.answer = folder / f"job-{index}.pickle", folder / f"answer-{index}.pickle"
         job.write_bytes(pickle.dumps((kind, options)))
         code = f"from pathlib import Path; from {__name__} import _worker; _worker(Path({str(job)!r}), "
@@ -626,7 +644,7 @@ class _Worker:
 def _in_processes(
     kind: str,
     models: tuple[nn.Module, ...],
-    options: LatencyOptions,
+    options: Setting,
     progress: Callable[[list], None] | None = None,
 ) -> list:
     """Results of up to ``options.processes`` fresh worker processes, timing one at a time, in the budget.
@@ -663,7 +681,7 @@ def _in_processes(
 def measure_paired(
     base: nn.Module,
     candidate: nn.Module,
-    options: LatencyOptions,
+    options: Setting,
     *,
     progress: Callable[[int, float], None] | None = None,
 ) -> PairedLatency:
@@ -672,6 +690,7 @@ def measure_paired(
     With ``options.processes`` above 1 the pairs come from that many fresh processes (fewer when the budget
     runs out) and ``progress`` is called after each one, with NaN while there is no interval yet.
     """
+    options = options.for_latency()
     _check_machine(options)
     if options.processes == 1:
         return _stepping_down(partial(_paired, base, candidate, progress=progress), options)
@@ -687,11 +706,12 @@ def measure_paired(
     return _pooled(results, options, perf_counter() - started)
 
 
-def measure_single(model: nn.Module, options: LatencyOptions) -> SideStats:
+def measure_single(model: nn.Module, options: Setting) -> SideStats:
     """Time one model alone, until the median's 95 % CI is within the target (in % of it) or the budget.
 
     With ``options.processes`` above 1 the samples come from that many fresh processes, pooled.
     """
+    options = options.for_latency()
     _check_machine(options)
     if options.processes == 1:
         return _stepping_down(partial(_single, model), options)

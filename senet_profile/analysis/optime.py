@@ -35,30 +35,18 @@ from senet_profile.analysis.static import classified_events
 from senet_profile.analysis.trace import tensors_in, trace_ops
 from senet_profile.catalog.attention import SE, attention_modules
 from senet_profile.errors import UserInputError
+from senet_profile.setting import Setting
 
 SE_CLASS_PREFIX = "se_"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@dataclass(frozen=True, kw_only=True)
-class OpTimeOptions:
-    """Where and how often: device, dtype, threads, batch and input size, repeats and warm-up repeats."""
-
-    device: str = "cpu"
-    dtype: str = "fp32"
-    threads: int = 1
-    batch_size: int = 1
-    input_size: tuple[int, int] = (224, 224)
-    repeats: int = 20
-    warmup: int = 2
-
-    def __post_init__(self) -> None:
-        if self.repeats < 3:
-            raise UserInputError(f"at least 3 timed repeats are needed, got {self.repeats}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise UserInputError("device 'cuda' asked for, but there is no CUDA device on this machine")
-        if self.device not in ("cpu", "cuda") or self.dtype not in DTYPES:
-            raise UserInputError(f"op times are measured on cpu or cuda in {', '.join(DTYPES)}")
+def _checked(options: Setting) -> Setting:
+    """The setting op times run under: a real device (CPU when none is named), checked on this machine."""
+    if options.device == "meta":
+        raise UserInputError("op times are measured on cpu or cuda, not on the meta device")
+    options = options.resolved(device=options.latency_device)
+    options.check_for(("latency",))
+    return options
 
 
 @dataclass(frozen=True)
@@ -111,11 +99,11 @@ def _sync(device: str) -> None:
 class _Timer:
     """One model's op-timed repeats, taken one at a time so that two models can be interleaved."""
 
-    def __init__(self, model: nn.Module, options: OpTimeOptions) -> None:
-        dtype = DTYPES[options.dtype]
+    def __init__(self, model: nn.Module, options: Setting) -> None:
+        dtype = options.torch_dtype
         self.options = options
         self.model = copy.deepcopy(model).to(device=options.device, dtype=dtype).eval()
-        self.x = torch.randn(options.batch_size, 3, *options.input_size, device=options.device, dtype=dtype)
+        self.x = torch.randn(*options.shape, device=options.device, dtype=dtype)
         self.per_class: dict[str, list[float]] = defaultdict(lambda: [0.0] * options.repeats)
         self.per_module: dict[str, list[float]] = defaultdict(lambda: [0.0] * options.repeats)
         self.walls: list[float] = []
@@ -168,8 +156,9 @@ class _Timer:
         )
 
 
-def measure_op_times(model: nn.Module, options: OpTimeOptions) -> OpTimes:
+def measure_op_times(model: nn.Module, options: Setting) -> OpTimes:
     """Time each op of ``model``'s forward, ``options.repeats`` times, attributed to classes and modules."""
+    options = _checked(options)
     timer = _Timer(model, options)
     with _conditions(options.threads):
         timer.warm()
@@ -178,8 +167,9 @@ def measure_op_times(model: nn.Module, options: OpTimeOptions) -> OpTimes:
     return timer.result()
 
 
-def measure_op_times_paired(base: nn.Module, candidate: nn.Module, options: OpTimeOptions):
+def measure_op_times_paired(base: nn.Module, candidate: nn.Module, options: Setting):
     """Both models' op times, their repeats interleaved A B B A ... so that drift falls on both alike."""
+    options = _checked(options)
     timers = (_Timer(base, options), _Timer(candidate, options))
     with _conditions(options.threads):
         for timer in timers:
@@ -282,22 +272,23 @@ def _timed_pass(model: nn.Module, x: torch.Tensor, roots: list[nn.Module]) -> di
     return clock.seconds
 
 
-def measure_train_share(model: nn.Module, options: OpTimeOptions) -> TrainShare:
+def measure_train_share(model: nn.Module, options: Setting) -> TrainShare:
     """SE's share of the op time of a training pass (train mode, forward and backward), over repeats.
 
     Forward ops count as SE's while an SE module runs; backward ops while the autograd engine runs a node
     that an SE module's forward created (found by walking the graph from its outputs back to its inputs).
     Gradient accumulation into SE's weights is SE's; the optimizer step is not part of the pass.
     """
-    dtype = DTYPES[options.dtype]
+    options = _checked(options)
+    dtype = options.torch_dtype
     work = copy.deepcopy(model).to(device=options.device, dtype=dtype).train()
     roots = _se_roots(work)
     if not roots:
         raise UserInputError("the model has no SE block: there is no SE share of a training pass to measure")
-    x = torch.randn(options.batch_size, 3, *options.input_size, device=options.device, dtype=dtype)
+    x = torch.randn(*options.shape, device=options.device, dtype=dtype)
     shares, forward, backward, fraction = [], [], [], []
     before = torch.get_num_threads()
-    torch.set_num_threads(options.threads)
+    torch.set_num_threads(options.threads or before)
     try:
         for _ in range(options.warmup):
             _timed_pass(work, x, roots)

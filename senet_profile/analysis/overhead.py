@@ -18,15 +18,15 @@ and, when measured, its SE share of a training pass (forward and backward, ``opt
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 
-from senet_profile.analysis.latency import LatencyOptions, PairedLatency, measure_paired
+from senet_profile.analysis.latency import PairedLatency, measure_paired
 from senet_profile.analysis.optime import (
-    OpTimeOptions,
     OpTimes,
     TrainShare,
     class_overhead_pp,
@@ -44,8 +44,8 @@ from senet_profile.analysis.static import (
 )
 from senet_profile.analysis.trace import trace_ops
 from senet_profile.errors import UserInputError
+from senet_profile.setting import Setting, overhead_pct, torch_dtype
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 COLUMNS = [
     "op_class",
     "macs_base",
@@ -79,15 +79,24 @@ class TimeExplanation:
     base: Side
     candidate: Side
     table: pd.DataFrame
-    flops_pct: float
-    predicted_pct: float
+    flops_pct: float | None
+    predicted_pct: float | None
     paired: PairedLatency | None
     train_share: TrainShare | None = None  # the candidate's SE share of a training pass, when measured
 
     @property
+    def measured_pct(self) -> float | None:
+        """The paired overhead, or None when not measured or below the pairs an interval needs."""
+        if self.paired is None or self.paired.ci_reason:
+            return None
+        return self.paired.overhead_pct
+
+    @property
     def error_pp(self) -> float | None:
-        """Predicted minus measured (paired) overhead, in percentage points."""
-        return None if self.paired is None else self.predicted_pct - self.paired.overhead_pct
+        """Predicted minus measured (paired) overhead, in percentage points (None where either is n/a)."""
+        if self.measured_pct is None or self.predicted_pct is None:
+            return None
+        return self.predicted_pct - self.measured_pct
 
     @property
     def worst_class(self) -> tuple[str, float] | None:
@@ -103,15 +112,11 @@ def static_side(model: nn.Module, shape: tuple[int, ...], *, name: str, dtype: s
     """Trace ``model`` on meta at ``dtype``: its static profile and its machine-model prediction."""
     check_input_shape(shape)
     meta = on_meta(model)
-    meta = (copy.deepcopy(meta) if meta is model else meta).to(DTYPES[dtype]).eval()
+    meta = (copy.deepcopy(meta) if meta is model else meta).to(torch_dtype(dtype)).eval()
     with torch.inference_mode(False):
-        trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=DTYPES[dtype]))
+        trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=torch_dtype(dtype)))
     profile = summarize(meta, trace, name=name, input_shape=tuple(shape))
     return profile, predict(machine, classified_events(meta, trace))
-
-
-def _pct(base: float, candidate: float) -> float:
-    return (candidate - base) / base * 100 if base else float("nan")
 
 
 def _table(base: Side, candidate: Side) -> pd.DataFrame:
@@ -148,16 +153,17 @@ def explain_time(
     candidate: tuple[str, nn.Module],
     *,
     machine: MachineModel,
-    latency: LatencyOptions | None,
-    op_times: OpTimeOptions | None,
+    latency: Setting | None,
+    op_times: Setting | None,
     input_shape: tuple[int, ...] | None = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> TimeExplanation:
     """Explain ``candidate``'s time over ``base``'s: per-class table and verdicts (measured when asked).
 
     The input is ``input_shape`` when given, else the timing options' batch and size (1x3x224x224 if none).
     """
-    timing = latency or op_times or OpTimeOptions()
-    shape = input_shape or (timing.batch_size, 3, *timing.input_size)
+    timing = latency or op_times or Setting()
+    shape = input_shape or timing.shape
     sides = []
     for name, model in (base, candidate):
         profile, prediction = static_side(model, shape, name=name, dtype=machine.dtype, machine=machine)
@@ -173,15 +179,15 @@ def explain_time(
         Side(name, profile, prediction, timed)
         for (name, _, profile, prediction), timed in zip(sides, times, strict=True)
     ]
-    paired = measure_paired(base[1], candidate[1], latency) if latency is not None else None
+    paired = measure_paired(base[1], candidate[1], latency, progress=progress) if latency else None
     train_share = measure_train_share(candidate[1], op_times) if op_times else None
     b, c = explained
     return TimeExplanation(
         base=b,
         candidate=c,
         table=_table(b, c),
-        flops_pct=_pct(b.static.total.macs, c.static.total.macs),
-        predicted_pct=_pct(b.prediction.total_s, c.prediction.total_s),
+        flops_pct=overhead_pct(b.static.total.macs, c.static.total.macs),
+        predicted_pct=overhead_pct(b.prediction.total_s, c.prediction.total_s),
         paired=paired,
         train_share=train_share,
     )
@@ -198,10 +204,11 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
     ]  # fmt: skip
     if e.paired is not None:
         p = e.paired
+        detail = f"{p.pairs} pairs, medians {p.base.median_s:.4g} s -> {p.candidate.median_s:.4g} s"
+        detail += (", noisy" if p.noisy else "") + (f"; n/a: {p.ci_reason}" if p.ci_reason else "")
         rows.append(
-            {"verdict": "measured (paired)", "overhead_pct": p.overhead_pct, "ci_low": p.ci_low_pct,
-             "ci_high": p.ci_high_pct, "detail": f"{p.pairs} pairs, medians {p.base.median_s:.4g} s -> "
-             f"{p.candidate.median_s:.4g} s" + (", noisy" if p.noisy else "")}
+            {"verdict": "measured (paired)", "overhead_pct": e.measured_pct, "ci_low": p.ci_low_pct,
+             "ci_high": p.ci_high_pct, "detail": detail}
         )  # fmt: skip
     times = e.candidate.op_times
     if times is not None:
@@ -220,6 +227,11 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
              "detail": f"forward and backward op time, train mode, {t.repeats} repeats: forward "
              f"{t.forward_share_pct:.2f} %, backward {t.backward_share_pct:.2f} % (the backward is "
              f"{t.backward_fraction_pct:.0f} % of the pass)"}
+        )  # fmt: skip
+    if e.paired is not None and e.error_pp is None:
+        rows.append(
+            {"verdict": "prediction error", "overhead_pct": None, "ci_low": None, "ci_high": None,
+             "detail": f"n/a: no measured overhead to compare with ({e.paired.ci_reason or 'no prediction'})"}
         )  # fmt: skip
     if e.error_pp is not None:
         worst = e.worst_class

@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from senet_profile.errors import UserInputError
+from senet_profile.errors import ToolBug, UserInputError
 
 
 @dataclass(frozen=True)
@@ -364,28 +364,33 @@ class _Recorder(TorchDispatchMode):
             seconds = perf_counter() - start
         else:
             out = func(*args, **kwargs)
-        name = op_name(func)
-        module = self.module_stack[-1]
-        if name == "convolution":
-            _check_resolution(args, module)
-        first = out[0] if isinstance(out, (tuple, list)) else out
-        macs = MAC_OPS[name](args, first) if name in MAC_OPS else 0
-        inp = _first_tensor(args)
-        read, written = traffic(name, args, kwargs, out)
-        self.events.append(
-            OpEvent(
-                name,
-                classify(name),
-                module,
-                macs,
-                inp.numel() if inp is not None else 0,
-                _out_elements(out),
-                bytes_read=read,
-                bytes_written=written,
-                kind=_kind(name, args, first),
-                seconds=seconds,
+        try:
+            name = op_name(func)
+            module = self.module_stack[-1]
+            if name == "convolution":
+                _check_resolution(args, module)
+            first = out[0] if isinstance(out, (tuple, list)) else out
+            macs = MAC_OPS[name](args, first) if name in MAC_OPS else 0
+            inp = _first_tensor(args)
+            read, written = traffic(name, args, kwargs, out)
+            self.events.append(
+                OpEvent(
+                    name,
+                    classify(name),
+                    module,
+                    macs,
+                    inp.numel() if inp is not None else 0,
+                    _out_elements(out),
+                    bytes_read=read,
+                    bytes_written=written,
+                    kind=_kind(name, args, first),
+                    seconds=seconds,
+                )
             )
-        )
+        except UserInputError:
+            raise
+        except Exception as error:  # the op ran: what failed is the tool's own counting of it
+            raise ToolBug(f"counting aten.{op_name(func)} failed: {type(error).__name__}: {error}") from error
         return out
 
 
@@ -431,12 +436,15 @@ def trace_ops(model: nn.Module, inputs: torch.Tensor, *, timed: bool = False) ->
     try:
         with torch.no_grad(), recorder:
             model(inputs)
-    except UserInputError:
+    except (UserInputError, ToolBug):
         raise
-    except (RuntimeError, ValueError, IndexError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except Exception as error:  # the model's own forward failed (its code, or an op it asked for)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         shape = "x".join(str(s) for s in inputs.shape)
-        raise UserInputError(f"the model cannot run on input {shape}: {first_line}") from None
+        raise UserInputError(
+            f"{type(model).__name__} cannot run on input {shape}: {type(error).__name__}"
+            + (f": {first_line}" if first_line else "")
+        ) from None
     finally:
         for handle in handles:
             handle.remove()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import errno
 import re
 import sys
+import traceback
 import warnings
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from senet_profile.errors import UserInputError
+from senet_profile.errors import REPORT_LINE, ToolBug, UserInputError
 
 try:  # recent typer vendors click
     from typer._click.exceptions import ClickException
@@ -83,6 +84,10 @@ class _OneLineErrors(TyperGroup):
             if message:  # typer's no-args help raises with an empty message, after printing the help
                 typer.echo(f"error: {message}", err=True)
             sys.exit(error.exit_code)
+        except ToolBug:
+            traceback.print_exc()
+            typer.echo(f"error: {REPORT_LINE}", err=True)
+            sys.exit(70)  # EX_SOFTWARE: an internal error
         except OSError as error:
             typer.echo(f"error: {os_error_line(error)}", err=True)
             sys.exit(2)

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from senet_profile.cli.app import app
-from senet_profile.cli.track import ResultsDir, record_run, regress_command
+from senet_profile.cli.track import ResultsDir, check_against_baseline, record_run
 from senet_profile.errors import UserInputError
 from senet_profile.history.locations import results_root
 
@@ -108,4 +108,4 @@ def bench_command(
             typer.echo(f"error: the bench failed (pytest exit status {status}); nothing recorded", err=True)
             raise typer.Exit(1)
         recorded = record_run(benchmark_json, full=full, runs_dir=folders.runs)
-    regress_command(current=recorded, results=folders.root)
+    check_against_baseline(current=recorded, results=folders.root)

@@ -18,6 +18,7 @@ import typer
 from senet_profile.errors import UserInputError
 from senet_profile.io import write_atomic
 from senet_profile.report.formats import FORMAT_ALIASES, FORMATS, SUFFIX_FORMATS
+from senet_profile.setting import DEFAULT_BUDGET_S, Setting, parse_input_size
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -91,18 +92,44 @@ Compile = Annotated[
 Budget = Annotated[
     float | None, typer.Option("--budget", help="Latency: stop after this many seconds at most (default 48).")
 ]
-DEFAULT_BUDGET_S = 48.0
-DEFAULT_PROCESSES = 4  # analysis.metrics.DEFAULT_PROCESSES, without importing torch here
+Repeats = Annotated[int, typer.Option("--repeats", help="Op-timed forward passes per model.")]
 Processes = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--processes",
-        help="Latency: fresh worker processes the budget is split over; the interval pools them (4).",
+        help="Latency: fresh worker processes the budget is split over; the interval pools them "
+        "(default: 4 on the CPU, 1 on CUDA).",
+    ),
+]
+FpMath = Annotated[
+    str,
+    typer.Option(
+        "--math",
+        help="fp32 math: default (PyTorch's own: on CUDA, TF32 convolutions) | ieee (TF32 off) | tf32 (on).",
     ),
 ]
 CrossCheck = Annotated[
     bool, typer.Option("--crosscheck", help="Add MACs from fvcore, ptflops (both backends), torch's counter.")
 ]
+
+
+def setting_from_options(
+    *,
+    input_size: str | None = None,
+    budget: float | None = None,
+    **options: object,
+) -> Setting:
+    """The one ``Setting`` of a command's options (``--input-size`` text parsed, budget defaulted)."""
+    size = None if input_size is None else parse_input_size(input_size)
+    chosen = {k: v for k, v in options.items() if v is not None}
+    return Setting(
+        input_size=size,
+        budget_s=DEFAULT_BUDGET_S if budget is None else budget,
+        **chosen,  # type: ignore[arg-type]
+    )
+
+
+DEFAULTS = Setting()
 
 
 def choose_format(fmt: str | None, output: Path | None) -> str:

@@ -13,19 +13,25 @@ import typer
 
 from senet_profile.cli.app import app
 from senet_profile.cli.common import (
+    STDOUT,
     BatchSize,
     Budget,
     Device,
     Dtype,
     Format,
+    FpMath,
     InputSize,
+    Repeats,
     Threads,
     choose_format,
+    progress_bar,
+    setting_from_options,
 )
 from senet_profile.cli.track import ResultsDir
 from senet_profile.errors import UserInputError
 from senet_profile.history.locations import results_root
 from senet_profile.io import check_writable, write_atomic
+from senet_profile.setting import DEFAULT_REPEATS
 
 MS_COLUMNS = ("predicted_s_base", "predicted_s_candidate", "measured_s_base", "measured_s_candidate")
 
@@ -47,57 +53,33 @@ def _verdict_lines(rows: list[dict]) -> list[str]:
     lines = []
     for row in rows:
         unit = "pp" if row["verdict"] == "prediction error" else "%"
+        value = row["overhead_pct"]
+        figure = f"{value:+7.2f} {unit}" if value is not None else f"{'n/a':>7} {unit}"
         interval = f" [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]" if row["ci_low"] is not None else ""
-        lines.append(f"{row['verdict']:<24} {row['overhead_pct']:+7.2f} {unit}{interval}  ({row['detail']})")
+        lines.append(f"{row['verdict']:<24} {figure}{interval}  ({row['detail']})")
     return lines
 
 
-def _op_time_summary(times) -> dict:
-    """Seconds of a side's op-timed forward: ops' sum, wall, bare wall, what no op holds, attribution cost."""
-    return {
-        "ops_s": times.ops_s, "wall_s": times.wall_s, "bare_wall_s": times.bare_wall_s,
-        "unattributed_s": times.unattributed_s, "attribution_cost_pct": times.attribution_cost_pct,
-        "se_share_pct": times.se_share_pct, "se_share_ci": list(times.se_share_ci), "repeats": times.repeats,
-    }  # fmt: skip
-
-
-def render_explanation(explanation, fmt: str, *, title: str, machine, setting: str) -> str:
+def render_explanation(explanation, fmt: str, *, title: str) -> str:
     """The explanation as text: table (or Markdown) with the verdict lines, or CSV/JSON records."""
-    import pandas as pd
-
-    from senet_profile.analysis.overhead import verdicts
     from senet_profile.report import tables as report
 
-    rows = verdicts(explanation)
-    sides = (explanation.base, explanation.candidate)
+    rows = explanation.verdicts()
     if fmt == "json":
-        payload = {
-            "base": explanation.base.name,
-            "candidate": explanation.candidate.name,
-            "setting": setting,
-            "machine_model": machine.key,
-            "op_classes": json.loads(report.to_json(explanation.table)),
-            "verdicts": rows,
-            "op_times": {side.name: _op_time_summary(side.op_times) for side in sides if side.op_times},
-            "paired": None if explanation.paired is None else {
-                "overhead_pct": explanation.paired.overhead_pct, "ci_low": explanation.paired.ci_low_pct,
-                "ci_high": explanation.paired.ci_high_pct, "pairs": explanation.paired.pairs,
-                "base_median_s": explanation.paired.base.median_s,
-                "candidate_median_s": explanation.paired.candidate.median_s,
-            },
-        }  # fmt: skip
-        return json.dumps(payload, indent=2) + "\n"
+        return json.dumps(explanation.to_records(), indent=2) + "\n"
     if fmt == "csv":
-        return pd.concat([explanation.table, pd.DataFrame(rows)], ignore_index=True).to_csv(index=False)
+        return explanation.to_frame().to_csv(index=False)
     lines = _verdict_lines(rows)
+    machine = explanation.machine
     caption = "\n".join(
         [
-            f"Setting: {setting}; machine model {machine.key}, measured in {machine.measured_s:.1f} s.",
+            f"Setting: {explanation.describe_setting()}; machine model {machine.key}, measured in "
+            f"{machine.measured_s:.1f} s.",
             "predicted = max(MACs / rate, bytes / bandwidth) + a fixed cost per op; measured = op by op, "
             "median over repeats; pp = the class's share of the overhead, in points of the base's time.",
         ]
     )
-    shown = _shown_table(explanation.table)
+    shown = _shown_table(explanation.time.table)
     if fmt == "markdown":
         body = report.to_markdown(shown, title=title, caption=caption)
         return body + "\n```text\n" + "\n".join(lines) + "\n```\n"
@@ -108,13 +90,14 @@ def render_explanation(explanation, fmt: str, *, title: str, machine, setting: s
 def explain_command(
     base: Annotated[str, typer.Argument(help="Baseline model argument, e.g. resnet50.")],
     candidate: Annotated[str, typer.Argument(help="SE model argument, e.g. se_resnet50.")],
-    input_size: InputSize = "224",
+    input_size: InputSize = None,
     batch_size: BatchSize = 1,
     device: Device = "cpu",
     dtype: Dtype = "fp32",
     threads: Threads = 1,
-    budget: Budget = 48.0,
-    repeats: Annotated[int, typer.Option("--repeats", help="Op-timed forward passes per model.")] = 20,
+    budget: Budget = None,
+    repeats: Repeats = DEFAULT_REPEATS,
+    math: FpMath = "default",
     measure: Annotated[
         bool, typer.Option("--measure/--no-measure", help="Measure (paired and per op), or predict only.")
     ] = True,
@@ -139,58 +122,45 @@ def explain_command(
     ] = None,
 ) -> None:
     """Why CANDIDATE takes longer than BASE: MACs, bytes, predicted and measured time per op class."""
-    if memory:
-        from senet_profile.cli.measure import explain_memory_command
+    from senet_profile import api
 
-        explain_memory_command(
-            base, candidate, input_size=input_size, batch_size=batch_size, mode="train",
-            device="meta" if device == "cpu" else device, output=output[0] if output else None,
-        )  # fmt: skip
-        return
     outputs = output or []
     formats = [choose_format(fmt, path) for path in outputs] or [choose_format(fmt, None)]
     for path in outputs:
         check_writable(path)
-    if device not in ("cpu", "cuda"):
-        raise UserInputError(f"explain times models: use --device cpu or cuda, not {device!r}")
-    from senet_profile import api
-    from senet_profile.analysis import roofline
-    from senet_profile.analysis.metrics import RuntimeOptions
-    from senet_profile.analysis.optime import OpTimeOptions
-    from senet_profile.analysis.overhead import explain_time
+    if memory:
+        if len(outputs) > 1:
+            raise UserInputError("explain --memory writes one Markdown report: give --output once")
+        setting = setting_from_options(
+            device="meta" if device == "cpu" else device, mode="train", batch_size=batch_size,
+            input_size=input_size,
+        )  # fmt: skip
+        text = api.explain_memory(base, candidate, setting=setting).to_markdown()
+        _write(text, outputs[0] if outputs else None)
+        return
+    setting = setting_from_options(
+        device=device, threads=threads, dtype=dtype, budget=budget, batch_size=batch_size,
+        input_size=input_size, repeats=repeats, math=math,
+    )  # fmt: skip
+    api.check_explain_setting(setting)
+    if machine_dir is not None and machine_dir.exists() and not machine_dir.is_dir():
+        raise UserInputError(f"--machine-dir {machine_dir}: not a folder")
     from senet_profile.history.machine import describe_machine
 
-    size = api.parse_input_size(input_size)
-    workload = api.Workload(batch_size, size)
-    runtime = RuntimeOptions(device=device, threads=threads, dtype=dtype, budget_s=budget)
-    latency = runtime.latency(batch_size=workload.batch_size, input_size=size) if measure else None
-    op_times = OpTimeOptions(
-        device=device, dtype=dtype, threads=threads, batch_size=batch_size, input_size=size, repeats=repeats
-    )
-    from senet_profile.catalog.registry import get_model
-
-    models = [api.resolve_model(name) for name in (base, candidate)]
-    if measure:  # timed models are built on the CPU with weights; the timers move copies to the device
-        models = [
-            (name, get_model(arg, device="cpu"))
-            for (name, _), arg in zip(models, (base, candidate), strict=True)
-        ]
     path = (machine_dir or results_root(results).machine) / f"{describe_machine().machine_class}.json"
-    machine = roofline.load_or_measure(path, device=device, dtype=dtype, threads=threads, remeasure=remeasure)
-    explanation = explain_time(
-        models[0],
-        models[1],
-        machine=machine,
-        latency=latency,
-        op_times=op_times if measure else None,
-        input_shape=workload.shape,
-    )
-    setting = f"{device}, infer, batch {batch_size}, {dtype}, threads={threads}, input {size[0]}x{size[1]}"
-    title = f"Where the time goes: {models[0][0]} -> {models[1][0]}"
-    for path, chosen in zip(outputs or [None], formats, strict=True):
-        text = render_explanation(explanation, chosen, title=title, machine=machine, setting=setting)
-        if path is None:
-            typer.echo(text, nl=False)
-        else:
-            write_atomic(path, text)
-            typer.echo(f"wrote {path}", err=True)
+    with progress_bar(("latency",) if measure else (), setting.budget_s) as progress:
+        explanation = api.explain(
+            base, candidate, setting=setting, measure=measure, machine_path=path,
+            remeasure_machine=remeasure, progress=progress,
+        )  # fmt: skip
+    title = f"Where the time goes: {explanation.names[0]} -> {explanation.names[1]}"
+    for path_out, chosen in zip(outputs or [None], formats, strict=True):
+        _write(render_explanation(explanation, chosen, title=title), path_out)
+
+
+def _write(text: str, path: Path | None) -> None:
+    if path is None or path == STDOUT:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(path, text)
+        typer.echo(f"wrote {path}", err=True)

@@ -7,14 +7,12 @@ torch, pandas and the analysis modules are imported inside the commands that nee
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 import typer
 
 from senet_profile.cli.app import GRAMMAR, app
 from senet_profile.cli.common import (
-    DEFAULT_BUDGET_S,
-    DEFAULT_PROCESSES,
     STDOUT,
     Allocator,
     Attention,
@@ -31,6 +29,7 @@ from senet_profile.cli.common import (
     Device,
     Dtype,
     Format,
+    FpMath,
     InputSize,
     Metrics,
     Mode,
@@ -40,15 +39,17 @@ from senet_profile.cli.common import (
     choose_format,
     emit,
     progress_bar,
+    setting_from_options,
     shape_text,
     warn_unused,
     working,
 )
 from senet_profile.errors import UserInputError
 from senet_profile.io import check_writable, write_atomic
+from senet_profile.setting import parse_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
-    from senet_profile.analysis.metrics import RuntimeOptions
+    from senet_profile.setting import Setting
 
 Source = Annotated[
     str,
@@ -62,10 +63,10 @@ MemoryDevice = Annotated[
 
 
 def _catalog_rows(pattern: str) -> list[dict]:
-    from senet_profile.catalog.index import find
+    from senet_profile.api import find_in_catalog
 
     rows = []
-    for entry in find(pattern):
+    for entry in find_in_catalog(pattern):
         knobs = ", ".join(f"{k['name']}={k['default']}" for k in entry["knobs"])
         rows.append(
             {
@@ -111,7 +112,7 @@ def list_command(
         rows = _catalog_rows(pattern)
         caption = GRAMMAR
     else:
-        from senet_profile.catalog.sources import list_source
+        from senet_profile.api import list_source
 
         rows = [{"model": f"{source}:{name}"} for name in list_source(source, pattern)]
         caption = f"Use as `senet-profile profile {source}:NAME[:KEY=VALUE,...]`."
@@ -120,30 +121,15 @@ def list_command(
     _print_list(rows, fmt=fmt, title=f"senet-profile: {source} models", caption=caption)
 
 
-def _runtime(**options: object) -> RuntimeOptions:
-    from senet_profile.analysis.metrics import RuntimeOptions
-
-    return RuntimeOptions(**options)  # type: ignore[arg-type]
-
-
 def _check_output(fmt: str | None, output: Path | None) -> None:
     if output is not None and output != STDOUT:
         check_writable(output)
     choose_format(fmt, output)
 
 
-def _size(text: str | None) -> tuple[int, int] | None:
-    from senet_profile.api import parse_input_size
-
-    return None if text is None else parse_input_size(text)
-
-
-def _check_request(runtime: RuntimeOptions, groups: tuple[str, ...], batch_size: int, size: object) -> None:
-    """Refuse, before any model is built, options this machine cannot run and a bad batch or size."""
-    from senet_profile import api
-
-    runtime.check_for(groups)
-    api.Workload(batch_size, _size(size) or api.DEFAULT_INPUT_SIZE)  # type: ignore[arg-type]
+def _check_request(setting: Setting, groups: tuple[str, ...]) -> None:
+    """Refuse, before any model is built, what this machine cannot run for ``groups``."""
+    setting.check_for(groups)
 
 
 @app.command("profile")
@@ -171,24 +157,23 @@ def profile_command(
     compile: Compile = False,
     budget: Budget = None,
     allocator: Allocator = "steady",
-    processes: Processes = DEFAULT_PROCESSES,
+    processes: Processes = None,
+    math: FpMath = "default",
 ) -> None:
     """Each model's parameters, MACs, activations (memory, latency), SE's share; several: one table."""
     from senet_profile import api
-    from senet_profile.analysis.metrics import parse_metrics
-    from senet_profile.catalog.attention import parse_attention_classes
 
     _check_output(fmt, output)
-    classes = parse_attention_classes(attention or [])
+    classes = api.parse_attention_classes(attention or [])
     groups = parse_metrics(metrics)
-    timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes)
-    budget = DEFAULT_BUDGET_S if budget is None else budget
-    runtime = _runtime(
+    timing = _Timing(budget=budget, threads=threads, allocator=allocator, processes=processes)
+    setting = setting_from_options(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
-        budget_s=budget, allocator=allocator, processes=processes,
+        budget=budget, allocator=allocator, processes=processes, batch_size=batch_size,
+        input_size=input_size, math=math,
     )  # fmt: skip
     breakdown = by_module or by_op
-    _check_request(runtime, ("static",) if breakdown else groups, batch_size, input_size)
+    _check_request(setting, ("static",) if breakdown else groups)
     if breakdown:
         # The tree and the op table are static counts on the meta device: the runtime options do nothing.
         warn_unused(
@@ -197,8 +182,8 @@ def profile_command(
                "--dtype": dtype != "fp32", "--channels-last": channels_last},
             **_idle_timing((), **timing),
         )  # fmt: skip
-        _breakdown(models, by_module=by_module, by_op=by_op, depth=depth, size=_size(input_size),
-                   batch_size=batch_size, attention=classes, fmt=fmt, output=output)  # fmt: skip
+        _breakdown(models, by_module=by_module, by_op=by_op, depth=depth, setting=setting,
+                   attention=classes, fmt=fmt, output=output)  # fmt: skip
         return
     warn_unused(
         **{"--depth": depth is not None, "--by-stage": by_stage and "static" not in groups},
@@ -206,27 +191,39 @@ def profile_command(
     )
     for model in models:  # every name checked (built on meta, cheap) before the first is measured
         api.resolve(model)
-    options = dict(
-        batch_size=batch_size, input_size=_size(input_size), by_stage=by_stage, by_class=by_class,
-        crosscheck=crosscheck, attention=classes,
-    )  # fmt: skip
+    options: dict[str, Any] = dict(
+        by_stage=by_stage, by_class=by_class, crosscheck=crosscheck, attention=classes
+    )
     slow = crosscheck or compile or "memory" in groups
-    with progress_bar(groups, budget), working("measuring", when=slow and "latency" not in groups):
-        frames = [api.profile(model, metrics=groups, runtime=runtime, **options) for model in models]
+    with (
+        progress_bar(groups, setting.budget_s) as progress,
+        working("measuring", when=slow and "latency" not in groups),
+    ):
+        frames = [
+            api.profile(model, metrics=groups, setting=setting, progress=progress, **options)
+            for model in models
+        ]
     frame = frames[0] if len(frames) == 1 else api.side_by_side(frames)
     names = ", ".join(frame.attrs["models"])
     emit(frame, fmt=fmt, output=output, title=f"{names}, input {shape_text(frame)}")
 
 
+class _Timing(TypedDict):
+    budget: float | None
+    threads: int
+    allocator: str
+    processes: int | None
+
+
 def _idle_timing(
-    groups: tuple[str, ...], *, budget: float | None, threads: int, allocator: str, processes: int
+    groups: tuple[str, ...], *, budget: float | None, threads: int, allocator: str, processes: int | None
 ) -> dict[str, bool]:
     """Which timing options were given (other than their defaults) where no latency is measured."""
     given = {
         "--budget": budget is not None,
         "--threads": threads != 1,
         "--allocator": allocator != "steady",
-        "--processes": processes != DEFAULT_PROCESSES,
+        "--processes": processes is not None,
     }
     return {option: flag and "latency" not in groups for option, flag in given.items()}
 
@@ -237,8 +234,7 @@ def _breakdown(
     by_module: bool,
     by_op: bool,
     depth: int | None,
-    size: tuple[int, int] | None,
-    batch_size: int,
+    setting: Setting,
     attention: dict[str, str],
     fmt: str | None,
     output: Path | None,
@@ -250,7 +246,7 @@ def _breakdown(
 
     if by_module and by_op:
         raise UserInputError("choose one of --by-module and --by-op")
-    options = dict(batch_size=batch_size, input_size=size, attention=attention)
+    options: dict[str, Any] = dict(setting=setting, attention=attention)
     if by_module:
         frames = [api.by_module(m, depth=2 if depth is None else depth, **options) for m in models]
     else:
@@ -289,36 +285,33 @@ def compare_command(
     compile: Compile = False,
     budget: Budget = None,
     allocator: Allocator = "steady",
-    processes: Processes = DEFAULT_PROCESSES,
+    processes: Processes = None,
+    math: FpMath = "default",
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     from senet_profile import api
-    from senet_profile.analysis.metrics import parse_metrics
-    from senet_profile.catalog.attention import parse_attention_classes
 
     _check_output(fmt, output)
-    classes = parse_attention_classes(attention or [])
+    classes = api.parse_attention_classes(attention or [])
     groups = parse_metrics(metrics)
-    timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes)
-    budget = DEFAULT_BUDGET_S if budget is None else budget
-    runtime = _runtime(
+    timing = _Timing(budget=budget, threads=threads, allocator=allocator, processes=processes)
+    setting = setting_from_options(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
-        budget_s=budget, allocator=allocator, processes=processes,
+        budget=budget, allocator=allocator, processes=processes, batch_size=batch_size,
+        input_size=input_size, math=math,
     )  # fmt: skip
-    _check_request(runtime, groups, batch_size, input_size)
+    _check_request(setting, groups)
     warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
     slow = (crosscheck or compile or "memory" in groups) and "latency" not in groups
-    with progress_bar(groups, budget) as progress, working("measuring", when=slow):
+    with progress_bar(groups, setting.budget_s) as progress, working("measuring", when=slow):
         frame = api.compare(
             base,
             candidate,
-            batch_size=batch_size,
-            input_size=_size(input_size),
+            setting=setting,
             by_stage=by_stage,
             by_class=by_class,
             crosscheck=crosscheck,
             metrics=groups,
-            runtime=runtime,
             progress=progress,
             attention=classes,
         )
@@ -341,32 +334,12 @@ def explain_memory_command(
 ) -> None:
     """Why CANDIDATE's peak memory differs from BASE's: the tensors live at each peak, SE's part of them."""
     from senet_profile import api
-    from senet_profile.analysis import explain
-    from senet_profile.analysis.metrics import memory_result
-    from senet_profile.analysis.resources import check_fits
 
     target = None if output == STDOUT else output
     if target is not None:
         check_writable(target)
-    runtime = _runtime(device=device, mode=mode)
-    _check_request(runtime, ("memory",), batch_size, input_size)
-    where = "meta" if runtime.memory_device == "meta" else "cpu"
-    planned = {name: api.resolve(name) for name in (base, candidate)}  # on meta: no data yet
-    size = _size(input_size) or planned[base].input_size or api.DEFAULT_INPUT_SIZE
-    workload = api.Workload(batch_size, size)
-    shape = workload.shape
-    for name in (base, candidate):
-        api.check_runs(planned[name].module, workload)  # an input too small is refused as `profile` does
-        if runtime.memory_device == "cpu":
-            check_fits(planned[name].module, shape, mode=mode, dtype=runtime.torch_dtype)
-    built = [planned[n] if where == "meta" else api.resolve(n, device="cpu") for n in (base, candidate)]
-    base_result, candidate_result = (memory_result(b.module, shape, runtime) for b in built)
-    names = (built[0].name, built[1].name)
-    report = explain.memory_report(
-        names, base_result.profile, candidate_result.profile, candidate_result.without_se
-    )
-    title = f"Memory: {names[1]} over {names[0]}, {mode}, input {'x'.join(map(str, shape))}, "
-    text = explain.to_markdown(report, title=title + runtime.memory_device)
+    setting = setting_from_options(device=device, mode=mode, batch_size=batch_size, input_size=input_size)
+    text = api.explain_memory(base, candidate, setting=setting).to_markdown()
     if target is None:
         typer.echo(text, nl=False)
     else:

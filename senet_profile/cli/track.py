@@ -125,6 +125,27 @@ def regress_command(
     ] = False,
 ) -> None:
     """Check a run record against a baseline; exit 1 on a regression or a missing timing figure."""
+    check_against_baseline(
+        baseline=baseline, current=current, threshold=threshold, results=results, runs_dir=runs_dir,
+        baselines_dir=baselines_dir, show_ok=show_ok, allow_missing=allow_missing,
+        skip_unreadable=skip_unreadable,
+    )  # fmt: skip
+
+
+def check_against_baseline(
+    *,
+    baseline: Path | None = None,
+    current: Path | None = None,
+    threshold: list[str] | None = None,
+    results: Path | None = None,
+    runs_dir: Path | None = None,
+    baselines_dir: Path | None = None,
+    show_ok: bool = False,
+    allow_missing: bool = False,
+    skip_unreadable: bool = False,
+) -> None:
+    """What ``regress`` and ``bench`` both do: check a run record against a baseline, print the findings,
+    exit 1 on a regression or a missing timing figure."""
     from senet_profile.history import regress, tracking
 
     needs_root = (current is None and runs_dir is None) or (baseline is None and baselines_dir is None)

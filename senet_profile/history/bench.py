@@ -19,39 +19,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from senet_profile.analysis.latency import DTYPES, LatencyOptions, PairedLatency, bootstrap_median_ci
+from senet_profile import api
+from senet_profile.analysis.intervals import bootstrap_median_ci
+from senet_profile.analysis.latency import PairedLatency
 from senet_profile.analysis.memory import measure_memory
-from senet_profile.analysis.metrics import RuntimeOptions
-from senet_profile.analysis.overhead import explain_time
-from senet_profile.analysis.roofline import MachineModel
-from senet_profile.analysis.static import analyze
-from senet_profile.catalog.registry import list_models, parse_model_spec
-from senet_profile.catalog.sources import build, parse_source
 from senet_profile.errors import UserInputError
 from senet_profile.history.schema import benchmark_figures
+from senet_profile.setting import Setting
 
 STATIC_SHAPE = (1, 3, 224, 224)
-STATIC_METRICS = ("params", "params_se", "macs", "macs_se", "activations", "bytes_moved", "bytes_moved_se")
-STATIC_UNITS = {"params": "params", "params_se": "params", "macs": "MACs", "macs_se": "MACs"}
-STATIC_UNITS |= {"bytes_moved": "bytes", "bytes_moved_se": "bytes"}
+# The figures the bench tracks of each model: a subset of the API's one table of static metrics.
+BENCH_STATIC = ("params", "params_se", "macs", "macs_se", "activations", "bytes_moved", "bytes_moved_se")
 MEMORY_SETTINGS = (("infer", 1), ("train", 8))
 
 
 @dataclass(frozen=True)
 class BenchCase:
-    """One timed pair: base and candidate catalog arguments, batch size and pass."""
+    """One timed pair: base and candidate catalog arguments, and the setting they are timed in."""
 
     base: str
     candidate: str
-    batch_size: int = 1
-    mode: str = "infer"
-    compile: bool = False
+    setting: Setting = field(default_factory=Setting)
 
     @property
     def name(self) -> str:
@@ -59,9 +53,14 @@ class BenchCase:
         return f"{self.base} -> {self.candidate}"
 
     @property
-    def setting(self) -> str:
+    def label(self) -> str:
         """The pass and batch, e.g. ``infer b1`` (``infer b1 compiled`` under ``torch.compile``)."""
-        return f"{self.mode} b{self.batch_size}" + " compiled" * self.compile
+        s = self.setting
+        return f"{s.mode} b{s.batch_size}" + " compiled" * s.compile
+
+
+def _case(base: str, candidate: str, **setting: object) -> BenchCase:
+    return BenchCase(base, candidate, Setting(**setting))  # type: ignore[arg-type]
 
 
 RESNET = ("resnet50", "se_resnet50")
@@ -69,20 +68,20 @@ MOBILE = ("mobilenet_v3_large:se=off", "mobilenet_v3_large")
 PAPER_LAYOUT = ("resnet50:layout=paper", "se_resnet50:layout=paper")
 
 QUICK_CASES = (
-    BenchCase(*RESNET, batch_size=1),
-    BenchCase(*RESNET, batch_size=8),
-    BenchCase(*MOBILE, batch_size=1),
-    BenchCase(*PAPER_LAYOUT, batch_size=1),
+    _case(*RESNET, batch_size=1),
+    _case(*RESNET, batch_size=8),
+    _case(*MOBILE, batch_size=1),
+    _case(*PAPER_LAYOUT, batch_size=1),
 )
 FULL_CASES = (
     *QUICK_CASES,
-    BenchCase(*RESNET, batch_size=32),
-    BenchCase(*RESNET, batch_size=32, mode="train"),
-    BenchCase(*MOBILE, batch_size=8),
-    BenchCase("mobilenet_v1", "se_mobilenet_v1", batch_size=1),
-    BenchCase("resnext50_32x4d", "se_resnext50_32x4d", batch_size=1),
-    BenchCase(*RESNET, batch_size=1, compile=True),
-    BenchCase(*MOBILE, batch_size=1, compile=True),
+    _case(*RESNET, batch_size=32),
+    _case(*RESNET, batch_size=32, mode="train"),
+    _case(*MOBILE, batch_size=8),
+    _case("mobilenet_v1", "se_mobilenet_v1", batch_size=1),
+    _case("resnext50_32x4d", "se_resnext50_32x4d", batch_size=1),
+    _case(*RESNET, batch_size=1, compile=True),
+    _case(*MOBILE, batch_size=1, compile=True),
 )
 
 
@@ -91,19 +90,14 @@ def cases(*, full: bool) -> tuple[BenchCase, ...]:
     return FULL_CASES if full else QUICK_CASES
 
 
-def _canonical(model: str) -> str:
-    source = parse_source(model)
-    return str(parse_model_spec(model)) if source.kind == "catalog" else str(source)
-
-
 def _built(model: str, device: str = "meta"):
-    """The module a model argument of any source names, built on ``device``."""
-    return build(model, device=device).module
+    """The module a model argument of any source names, built on ``device`` (the one resolver)."""
+    return api.resolve(model, device=device).module
 
 
 def pair_models(selected: Iterable[BenchCase]) -> list[str]:
     """Canonical names of every model the pairs name, in order, once each."""
-    names = [_canonical(m) for case in selected for m in (case.base, case.candidate)]
+    names = [api.canonical_name(m) for case in selected for m in (case.base, case.candidate)]
     return list(dict.fromkeys(names))
 
 
@@ -116,10 +110,10 @@ def static_figures(models: Iterable[str], *, shape: tuple[int, ...] = STATIC_SHA
     figures = []
     setting = "x".join(str(s) for s in shape)
     for model in models:
-        total = analyze(_built(model), shape, name=model).total
-        for metric in STATIC_METRICS:
-            unit = STATIC_UNITS.get(metric, "elements")
-            figures.append(_figure(model, metric, setting, unit, getattr(total, metric), deterministic=True))
+        total = api.analyze(_built(model), shape, name=model).total
+        for metric in (m for m in api.STATIC_METRICS if m.name in BENCH_STATIC):
+            value = metric.read(total)
+            figures.append(_figure(model, metric.name, setting, metric.unit, value, deterministic=True))
     return figures
 
 
@@ -141,7 +135,9 @@ def memory_figures(
         built = _built(model, device="meta" if device == "meta" else "cpu")
         for mode, batch in settings:
             shape = (batch, 3, *input_size)
-            profile = measure_memory(built, shape, mode=mode, device=device, dtype=DTYPES[dtype])
+            profile = measure_memory(
+                built, shape, mode=mode, device=device, dtype=api.Setting(dtype=dtype).torch_dtype
+            )
             setting = f"{device} {mode} b{batch}{suffix}"
             figures.append(
                 _figure(model, "memory_peak", setting, "bytes", profile.peak_bytes, deterministic=True)
@@ -156,31 +152,28 @@ def _size_suffix(input_size: tuple[int, int]) -> str:
     return "" if tuple(input_size) == (224, 224) else f" {input_size[0]}x{input_size[1]}"
 
 
-def latency_options(case: BenchCase, *, budget_s: float, threads: int | None) -> LatencyOptions:
-    """The timing options of one bench case on the CPU, at 224x224."""
-    runtime = RuntimeOptions(mode=case.mode, threads=threads, budget_s=budget_s, compile=case.compile)
-    return runtime.latency(batch_size=case.batch_size, input_size=(224, 224))
+def latency_setting(case: BenchCase, *, budget_s: float, threads: int | None) -> Setting:
+    """The setting one bench case is timed in: the case's own, with the run's budget and threads, at 224."""
+    return case.setting.resolved(budget_s=budget_s, threads=threads, input_size=(224, 224)).for_latency()
 
 
-def prediction_fields(case: BenchCase, result: PairedLatency, machine: MachineModel) -> dict:
+def prediction_fields(case: BenchCase, result: PairedLatency, explanation: api.Explanation | None) -> dict:
     """What FLOPs and the machine model predicted for a timed pair, and the model's error in points.
 
-    Inference only: the machine model prices a forward pass; a training pair gets None with the reason.
+    ``explanation``: an unmeasured ``api.explain`` of the pair. Inference only: the machine model prices a
+    forward pass; a training pair gets None with the reason.
     """
-    if case.mode != "infer":
+    if case.setting.mode != "infer" or explanation is None:
         return {"flops_pct": None, "predicted_pct": None, "prediction_error_pp": None,
                 "prediction_note": "the machine model prices inference only"}  # fmt: skip
-    shape = (case.batch_size, 3, 224, 224)
-    explained = explain_time(
-        (case.base, _built(case.base)), (case.candidate, _built(case.candidate)),
-        machine=machine, latency=None, op_times=None, input_shape=shape,
-    )  # fmt: skip
+    explained = explanation.time
     gaps = {**explained.base.prediction.uncovered, **explained.candidate.prediction.uncovered}
+    predicted = explained.predicted_pct
     return {
         "flops_pct": explained.flops_pct,
-        "predicted_pct": explained.predicted_pct,
-        "prediction_error_pp": explained.predicted_pct - result.overhead_pct,
-        "prediction_note": f"machine model {machine.key}"
+        "predicted_pct": predicted,
+        "prediction_error_pp": None if predicted is None else predicted - result.overhead_pct,
+        "prediction_note": f"machine model {explanation.machine.key}"
         + (f"; ops with no rule, left out: {sorted(gaps)}" if gaps else ""),
     }
 
@@ -191,32 +184,22 @@ def latency_figure(case: BenchCase, result: PairedLatency, prediction: dict | No
     options = result.options
     threads = options.threads or torch.get_num_threads()
     setting = f"{options.device} {options.mode} b{options.batch_size} {options.dtype} threads={threads}"
-    setting += f" heap={options.allocator}" + " compiled" * options.compile + _size_suffix(options.input_size)
-    base, candidate = result.base, result.candidate
+    setting += f" heap={options.allocator}" + " compiled" * options.compile + _size_suffix(options.size)
+    setting += f" math={options.math}" * (options.math != "default")
+    summary = result.summary()
+    overhead = summary.pop("overhead_pct")
+    summary["samples"] = summary.pop("pairs")
     return _figure(
-        f"{_canonical(case.base)} -> {_canonical(case.candidate)}",
+        f"{api.canonical_name(case.base)} -> {api.canonical_name(case.candidate)}",
         "latency_overhead",
         setting,
         "%",
-        result.overhead_pct,
+        overhead,
         deterministic=False,
-        ci_low=result.ci_low_pct,
-        ci_high=result.ci_high_pct,
-        samples=result.pairs,
-        processes=result.processes,
-        ci_reason=result.ci_reason,
-        base_median_s=base.median_s,
-        candidate_median_s=candidate.median_s,
-        base_iqr_s=base.q3_s - base.q1_s,
-        candidate_iqr_s=candidate.q3_s - candidate.q1_s,
-        wall_s=result.wall_s,
-        noisy=result.noisy,
+        **summary,
         batch_size=options.batch_size,
         mode=options.mode,
         compiled=options.compile,
-        heap=result.heap,
-        base_page_faults_per_call=base.page_faults_per_call,
-        candidate_page_faults_per_call=candidate.page_faults_per_call,
         **(prediction or {}),
     )
 
@@ -228,7 +211,7 @@ def tool_cost_figure(
     ratios = [(t / b - 1) * 100 for t, b in zip(tool, bare, strict=True)]
     low, high = bootstrap_median_ci(ratios)
     return _figure(
-        _canonical(model),
+        api.canonical_name(model),
         "tool_cost",
         f"cpu infer b1 fp32 threads={threads}",
         "%",
@@ -265,7 +248,7 @@ def figures_from_benchmark_json(path: Path) -> list[dict]:
 def deterministic_figures(selected: Iterable[BenchCase]) -> list[dict]:
     """Static counts of the whole catalog and the pairs' models, and the pairs' models' tracked memory."""
     pairs = pair_models(selected)
-    models = list(dict.fromkeys([*list_models(), *pairs]))
+    models = list(dict.fromkeys([*api.list_models(), *pairs]))
     return static_figures(models) + memory_figures(pairs)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from senet_profile.history.machine import describe_machine, git_commit
 from senet_profile.history.schema import SCHEMA, check_record
 from senet_profile.io import write_atomic
+from senet_profile.setting import METHOD_VERSION
 
 __all__ = ["SCHEMA", "RunRecord", "load_records", "new_record", "parse_record", "read_record", "record_files",
            "save_record"]  # fmt: skip
@@ -41,14 +42,15 @@ class RunRecord:
 def new_record(
     kind: str, figures: list[dict], *, settings: dict | None = None, repo: Path | None = None
 ) -> dict:
-    """A self-describing record of ``figures``: kind, time, commit, machine, versions and settings."""
+    """A self-describing record of ``figures``: kind, time, commit, machine, versions and settings (the
+    method's version among them: figures of two versions are never compared)."""
     return {
         "schema": SCHEMA,
         "kind": kind,
         "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         "commit": git_commit(repo),
         "machine": describe_machine().as_dict(),
-        "settings": settings or {},
+        "settings": {"method_version": METHOD_VERSION, **(settings or {})},
         "figures": figures,
     }
 

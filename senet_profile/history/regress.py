@@ -138,6 +138,13 @@ def compare_records(
     for rule in thresholds:
         if rule.unit != "pp" and any(rule.applies_to(metric) for metric in timing_metrics):
             raise UserInputError(f"threshold {rule} for a timing overhead must be in percentage points (pp)")
+    versions = [method_version(record) for record in (baseline, current)]
+    if versions[0] != versions[1]:
+        message = (
+            f"the baseline was measured with method version {versions[0]}, this run with {versions[1]}: "
+            "no figure is compared across a change of method; update the baseline on purpose"
+        )
+        return [Finding("info", "*", "*", "*", message)]
     same_class = baseline["machine"]["machine_class"] == current["machine"]["machine_class"]
     before = {figure_key(f): f for f in baseline["figures"]}
     after = {figure_key(f): f for f in current["figures"]}
@@ -164,6 +171,12 @@ def compare_records(
             verdict, message = (_timing if timing else _deterministic)(old, new, thresholds)
         findings.append(Finding(verdict, model, metric, setting, message))
     return findings
+
+
+def method_version(record: dict) -> int:
+    """The measuring method's version a record was taken with (records before versions existed: 1)."""
+    version = record.get("settings", {}).get("method_version", 1)
+    return version if isinstance(version, int) and not isinstance(version, bool) else 1
 
 
 def class_note(baseline: dict, current: dict) -> str:

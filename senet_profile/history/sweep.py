@@ -39,6 +39,7 @@ from senet_profile.errors import UserInputError
 from senet_profile.history.records import RunRecord, load_records, new_record, read_record
 from senet_profile.history.schema import check_record
 from senet_profile.io import write_atomic
+from senet_profile.setting import DEFAULT_BUDGET_S, Setting, overhead_pct
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,6 +102,19 @@ class Case:
         """The case ``as_dict`` wrote."""
         return cls(**{**data, "input_size": tuple(data["input_size"])})
 
+    @property
+    def setting(self) -> Setting:
+        """The case's setting (the one type every measurement takes); unused fields at their defaults."""
+        chosen = {
+            "device": self.device, "mode": self.mode, "dtype": self.dtype, "compile": self.compile,
+            "threads": self.threads, "budget_s": self.budget_s, "processes": self.processes,
+        }  # fmt: skip
+        return Setting(
+            batch_size=self.batch_size,
+            input_size=self.input_size,
+            **{key: value for key, value in chosen.items() if value is not None},  # type: ignore[arg-type]
+        )
+
     def describe(self) -> str:
         """One line: kind, pair and setting."""
         parts = [self.kind, f"{self.base} -> {self.candidate}", f"b{self.batch_size}"]
@@ -122,7 +136,7 @@ class Grid:
     metrics: tuple[str, ...] = ("static",)
     device: str = "cpu"
     input_size: tuple[int, int] = (224, 224)
-    budget_s: float = 48.0
+    budget_s: float = DEFAULT_BUDGET_S
     processes: int = 1
 
     def as_dict(self) -> dict:
@@ -180,16 +194,11 @@ def canonical_model(text: str) -> str:
     """The canonical form of a model argument of any source; UserInputError for an unknown model or knob.
 
     A catalog argument is checked against the catalog's knobs; any other source (``timm:``,
-    ``torchvision:``, ``module:function``) is built once on the meta device, so that a wrong name or
-    keyword is refused before anything runs.
+    ``torchvision:``, ``module:function``) is read, not run: validating a grid executes no model code.
     """
-    from senet_profile.catalog.registry import parse_model_spec
-    from senet_profile.catalog.sources import build, parse_source
+    from senet_profile.api import canonical_name
 
-    source = parse_source(text)
-    if source.kind == "catalog":
-        return str(parse_model_spec(text))
-    return build(source, device="meta").name
+    return canonical_name(text)
 
 
 def se_twin(name: str) -> str | None:
@@ -271,8 +280,7 @@ def _listed(value: object) -> list:
 
 def build_grid(values: dict) -> Grid:
     """A validated grid from raw values (keys of ``GRID_KEYS``); UserInputError on anything wrong in it."""
-    from senet_profile.analysis.metrics import RuntimeOptions, parse_metrics
-    from senet_profile.api import parse_input_size
+    from senet_profile.setting import parse_input_size, parse_metrics
 
     unknown = sorted(set(values) - set(GRID_KEYS))
     if unknown:
@@ -301,27 +309,21 @@ def build_grid(values: dict) -> Grid:
         processes=_integers("processes", _listed(values.get("processes")) or [1])[0],
     )
     for mode in grid.modes:  # every value of every axis, even of an axis no case of the grid uses
-        RuntimeOptions(mode=mode)
+        Setting(mode=mode)
     for dtype in grid.dtypes:
-        RuntimeOptions(dtype=dtype)
-    RuntimeOptions(device=grid.device)
-    for case in grid.cases():  # every setting through the options' own checks, before anything runs
-        options = RuntimeOptions(
-            device=case.device or grid.device,
-            mode=case.mode or "infer",
-            dtype=case.dtype or "fp32",
-            threads=case.threads or 1,
-            compile=bool(case.compile),
-            budget_s=grid.budget_s,
-        )
+        Setting(dtype=dtype)
+    Setting(device=grid.device)
+    for case in grid.cases():  # every setting through the one setting's checks, before anything runs
+        setting = case.setting
+        setting.check_for((case.kind,))
         if case.timed:
-            options.latency(batch_size=case.batch_size, input_size=case.input_size)
+            setting.for_latency()
     return grid
 
 
 def _budget(value: object) -> float:
     if value is None:
-        return 48.0
+        return DEFAULT_BUDGET_S
     try:
         budget = float(str(value))
     except ValueError:
@@ -366,25 +368,12 @@ def run_case(case: Case) -> dict:
 
 
 def _latency_figure(case: Case) -> dict:
-    from senet_profile.analysis.latency import measure_paired
-    from senet_profile.analysis.metrics import RuntimeOptions
-    from senet_profile.catalog.sources import build
+    from senet_profile import api
     from senet_profile.history.bench import BenchCase, latency_figure
 
-    runtime = RuntimeOptions(
-        device=case.device,
-        mode=case.mode,
-        threads=case.threads,
-        dtype=case.dtype,
-        compile=bool(case.compile),
-        budget_s=case.budget_s,
-        processes=case.processes or 1,
-    )
-    options = runtime.latency(batch_size=case.batch_size, input_size=case.input_size)
-    base, candidate = (build(name, device="cpu").module for name in (case.base, case.candidate))
-    result = measure_paired(base, candidate, options)
-    pair = BenchCase(case.base, case.candidate, case.batch_size, case.mode, bool(case.compile))
-    return latency_figure(pair, result)
+    setting = case.setting.resolved(processes=case.processes or 1)
+    result = api.time_pair(case.base, case.candidate, setting=setting)
+    return latency_figure(BenchCase(case.base, case.candidate, setting), result)
 
 
 # --- the store: manifest, finished cases, lock --------------------------------------------------------
@@ -615,7 +604,7 @@ def summary_frame(records: Sequence[RunRecord]):
                 if match is None:
                     continue
                 base, candidate = figure["value"], match["value"]
-                pct = (candidate - base) / base * 100 if base else None
+                pct = overhead_pct(base, candidate)
                 rows.append({**common, "metric": figure["metric"], "setting": figure["setting"], "base": base,
                              "candidate": candidate, "overhead_pct": pct})  # fmt: skip
     columns = ["pair", "metric", "setting", "base", "candidate", "overhead_pct", "ci_low", "ci_high"]

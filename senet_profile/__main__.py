@@ -1,0 +1,5 @@
+"""``python -m senet_profile``: the command line."""
+
+from senet_profile.cli import main
+
+main()
