@@ -105,6 +105,67 @@ def timm_attention(
     return found, f"built on meta (timm {timm.__version__}; the index is of timm {stored['timm']})"
 
 
+def _built_families(source: str, name: str) -> dict[str, int] | str:
+    """Attention family -> module count of a catalog or torchvision model built on meta."""
+    from senet_profile.catalog.attention import attention_modules
+    from senet_profile.catalog.sources import build
+    from senet_profile.errors import UserInputError
+
+    try:
+        model = build(name if source == "catalog" else f"{source}:{name}").module
+    except UserInputError as error:
+        return str(error)
+    families: dict[str, int] = {}
+    for family in attention_modules(model).values():
+        families[family] = families.get(family, 0) + 1
+    return dict(sorted(families.items()))
+
+
+def _classifiers(pattern: str) -> list[str]:
+    """torchvision's classification models matching ``pattern`` (its detection and segmentation builders
+    would fetch backbone weights)."""
+    from torchvision import models
+
+    return sorted(n for n in models.list_models(module=models) if fnmatch.fnmatchcase(n, pattern))
+
+
+def attention_rows(
+    source: str, pattern: str, family: str, *, progress: Callable[[int, int], None] | None = None
+) -> tuple[list[dict], str]:
+    """Models of ``source`` matching ``pattern`` that hold attention of ``family`` (``any``: of any family),
+    sorted by their families then name, each with its families and module counts; and a caption line."""
+    from senet_profile.catalog.attention import TIMM_NAMES
+    from senet_profile.errors import UserInputError
+
+    known = sorted(set(TIMM_NAMES.values()))
+    if family != "any" and family not in known:
+        raise UserInputError(f"unknown attention family {family!r}; choose any or one of {', '.join(known)}")
+    if source == "timm":
+        found, origin = timm_attention(pattern, progress=progress)
+    else:
+        names = [e["name"] for e in find(pattern)] if source == "catalog" else _classifiers(pattern)
+        found = {}
+        for done, name in enumerate(names, start=1):
+            found[name] = _built_families(source, name)
+            if progress is not None:
+                progress(done, len(names))
+        origin = "built on meta"
+    failed = sorted(name for name, families in found.items() if isinstance(families, str))
+    rows = [
+        {
+            "model": name if source == "catalog" else f"{source}:{name}",
+            "attention": ", ".join(f"{f} x{n}" for f, n in families.items()),
+        }
+        for name, families in found.items()
+        if isinstance(families, dict) and families and (family == "any" or family in families)
+    ]
+    rows.sort(key=lambda row: (row["attention"].split(" x")[0], row["model"]))
+    caption = f"Attention modules by family ({origin}); 'se x16': 16 SE modules."
+    if failed:
+        caption += f" Not built on meta, so not listed: {len(failed)} ({', '.join(failed[:3])}...)."
+    return rows, caption
+
+
 def write_timm_index(path: Path | None = None) -> Path:
     """Build every timm model on meta and write the attention index (minutes)."""
     import timm
