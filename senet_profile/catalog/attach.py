@@ -567,4 +567,5 @@ def apply_model_keys(model: nn.Module, keys: dict[str, object], *, where: str) -
     try:
         return add_se(model, config=config, at=None if at is None else at.split("+"))
     except UserInputError as error:
-        raise UserInputError(f"{where}: {error}") from None
+        text = str(error)
+        raise UserInputError(f"{where}: {'se_' if text.startswith('at=') else ''}{text}") from None
