@@ -70,7 +70,7 @@ def test_se_off_and_attention_off_on_a_function_without_those_keys() -> None:
         ("timm:skresnet18:attention=off", "its attention (sk) replaces convs"),
         ("resnet50:se=maybe", "error: resnet50:se=maybe: se takes on, off or add, got se=maybe"),
         ("resnet50:se_r=4", "se_r is the ratio of SE blocks added: give se=add or se_at too"),
-        ("torchvision:mobilenet_v2:se_at=nothing.here", "mobilenet_v2: se_at='nothing.here' matches no module"),
+        ("torchvision:mobilenet_v2:se_at=x.y", "mobilenet_v2: se_at='x.y' matches no module"),
         ("se_resnet50:se=add", "already has 16 SE modules"),
     ],
 )

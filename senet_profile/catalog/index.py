@@ -129,17 +129,22 @@ def _classifiers(pattern: str) -> list[str]:
     return sorted(n for n in models.list_models(module=models) if fnmatch.fnmatchcase(n, pattern))
 
 
-def attention_rows(
-    source: str, pattern: str, family: str, *, progress: Callable[[int, int], None] | None = None
-) -> tuple[list[dict], str]:
-    """Models of ``source`` matching ``pattern`` that hold attention of ``family`` (``any``: of any family),
-    sorted by their families then name, each with its families and module counts; and a caption line."""
+def check_family(family: str) -> None:
+    """Refuse an attention family name that is neither ``any`` nor one this package recognises."""
     from senet_profile.catalog.attention import TIMM_NAMES
     from senet_profile.errors import UserInputError
 
     known = sorted(set(TIMM_NAMES.values()))
     if family != "any" and family not in known:
         raise UserInputError(f"unknown attention family {family!r}; choose any or one of {', '.join(known)}")
+
+
+def attention_rows(
+    source: str, pattern: str, family: str, *, progress: Callable[[int, int], None] | None = None
+) -> tuple[list[dict], str]:
+    """Models of ``source`` matching ``pattern`` that hold attention of ``family`` (``any``: of any family),
+    sorted by their families then name, each with its families and module counts; and a caption line."""
+    check_family(family)
     if source == "timm":
         found, origin = timm_attention(pattern, progress=progress)
     else:

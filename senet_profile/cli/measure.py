@@ -116,9 +116,10 @@ def list_command(
     if source not in ("catalog", "timm", "torchvision"):
         raise UserInputError(f"unknown source {source!r}; choose one of catalog, timm, torchvision")
     if attention is not None:
-        from senet_profile.catalog.index import attention_rows
+        from senet_profile.catalog.index import attention_rows, check_family
         from senet_profile.cli.common import count_bar
 
+        check_family(attention)
         with count_bar("building on meta") as update:
             rows, caption = attention_rows(source, pattern, attention, progress=update)
     elif source == "catalog":
