@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and readers only
     from senet_profile.api import by_module, by_op, compare, profile
-    from senet_profile.catalog.attach import add_se, remove_se
+    from senet_profile.catalog.attach import add_se, remove_attention, remove_se
     from senet_profile.catalog.registry import get_model, list_models, parse_model_spec, register
     from senet_profile.catalog.se import SEConfig
     from senet_profile.errors import UserInputError
@@ -28,6 +28,7 @@ _HOMES = {
     "parse_model_spec": "senet_profile.catalog.registry",
     "profile": "senet_profile.api",
     "register": "senet_profile.catalog.registry",
+    "remove_attention": "senet_profile.catalog.attach",
     "remove_se": "senet_profile.catalog.attach",
 }
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "parse_model_spec",
     "profile",
     "register",
+    "remove_attention",
     "remove_se",
 ]
 _SUBMODULES = ("analysis", "api", "catalog", "cli", "errors", "history", "io", "report")
