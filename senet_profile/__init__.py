@@ -27,6 +27,7 @@ if _TYPE_CHECKING:  # pragma: no cover - for type checkers and readers only
         parse_model_spec,
         profile,
         register,
+        remove_attention,
         remove_se,
         resolve,
     )
@@ -49,6 +50,7 @@ __all__ = [
     "parse_model_spec",
     "profile",
     "register",
+    "remove_attention",
     "remove_se",
     "resolve",
 ]

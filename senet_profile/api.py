@@ -17,8 +17,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and readers only
     from senet_profile.analysis.metrics import PAIRED_LABEL
     from senet_profile.analysis.roofline import MachineModel
     from senet_profile.analysis.static import CONVENTION, analyze
-    from senet_profile.catalog.attach import add_se, remove_se
+    from senet_profile.catalog.attach import add_se, remove_attention, remove_se
     from senet_profile.catalog.attention import parse_attention_classes
+    from senet_profile.catalog.index import attention_rows, check_family
     from senet_profile.catalog.index import find as find_in_catalog
     from senet_profile.catalog.registry import get_model, list_models, parse_model_spec, register
     from senet_profile.catalog.se import SEConfig
@@ -97,6 +98,8 @@ _HOMES: dict[str, tuple[str, str]] = {
     "explain": ("senet_profile.measure.explaining", "explain"),
     "explain_memory": ("senet_profile.measure.explaining", "explain_memory"),
     "explain_tool": ("senet_profile.measure.core", "explain_tool"),
+    "attention_rows": ("senet_profile.catalog.index", "attention_rows"),
+    "check_family": ("senet_profile.catalog.index", "check_family"),
     "find_in_catalog": ("senet_profile.catalog.index", "find"),
     "get_model": ("senet_profile.catalog.registry", "get_model"),
     "input_size_of": ("senet_profile.setting", "input_size_of"),
@@ -112,6 +115,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "parse_model_spec": ("senet_profile.catalog.registry", "parse_model_spec"),
     "profile": ("senet_profile.measure.core", "profile"),
     "register": ("senet_profile.catalog.registry", "register"),
+    "remove_attention": ("senet_profile.catalog.attach", "remove_attention"),
     "remove_se": ("senet_profile.catalog.attach", "remove_se"),
     "resolve": ("senet_profile.measure.resolve", "resolve"),
     "resolve_model": ("senet_profile.measure.core", "resolve_model"),
@@ -139,10 +143,12 @@ __all__ = [
     "UncountedOpWarning",
     "add_se",
     "analyze",
+    "attention_rows",
     "by_module",
     "by_op",
     "canonical_name",
     "check_explain_setting",
+    "check_family",
     "check_metrics",
     "check_model_argument",
     "check_runs",
@@ -166,6 +172,7 @@ __all__ = [
     "parse_model_spec",
     "profile",
     "register",
+    "remove_attention",
     "remove_se",
     "resolve",
     "resolve_model",

@@ -114,3 +114,79 @@ def test_parse_attention_classes() -> None:
     assert parse_attention_classes(["MyGate", "Other=ctx"]) == {"MyGate": "mygate", "Other": "ctx"}
     with pytest.raises(UserInputError):
         parse_attention_classes(["X=Bad Family"])
+
+
+def timm_registry_names() -> set[str]:
+    """Every name timm.layers.get_attn answers to, read from its source (an if-chain, not a dict)."""
+    import ast
+    import importlib
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(importlib.import_module("timm.layers.create_attn").get_attn))
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and getattr(node.left, "id", "") == "attn_type":
+            names |= {
+                c.value for c in node.comparators if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            }
+    return names
+
+
+# constructor arguments some of timm's classes need besides the channels
+EXTRA_ARGS = {"bottleneck": {"feat_size": (8, 8)}, "ge": {"use_mlp": False}}  # 'ge' with an MLP fails in timm
+
+
+def test_every_timm_attention_family_is_recognised() -> None:
+    from senet_profile.catalog.attention import TIMM_NAMES
+
+    registry = timm_registry_names()
+    assert len(registry) >= 20  # the parse found the chain
+    assert registry == set(TIMM_NAMES), "a timm attention name is new or gone: map it in TIMM_NAMES"
+    for name in sorted(registry):
+        layer = timm.layers.get_attn(name)(64, **EXTRA_ARGS.get(name, {}))
+        assert family_of(layer) == TIMM_NAMES[name], name
+
+
+@pytest.mark.parametrize(
+    ("model", "families"),
+    [
+        ("skresnet18", {"sk"}),
+        ("halonet26t", {"halo"}),
+        ("lambda_resnet26t", {"lambda"}),
+        ("botnet26t_256", {"bottleneck"}),
+        ("sehalonet33ts", {"se", "halo"}),
+    ],
+)
+def test_blocks_holding_counted_attention_get_no_note(model: str, families: set[str]) -> None:
+    import torch
+
+    from senet_profile.catalog.attention import unrecognised_attention
+
+    with torch.device("meta"):
+        built = timm.create_model(model, pretrained=False)
+    found = attention_modules(built)
+    assert set(found.values()) == families
+    assert unrecognised_attention(built, found) == []
+
+
+def test_unrecognised_attention_travels_in_json_and_csv() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from senet_profile.cli import app
+
+    source = f"{SMALL_CNN}:with_mystery_attention"
+    for fmt in ("json", "csv"):
+        result = CliRunner().invoke(app, ["profile", source, "--input-size", "8", "--format", fmt])
+        assert result.exit_code == 0, result.stderr
+        assert "unrecognised:MysteryAttention" in result.stdout
+    records = json.loads(
+        CliRunner()
+        .invoke(app, ["compare", f"{SMALL_CNN}:small_cnn", source, "--input-size", "8", "--format", "json"])
+        .stdout
+    )
+    odd = {r["metric"]: r for r in records if r["scope"] == "unrecognised:MysteryAttention"}
+    assert odd["modules"]["base"] == 0 and odd["modules"]["candidate"] == 1
+    assert odd["params"]["candidate"] == 9  # its 1x1 conv 8 -> 1 with bias, counted in the totals too

@@ -43,7 +43,8 @@ def module_rows(profile: StaticProfile, *, depth: int) -> list[dict]:
             for key in MODULE_COLUMNS:
                 totals[owner][key] += getattr(counts, key)
     inside: dict[str, set[str]] = defaultdict(set)  # module -> families of attention modules within it
-    for module, family in profile.attention.items():
+    odd = {text.rpartition(" (")[0]: "unrecognised" for text in profile.unrecognised_attention}
+    for module, family in (profile.attention | odd).items():
         for owner in _ancestors(module, depth):
             if owner != module:
                 inside[owner].add(family)
@@ -57,7 +58,7 @@ def module_rows(profile: StaticProfile, *, depth: int) -> list[dict]:
             "module": shown,
             "path": name,
             "type": kind,
-            "attention": _marker(name, profile.attention, inside),
+            "attention": _marker(name, profile.attention | odd, inside),
         }
         rows.append(row | {key: totals[name][key] for key in MODULE_COLUMNS})
     return rows

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from senet_profile.analysis.trace import ACTIVATION_OPS, OpEvent, Trace, trace_ops
-from senet_profile.catalog.attention import SE, attention_modules, unrecognised_attention
+from senet_profile.catalog.attention import SE, attention_modules, unrecognised_modules
 from senet_profile.errors import UserInputError
 
 CONVENTION = (
@@ -130,6 +130,7 @@ class StaticProfile:
     attention: dict[str, str] = field(default_factory=dict)  # outermost attention module -> family (se too)
     attention_counts: dict[str, Counts] = field(default_factory=dict)  # non-SE family -> its share
     unrecognised_attention: tuple[str, ...] = ()  # "name (Class)" of attention-like modules not known
+    unrecognised_counts: dict[str, Counts] = field(default_factory=dict)  # their class -> their share
     ops: dict[str, OpClassCounts] = field(default_factory=dict)  # aten op -> what it did
 
 
@@ -232,6 +233,7 @@ def summarize(
     ``attention``: the user's own attention classes, class name -> family (``se`` counts as SE).
     """
     families = attention_modules(model, attention)
+    odd = unrecognised_modules(model, families)
     se_roots = [module for module, family in families.items() if family == SE]
     stage_names: Mapping[str, str] = getattr(model, "stage_names", {})
     per_stage = _param_counts(model, se_roots, lambda module: _stage_of(module, stage_names))
@@ -268,7 +270,8 @@ def summarize(
         module_types={m: type(module).__name__ for m, module in model.named_modules()},
         attention=families,
         attention_counts=_family_counts(model, trace, {m: f for m, f in families.items() if f != SE}),
-        unrecognised_attention=tuple(unrecognised_attention(model, families)),
+        unrecognised_attention=tuple(f"{name} ({type(module).__name__})" for name, module in odd.items()),
+        unrecognised_counts=_family_counts(model, trace, {name: type(m).__name__ for name, m in odd.items()}),
         ops={op: OpClassCounts(**values) for op, values in sorted(ops.items())},
     )
 

@@ -4,10 +4,13 @@ SE stays the subject (its share is the ``*_se`` metrics); other attention layers
 family's name. Families are recognised by class name, as ``timm.layers.create_attn`` names them:
 
 se (ours, torchvision's ``SqueezeExcitation``, timm's ``SEModule``/``SqueezeExcite``, Cadene's ``SEModule``,
-and timm's ``EffectiveSEModule``, which is SE with one FC: counted as SE), eca, ceca, ge, gc, gca, cbam,
-lcbam, sk, splat, nl, bat, halo, lambda, bottleneck. A user names their own classes (``CLASS=FAMILY``;
-family ``se`` counts a class as SE). A module whose class name looks like attention but is none of these
-is reported by ``unrecognised_attention`` (a note, never a silent 0).
+and timm's ``EffectiveSEModule``, which is SE with one FC: counted as SE), eca, ecam, ceca, ge, gc, gca,
+cbam, lcbam, coord, scoord, ela, strip, sk, splat, nl, bat, halo, lambda, bottleneck: every name of the
+installed timm's ``get_attn`` (``TIMM_NAMES`` maps each to its family here; a test enumerates timm's
+registry, so a family a new timm adds fails a test rather than going uncounted). A user names their own
+classes (``CLASS=FAMILY``; family ``se`` counts a class as SE). A module whose class name looks like
+attention but is none of these is reported by ``unrecognised_attention`` (a note, never a silent 0);
+a block that only holds recognised attention (timm's ``SelectiveKernelBasic``, ``SelfAttnBlock``) is not.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ SE = "se"
 # timm class name -> family (timm.layers.create_attn's names)
 KNOWN_CLASSES: dict[str, str] = {
     "EffectiveSEModule": SE,
-    "EcaModule": "eca",
+    "EcaModule": "eca",  # 'ecam' (EcaModule with an MLP) is told apart in family_of
     "CecaModule": "ceca",
     "GatherExcite": "ge",
     "GlobalContext": "gc",
     "CbamModule": "cbam",
     "LightCbamModule": "lcbam",
+    "CoordAttn": "coord",
+    "SimpleCoordAttn": "scoord",
+    "EfficientLocalAttn": "ela",
+    "StripAttn": "strip",
     "SelectiveKernel": "sk",
     "SplitAttn": "splat",
     "NonLocalAttn": "nl",
@@ -38,6 +45,18 @@ KNOWN_CLASSES: dict[str, str] = {
     "LambdaLayer": "lambda",
     "BottleneckAttn": "bottleneck",
 }
+# timm.layers.get_attn's names -> the family counted here ('ese' is SE with one FC: counted as SE)
+TIMM_NAMES: dict[str, str] = {
+    **{name: name for name in ("se", "eca", "ecam", "ceca", "ge", "gc", "gca", "cbam", "lcbam")},
+    **{name: name for name in ("coord", "scoord", "ela", "strip", "sk", "splat", "lambda", "bottleneck")},
+    **{name: name for name in ("halo", "nl", "bat")},
+    "ese": SE,
+}
+# families whose module returns its input's shape, gated or with a residual added inside (not a conv's
+# replacement): taking one out leaves the network runnable, so `attention=off` may replace it by identity
+GATING_FAMILIES = frozenset(
+    {SE, "eca", "ecam", "ceca", "ge", "gc", "gca", "cbam", "lcbam", "coord", "scoord", "ela", "strip", "nl"}
+)
 _LOOKS_LIKE_ATTENTION = re.compile(r"attn|attention|excit|cbam|^eca|gather|context|selectivekernel", re.I)
 _FAMILY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -65,6 +84,8 @@ def family_of(module: nn.Module, extra: Mapping[str, str] | None = None) -> str 
     if name == "GlobalContext":  # timm's 'gca' is GlobalContext fusing by add only
         adds, scales = getattr(module, "mlp_add", None), getattr(module, "mlp_scale", None)
         return "gca" if adds is not None and scales is None else "gc"
+    if name == "EcaModule" and getattr(module, "conv2", None) is not None:  # timm's 'ecam'
+        return "ecam"
     if name in KNOWN_CLASSES:
         return KNOWN_CLASSES[name]
     return SE if is_se_module(module) else None
@@ -83,12 +104,23 @@ def attention_modules(model: nn.Module, extra: Mapping[str, str] | None = None) 
 
 
 def unrecognised_attention(model: nn.Module, known: Mapping[str, str]) -> list[str]:
-    """``name (Class)`` of modules that look like attention layers but belong to no recognised family."""
-    odd: list[str] = []
-    outer: list[str] = []
+    """``name (Class)`` of modules that look like attention layers but belong to no recognised family.
+
+    A block that holds recognised attention (timm's ``SelectiveKernelBasic``, ``SelfAttnBlock``) is a
+    container, not an attention layer: its attention is counted, so it gets no note (what else it holds is
+    still looked at).
+    """
+    odd = unrecognised_modules(model, known)
+    return [f"{name} ({type(module).__name__})" for name, module in odd.items()]
+
+
+def unrecognised_modules(model: nn.Module, known: Mapping[str, str]) -> dict[str, nn.Module]:
+    """Qualified name -> module of the outermost attention-like modules of no recognised family."""
+    odd: dict[str, nn.Module] = {}
     for name, module in model.named_modules():
-        inside = any(name == k or name.startswith(f"{k}.") for k in [*known, *outer])
-        if name and not inside and _LOOKS_LIKE_ATTENTION.search(type(module).__name__):
-            outer.append(name)
-            odd.append(f"{name} ({type(module).__name__})")
+        inside = any(name == k or name.startswith(f"{k}.") for k in [*known, *odd])
+        if not name or inside or not _LOOKS_LIKE_ATTENTION.search(type(module).__name__):
+            continue
+        if not any(k.startswith(f"{name}.") for k in known):  # a container of counted attention: skip
+            odd[name] = module
     return odd

@@ -119,8 +119,16 @@ def _call(builder: Callable[..., Any], kwargs: dict[str, Any], *, where: str, de
     """Call a builder on ``device``; its failures become one-line errors naming the argument.
 
     On the meta device a builder that reads tensor values while building (``linspace(...).tolist()``)
-    fails; it is then built on the CPU and moved to meta.
+    fails; it is then built on the CPU and moved to meta. The SE keys (``attach.MODEL_KEYS``: se=off, ...)
+    the builder does not take by name are applied to what it returns.
     """
+    from senet_profile.catalog.attach import MODEL_KEYS, apply_model_keys
+
+    own = _named_parameters(builder)
+    keys = {k: v for k, v in kwargs.items() if k in MODEL_KEYS and k not in own}
+    if keys:
+        rest = {k: v for k, v in kwargs.items() if k not in keys}
+        return apply_model_keys(_call(builder, rest, where=where, device=device), keys, where=where)
     _check_kwargs(builder, kwargs, where)
     try:
         return _invoke(builder, kwargs, where=where, device=device)
@@ -152,6 +160,15 @@ def _input_error(error: Exception, where: str) -> UserInputError:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _named_parameters(builder: Callable[..., Any]) -> set[str]:
+    """The keyword names a builder's signature lists (not what ``**kwargs`` would take)."""
+    try:
+        parameters = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return set()
+    return {n for n, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
 
 
 def _check_kwargs(builder: Callable[..., Any], kwargs: dict[str, Any], where: str) -> None:
@@ -261,11 +278,19 @@ def _build_function(source: Source, device: str) -> Built:
 
 
 def _build_catalog(source: Source, device: str) -> Built:
+    from senet_profile.catalog.attach import MODEL_KEYS, apply_model_keys
     from senet_profile.catalog.registry import get_entry, get_model
     from senet_profile.catalog.spec import build_spec
 
-    spec = build_spec(source.name, list(source.kwargs), get_entry(source.name).knobs)
-    return Built(str(spec), get_model(spec, device=device))
+    knobs = get_entry(source.name).knobs
+    own = {knob.name for knob in knobs}
+    keys = [(k, v) for k, v in source.kwargs if k in MODEL_KEYS and k not in own]  # se=off on any entry
+    spec = build_spec(source.name, [kv for kv in source.kwargs if kv not in keys], knobs)
+    if not keys:
+        return Built(str(spec), get_model(spec, device=device))
+    name = f"{spec}{',' if spec.knobs else ':'}{','.join(f'{k}={v}' for k, v in keys)}"
+    module = apply_model_keys(get_model(spec, device=device), {k: literal(v) for k, v in keys}, where=name)
+    return Built(name, module)
 
 
 _BUILDERS: dict[str, Callable[[Source, str], Built]] = {

@@ -104,11 +104,26 @@ def list_command(
     pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'se_*'.")] = "*",
     source: Source = "catalog",
     fmt: ListFormat = "table",
+    attention: Annotated[
+        str | None,
+        typer.Option(
+            "--attention", help="Only models with attention of this family (se, eca, ..., or any), by family."
+        ),
+    ] = None,
 ) -> None:
     """List the models of a source: the catalog's with knobs and defaults, or timm's, torchvision's."""
     if fmt not in ("table", "json"):
         raise UserInputError(f"unknown format {fmt!r} for list; choose table or json")
-    if source == "catalog":
+    if source not in ("catalog", "timm", "torchvision"):
+        raise UserInputError(f"unknown source {source!r}; choose one of catalog, timm, torchvision")
+    if attention is not None:
+        from senet_profile.api import attention_rows, check_family
+        from senet_profile.cli.common import count_bar
+
+        check_family(attention)
+        with count_bar("building on meta") as update:
+            rows, caption = attention_rows(source, pattern, attention, progress=update)
+    elif source == "catalog":
         rows = _catalog_rows(pattern)
         caption = GRAMMAR
     else:

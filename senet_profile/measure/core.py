@@ -124,14 +124,30 @@ FAMILY_METRICS: tuple[Metric, ...] = (
 )
 
 
-def _attention_records(result: StaticProfile, families: Sequence[str] = ()) -> list[dict]:
-    """Each non-SE attention family's share, scope ``attention:<family>`` (``families``: add these at 0)."""
-    shares = {f: Counts() for f in families} | result.attention_counts
-    return [
-        {"metric": m.name, "unit": m.unit, "scope": f"attention:{family}", "source": OURS, "value": m.read(c)}
-        for family, c in sorted(shares.items())
-        for m in FAMILY_METRICS
-    ]
+def _attention_shares(result: StaticProfile) -> dict[str, Counts]:
+    """Scope -> share: ``attention:<family>`` per non-SE family, ``unrecognised:<Class>`` per odd class."""
+    return {f"attention:{family}": c for family, c in result.attention_counts.items()} | {
+        f"unrecognised:{cls}": c for cls, c in result.unrecognised_counts.items()
+    }
+
+
+def _attention_records(result: StaticProfile, scopes: Sequence[str] = ()) -> list[dict]:
+    """Each non-SE attention family's share, and each unrecognised attention-like class's with its module
+    count (so that JSON and CSV carry what the table's note says); ``scopes``: add these at 0."""
+    shares = {scope: Counts() for scope in scopes} | _attention_shares(result)
+    classes = [text.rpartition(" (")[2].rstrip(")") for text in result.unrecognised_attention]
+    records = []
+    for scope, c in sorted(shares.items()):
+        if scope.startswith("unrecognised:"):
+            count = classes.count(scope.partition(":")[2])
+            records.append(
+                {"metric": "modules", "unit": "modules", "scope": scope, "source": OURS, "value": count}
+            )
+        records += [
+            {"metric": m.name, "unit": m.unit, "scope": scope, "source": OURS, "value": m.read(c)}
+            for m in FAMILY_METRICS
+        ]
+    return records
 
 
 def _attention_notes(result: StaticProfile) -> list[str]:
@@ -508,10 +524,12 @@ def compare(
     sides = [_measure(m, request, b) for m, b in zip((base, candidate), built, strict=True)]
     sides[0].notes.extend(size_notes)
     if "static" in request.metrics:  # a family on one side only: the other side's share is 0
-        families = sorted({f for side in sides for f in side.result.attention_counts})
+        scopes = sorted({scope for side in sides for scope in _attention_shares(side.result)})
         for side in sides:
-            side.records = [r for r in side.records if not r["scope"].startswith("attention:")]
-            side.records += _attention_records(side.result, families)
+            side.records = [
+                r for r in side.records if not r["scope"].startswith(("attention:", "unrecognised:"))
+            ]
+            side.records += _attention_records(side.result, scopes)
     records = pair_records(sides[0].records, sides[1].records)
     paired = None
     if "memory" in request.metrics:
