@@ -66,18 +66,29 @@ def test_light_command_start_up(benchmark, args: list[str]) -> None:
     assert tool_s <= target, (tool_s, target)
 
 
-def test_static_compare_against_bare_import_and_build(benchmark) -> None:
-    compare = [CLI, "compare", "resnet50", "se_resnet50"]
+# `compare --metrics static` against a bare import-and-build: target 1.1x; the default `compare` (counts,
+# both passes' peaks on meta, the machine model's prediction from its stored file): target 2x. Recorded with
+# whether each is within its target; the machine is shared, so the figure, not a pass/fail, is the result.
+COMPARE_CASES = {
+    "cli_static_compare_ratio": (["--metrics", "static"], 1.1),
+    "cli_default_compare_ratio": ([], 2.0),
+}
+
+
+@pytest.mark.parametrize("metric", list(COMPARE_CASES))
+def test_compare_against_bare_import_and_build(benchmark, metric: str) -> None:
+    extra, target = COMPARE_CASES[metric]
+    compare = [CLI, "compare", "resnet50", "se_resnet50", *extra]
     bare, tool = benchmark.pedantic(
         _alternating, args=(BARE_BUILD, compare, COMPARE_RUNS), rounds=1, iterations=1
     )
     ratios = [t / b for t, b in zip(tool, bare, strict=True)]
     setting = f"{COMPARE_RUNS} runs, median of run-pair ratios"
     benchmark.extra_info["figure"] = _figure(
-        "cli_static_compare_ratio", setting, statistics.median(ratios),
+        metric, setting, statistics.median(ratios),
         compare_s=statistics.median(tool), bare_import_build_s=statistics.median(bare), runs_s=tool,
         ratio_of_medians=statistics.median(tool) / statistics.median(bare),
-        bare_runs_s=bare,
+        bare_runs_s=bare, target=target, within_target=statistics.median(ratios) <= target,
     )  # fmt: skip
 
 

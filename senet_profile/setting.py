@@ -30,7 +30,10 @@ MODES = ("infer", "train")
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
 MATHS = ("default", "ieee", "tf32")
 ALLOCATOR_NAMES = ("steady", "as-is")
-METRIC_GROUPS = ("static", "memory", "latency")
+METRIC_GROUPS = ("static", "memory", "latency", "peaks", "predicted")
+# What `compare` shows when no --metrics is given: the counts, both passes' peak memory (meta device, no
+# allocation) and the machine model's predicted latency overhead: the question users come with, in seconds.
+DEFAULT_COMPARE_METRICS = ("static", "peaks", "predicted")
 
 DEFAULT_BUDGET_S = 48.0
 DEFAULT_PROCESSES = {"cpu": 4, "cuda": 1}
@@ -152,7 +155,12 @@ class Setting:
         if self.device == "cuda" and not cuda_available():
             raise UserInputError("device 'cuda' asked for, but there is no CUDA device on this machine")
         timed = "latency" in metrics
+        predicted = "predicted" in metrics
         checks = (
+            (
+                not predicted or self.device in (None, "cpu", "cuda"),
+                "a predicted latency is for a device that runs: use --device cpu or cuda with predicted",
+            ),
             (
                 self.dtype != "fp16" or self.device == "cuda",
                 f"dtype fp16 runs on CUDA only, not on {self.device or 'cpu'}; use bf16 or fp32",
@@ -306,7 +314,7 @@ def check_metrics(metrics: object) -> tuple[str, ...]:
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
-    """``static``, ``memory``, ``latency``, a comma list of them, or ``all``."""
+    """``static``, ``memory``, ``latency``, ``peaks``, ``predicted``, a comma list of them, or ``all``."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if names == ["all"]:
         return METRIC_GROUPS

@@ -42,7 +42,9 @@ def ok(*args: str) -> Result:
 
 @pytest.fixture(scope="module")
 def compare_json() -> list[dict]:
-    return json.loads(ok("compare", "resnet50", "se_resnet50", "--format", "json").stdout)
+    return json.loads(
+        ok("compare", "resnet50", "se_resnet50", "--metrics", "static", "--format", "json").stdout
+    )
 
 
 def test_compare_table() -> None:
@@ -82,7 +84,7 @@ def test_compare_json_records(compare_json: list[dict]) -> None:
 
 
 def test_compare_csv_keeps_integers_whole(compare_json: list[dict]) -> None:
-    out = ok("compare", "resnet50", "se_resnet50", "--format", "csv").stdout
+    out = ok("compare", "resnet50", "se_resnet50", "--metrics", "static", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["metric"] for r in rows] == METRICS
     by_metric = {r["metric"]: r for r in rows}
@@ -95,7 +97,7 @@ def test_compare_csv_keeps_integers_whole(compare_json: list[dict]) -> None:
 
 
 def test_compare_markdown() -> None:
-    out = ok("compare", "resnet50", "se_resnet50", "--format", "markdown").stdout
+    out = ok("compare", "resnet50", "se_resnet50", "--metrics", "static", "--format", "markdown").stdout
     assert out.startswith("### resnet50 -> se_resnet50")
     params = next(line for line in out.splitlines() if line.startswith("| params "))
     assert [c.strip() for c in params.strip("|").split("|")] == [
@@ -250,3 +252,28 @@ def test_axpy_where_no_addition_follows_is_one_line() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: scale=axpy")
     assert "Traceback" not in result.output
+
+
+def test_compare_by_default_answers_memory_and_time(tmp_path) -> None:
+    """The main command: counts, both passes' peaks (meta) and the predicted latency, labelled and hinted."""
+    result = ok("compare", "resnet18", "se_resnet18", "--input-size", "64", "--results", str(tmp_path),
+                "--format", "json")  # fmt: skip
+    records = {r["metric"]: r for r in json.loads(result.stdout)}
+    assert {"params", "macs", "bytes_moved", "memory_peak_infer", "memory_peak_train"} <= set(records)
+    assert records["memory_peak_train"]["candidate"] > records["memory_peak_train"]["base"]
+    predicted = records["latency_predicted"]
+    assert predicted["source"] == "machine model" and predicted["unit"] == "s"
+    assert predicted["overhead_pct"] == pytest.approx((predicted["candidate"] / predicted["base"] - 1) * 100)
+    stored = list((tmp_path / "machine").glob("*.json"))
+    assert len(stored) == 1  # measured once for this machine, kept in the results folder
+    table = ok("compare", "resnet18", "se_resnet18", "--input-size", "64", "--results", str(tmp_path)).stdout
+    flat = " ".join(table.split())
+    assert "predicted by the machine model" in flat and "its known error: not yet known" in flat
+    assert "--metrics latency" in flat and f"from {stored[0]}" in flat
+
+
+def test_compare_metrics_static_keeps_the_counts_only() -> None:
+    metrics = {r["metric"] for r in json.loads(
+        ok("compare", "resnet18", "se_resnet18", "--metrics", "static", "--format", "json").stdout
+    )}  # fmt: skip
+    assert not metrics & {"memory_peak_infer", "memory_peak_train", "latency_predicted"}

@@ -157,10 +157,13 @@ def explain_time(
     op_times: Setting | None,
     input_shape: tuple[int, ...] | None = None,
     progress: Callable[[int, float], None] | None = None,
+    require_se: bool = True,
 ) -> TimeExplanation:
     """Explain ``candidate``'s time over ``base``'s: per-class table and verdicts (measured when asked).
 
     The input is ``input_shape`` when given, else the timing options' batch and size (1x3x224x224 if none).
+    ``require_se``: refuse a pair in which the candidate has no SE block (``explain``); a plain prediction
+    of two models' times (``compare``'s ``latency_predicted``) passes False.
     """
     timing = latency or op_times or Setting()
     shape = input_shape or timing.shape
@@ -168,11 +171,11 @@ def explain_time(
     for name, model in (base, candidate):
         profile, prediction = static_side(model, shape, name=name, dtype=machine.dtype, machine=machine)
         sides.append((name, model, profile, prediction))
-    if sides[0][2].se_blocks == 0 and sides[1][2].se_blocks == 0:
+    if require_se and sides[0][2].se_blocks == 0 and sides[1][2].se_blocks == 0:
         raise UserInputError(
             f"neither {base[0]} nor {candidate[0]} has an SE block: there is no SE overhead to explain"
         )
-    if sides[1][2].se_blocks == 0:
+    if require_se and sides[1][2].se_blocks == 0:
         raise UserInputError(f"{candidate[0]} has no SE block; the candidate must be the SE model")
     times = measure_op_times_paired(base[1], candidate[1], op_times) if op_times else (None, None)
     explained = [

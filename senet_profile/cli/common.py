@@ -65,7 +65,16 @@ ByClass = Annotated[
     bool, typer.Option("--by-class", help="Add ops, MACs and bytes moved per op class (conv, SE scale...).")
 ]
 Metrics = Annotated[
-    str, typer.Option("--metrics", help="static | memory | latency, comma-separated, or all.")
+    str, typer.Option("--metrics", help="static | memory | latency | peaks, comma-separated, or all.")
+]
+CompareMetrics = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics",
+        help="static | memory | latency | peaks | predicted, comma-separated, or all. Default: static,peaks,"
+        "predicted (counts; inference and training peak memory on meta; the machine model's predicted "
+        "latency).",
+    ),
 ]
 Device = Annotated[
     str | None,
@@ -130,6 +139,14 @@ def setting_from_options(
 
 
 DEFAULTS = Setting()
+
+
+def machine_file(results: Path | None) -> Path:
+    """This machine class's machine-model file: in the results folder, else in the user's cache."""
+    from senet_profile.history.locations import machine_models
+    from senet_profile.history.machine import describe_machine
+
+    return machine_models(results) / f"{describe_machine().machine_class}.json"
 
 
 def choose_format(fmt: str | None, output: Path | None) -> str:

@@ -23,6 +23,7 @@ from senet_profile.cli.common import (
     ByOp,
     ByStage,
     ChannelsLast,
+    CompareMetrics,
     Compile,
     CrossCheck,
     Depth,
@@ -38,15 +39,17 @@ from senet_profile.cli.common import (
     Threads,
     choose_format,
     emit,
+    machine_file,
     progress_bar,
     setting_from_options,
     shape_text,
     warn_unused,
     working,
 )
+from senet_profile.cli.track import ResultsDir
 from senet_profile.errors import UserInputError
 from senet_profile.io import check_writable, write_atomic
-from senet_profile.setting import parse_metrics
+from senet_profile.setting import DEFAULT_COMPARE_METRICS, parse_metrics
 
 if TYPE_CHECKING:  # pragma: no cover
     from senet_profile.setting import Setting
@@ -279,6 +282,25 @@ def _breakdown(
     emit(frame, fmt=fmt, output=output, title=title)
 
 
+def _default_groups(device: str | None, mode: str, breakdown: bool) -> tuple[str, ...]:
+    """``compare``'s groups when --metrics is not given: counts, both passes' peaks and the predicted
+    latency (the last left out where it cannot apply: on meta; with --by-stage/--by-class, counts only)."""
+    if breakdown:
+        return ("static",)
+    return tuple(g for g in DEFAULT_COMPARE_METRICS if g != "predicted" or device != "meta")
+
+
+def _prediction_note(results: Path | None, first_time: bool, path: Path | None, defaulted: bool) -> str:
+    """What the predicted latency is worth here: the model's recorded error, where it is kept, the hint."""
+    from senet_profile.history import tracking
+    from senet_profile.history.locations import results_root
+
+    error = tracking.known_prediction_error(results_root(results).runs, tracking.current_class())
+    stored = f"measured now, stored in {path} and reused" if first_time else f"from {path}"
+    hint = "; to measure it: --metrics latency (about a minute)" if defaulted else ""
+    return f"latency_predicted: its known error: {error}; machine model {stored}{hint}"
+
+
 @app.command("compare")
 def compare_command(
     base: Annotated[str, typer.Argument(help="Baseline model argument, e.g. resnet50 or timm:resnet50.")],
@@ -291,7 +313,8 @@ def compare_command(
     by_class: ByClass = False,
     attention: Attention = None,
     crosscheck: CrossCheck = False,
-    metrics: Metrics = "static",
+    metrics: CompareMetrics = None,
+    results: ResultsDir = None,
     device: Device = None,
     mode: Mode = "infer",
     threads: Threads = 1,
@@ -308,7 +331,9 @@ def compare_command(
 
     _check_output(fmt, output)
     classes = api.parse_attention_classes(attention or [])
-    groups = parse_metrics(metrics)
+    groups = (
+        parse_metrics(metrics) if metrics is not None else _default_groups(device, mode, by_stage or by_class)
+    )
     timing = _Timing(budget=budget, threads=threads, allocator=allocator, processes=processes)
     setting = setting_from_options(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
@@ -317,8 +342,11 @@ def compare_command(
     )  # fmt: skip
     _check_request(setting, groups)
     warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
-    slow = (crosscheck or compile or "memory" in groups) and "latency" not in groups
-    with progress_bar(groups, setting.budget_s) as progress, working("measuring", when=slow):
+    machine_path = machine_file(results) if "predicted" in groups else None
+    first_time = machine_path is not None and not machine_path.exists()
+    slow = (crosscheck or compile or "memory" in groups or first_time) and "latency" not in groups
+    label = "measuring this machine once (a few seconds), then the models" if first_time else "measuring"
+    with progress_bar(groups, setting.budget_s) as progress, working(label, when=slow):
         frame = api.compare(
             base,
             candidate,
@@ -329,7 +357,10 @@ def compare_command(
             metrics=groups,
             progress=progress,
             attention=classes,
+            machine_path=machine_path,
         )
+    if "predicted" in groups and setting.mode == "infer":
+        frame.attrs["notes"].append(_prediction_note(results, first_time, machine_path, metrics is None))
     names = frame.attrs["models"]
     emit(frame, fmt=fmt, output=output, title=f"{names[0]} -> {names[1]}, input {shape_text(frame)}")
 

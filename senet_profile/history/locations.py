@@ -60,6 +60,17 @@ def results_root(given: Path | None) -> Results:
     return Results(Path(env) if env else DEFAULT_RESULTS)
 
 
+def machine_models(given: Path | None) -> Path:
+    """Where machine models are kept: the results folder's ``machine/`` when there is a results folder (a
+    clone of this repository, or ``--results``), else the user's cache (``$XDG_CACHE_HOME`` or
+    ``~/.cache``, then ``senet-profile/machine``): a plain ``compare`` writes nothing in the user's folder."""
+    results = results_root(given)
+    if given is not None or os.environ.get(RESULTS_ENV) or results.root.is_dir():
+        return results.machine
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "senet-profile" / "machine"
+
+
 def existing_results(given: Path | None) -> Results:
     """The results folder for a command that reads history; a missing one is refused in one line."""
     results = results_root(given)

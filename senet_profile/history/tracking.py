@@ -154,3 +154,25 @@ def overhead_history(records: list[RunRecord], pair: str | None) -> pd.DataFrame
             )
     return pd.DataFrame(rows, columns=["time", "commit", "machine_class", "pair", "setting", "overhead_pct",
                                        "ci_low", "ci_high", "samples", "noisy"])  # fmt: skip
+
+
+def known_prediction_error(runs_dir: Path, machine_class: str) -> str:
+    """The machine model's recorded error on a machine class: the range of ``prediction_error_pp`` over
+    the newest run record that has any (the bench times pairs and records what the model predicted)."""
+    if not (runs_dir / machine_class).is_dir():
+        return f"not yet known on {machine_class} (no bench run here: `senet-profile bench` records it)"
+    records, _ = runs_of_class(runs_dir, machine_class)
+    for record in reversed(records):
+        errors = [
+            f["prediction_error_pp"]
+            for f in record.data["figures"]
+            if isinstance(f.get("prediction_error_pp"), int | float)
+            and not isinstance(f.get("prediction_error_pp"), bool)
+        ]
+        if errors:
+            when = str(record.data["time"])[:10]
+            return (
+                f"{min(errors):+.2f} to {max(errors):+.2f} pp against paired measurements on {machine_class} "
+                f"({len(errors)} pairs, bench run of {when})"
+            )
+    return f"not yet known on {machine_class} (no bench run with predictions: `senet-profile bench`)"

@@ -10,20 +10,25 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pandas as pd
 from torch import nn
 
+from senet_profile.analysis import roofline
 from senet_profile.analysis.breakdown import MODULE_UNITS, OP_UNITS, module_rows, op_rows
 from senet_profile.analysis.crosscheck import ToolCount, crosscheck
 from senet_profile.analysis.latency import PairedLatency, measure_paired, measure_single
+from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.metrics import (
     interval_notes,
     latency_labels,
     memory_records,
     memory_result,
 )
+from senet_profile.analysis.overhead import explain_time
 from senet_profile.analysis.resources import check_fits
+from senet_profile.analysis.roofline import MachineModel
 from senet_profile.analysis.static import (
     CONVENTION,
     OP_CLASSES,
@@ -288,9 +293,58 @@ def _measure(model: Model, request: Request, built: Built) -> _Measured:
     if "memory" in request.metrics:
         memory_module = runnable(model, built, setting.memory_device)
         records += memory_records(memory_result(memory_module, setting.shape, setting))
+    if "peaks" in request.metrics:
+        records += _peak_records(meta_module, setting)
     if "latency" in request.metrics:
         runtime_module = runnable(model, built, setting.latency_device)
     return _Measured(result, runtime_module, records, notes)
+
+
+PEAK_MODES = ("infer", "train")
+
+
+def _peak_records(module: nn.Module, setting: Setting) -> list[dict]:
+    """Tracked peak bytes of an inference pass and of a training pass, on the meta device (no allocation;
+    byte-identical to the CPU's figure)."""
+    dtype = setting.torch_dtype
+    peaks = {m: measure_memory(module, setting.shape, mode=m, device="meta", dtype=dtype) for m in PEAK_MODES}
+    return [_row(f"memory_peak_{mode}", "bytes", profile.peak_bytes) for mode, profile in peaks.items()]
+
+
+def _row(metric: str, unit: str, value: object) -> dict:
+    return {"metric": metric, "unit": unit, "scope": "model", "source": OURS, "value": value}
+
+
+def _predicted(
+    sides: Sequence[_Measured], request: Request, machine: MachineModel | None, machine_path: Path | None
+) -> tuple[list[dict], list[str]]:
+    """The machine model's predicted latency of both sides (inference; a training pass is not priced)."""
+    setting = request.setting
+    if setting.mode != "infer":
+        return [], ["latency_predicted: the machine model prices an inference pass; none for a training pass"]
+    if machine is None:
+        device, threads = setting.latency_device, setting.threads or 1
+        if machine_path is None:
+            machine = roofline.measure_machine(device=device, dtype=setting.dtype, threads=threads)
+        else:
+            machine = roofline.load_or_measure(
+                machine_path, device=device, dtype=setting.dtype, threads=threads
+            )
+    explained = explain_time(
+        (sides[0].result.name, sides[0].module), (sides[1].result.name, sides[1].module), machine=machine,
+        latency=None, op_times=None, input_shape=setting.shape, require_se=False,
+    )  # fmt: skip
+    base, candidate = explained.base.prediction.total_s, explained.candidate.prediction.total_s
+    record = {
+        "metric": "latency_predicted", "unit": "s", "scope": "model", "source": "machine model",
+        "base": base, "candidate": candidate, "delta": candidate - base,
+        "overhead_pct": explained.predicted_pct,
+    }  # fmt: skip
+    gaps = {**explained.base.prediction.uncovered, **explained.candidate.prediction.uncovered}
+    note = f"latency_predicted: predicted by the machine model {machine.key}, not measured"
+    if gaps:
+        note += f"; ops with no rule, left out of both sums: {', '.join(sorted(gaps))}"
+    return [record], [note]
 
 
 def _memory_note(names: Sequence[str], request: Request) -> str:
@@ -399,6 +453,8 @@ def profile(
         setting, batch_size=batch_size, input_size=input_size, in_channels=in_channels, budget=budget
     )
     _check_progress(progress)
+    if "predicted" in check_metrics(metrics):
+        raise UserInputError("predicted compares two models' times: use compare, or explain for one pair")
     built = resolve(model, name=name)
     size, _ = _input_size(chosen.input_size, [built])
     request = Request(
@@ -496,10 +552,14 @@ def compare(
     crosscheck: bool = False,
     attention: Mapping[str, str] | None = None,
     progress: Callable[[int, float], None] | None = None,
+    machine: MachineModel | None = None,
+    machine_path: Path | None = None,
 ) -> pd.DataFrame:
     """What ``candidate`` costs over ``base``: metric, unit, scope, base, candidate, delta, overhead_pct.
 
     ``names`` labels the two models; ``input_size`` defaults to the base's own; the rest as ``profile``.
+    Metric group ``predicted`` prices both with the machine model: ``machine`` when given, else the one
+    stored at ``machine_path`` (measured there once when missing), else one measured for this call.
     """
     if not isinstance(names, tuple | list) or len(names) != 2:
         raise UserInputError(f"names is a pair (base name, candidate name), got {names!r}")
@@ -531,6 +591,10 @@ def compare(
             ]
             side.records += _attention_records(side.result, scopes)
     records = pair_records(sides[0].records, sides[1].records)
+    if "predicted" in request.metrics:
+        predicted, notes = _predicted(sides, request, machine, machine_path)
+        records += predicted
+        sides[0].notes += notes
     paired = None
     if "memory" in request.metrics:
         sides[0].notes.append(_memory_note([side.result.name for side in sides], request))
