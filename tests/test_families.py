@@ -126,3 +126,14 @@ def test_eca_paper_figures_beside_the_computed_ones() -> None:
     matched = families.paper_figures(table.assign(params_delta=[0, 80]), [eca])
     row = matched[matched["quantity"] == "params the module adds"].iloc[0]
     assert row["status"] == "match" and row["note"] == ""
+
+
+def test_a_sweep_grid_can_name_families() -> None:
+    from senet_profile.history.sweep import build_grid
+
+    with pytest.warns(UserWarning, match="families: ge left out of the grid"):
+        grid = build_grid({"pairs": ["families:resnet10t"]})
+    candidates = [candidate for _, candidate in grid.pairs]
+    assert {base for base, _ in grid.pairs} == {"timm:resnet10t"}
+    assert "timm:resnet10t:block_args={'attn_layer':'eca'}" in candidates
+    assert not any("'ge'" in c for c in candidates)  # GatherExcite does not build in timm 1.0's ResNet
