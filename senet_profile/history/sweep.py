@@ -4,9 +4,9 @@ A grid names model pairs (``BASE/CANDIDATE`` of any model source, ``BASE->CANDID
 ``path/to/file.py:function``, or a catalog SE model or a shell pattern of them, each paired with its
 SE-free twin, or ``families[:BACKBONE]``: every attention family of timm's registry against the plain
 backbone, as ``senet-profile families`` builds them), batch sizes, modes, dtypes, compile on/off,
-threads, metric groups, the device, the input size and the time budget of a timed case. It comes from the command line or a small TOML file with
-the same keys (``GRID_KEYS``), and is validated whole -- every model, knob and value -- before anything
-runs.
+threads, metric groups, the device, the input size and the time budget of a timed case. It comes from
+the command line or a small TOML file with the same keys (``GRID_KEYS``), and is validated whole --
+every model, knob and value -- before anything runs.
 
 A grid expands into cases of three kinds, each one pair in one process:
 
