@@ -139,13 +139,13 @@ def families_command(
     )
     with count_bar("counting families") as progress:
         table = families.static_table(rows, workload=workload, machine=machine, progress=progress)
-    if "memory" not in groups:
+    if timed:
+        table = _timed(families, table, runtime=runtime, workload=workload, budget=budget)
+    if "memory" not in groups:  # measured anyway (they cost seconds on meta), shown only when asked for
         table[[c for c in table.columns if c.startswith("peak_")]] = math.nan
     if "static" not in groups:
         for measure in ("params", "macs", "bytes_moved"):
             table[[measure, f"{measure}_delta", f"{measure}_pct"]] = math.nan
-    if timed:
-        table = _timed(families, table, runtime=runtime, workload=workload, budget=budget)
     if machine is not None:
         table.attrs["machine_model"] = machine.key
     name = families.timm_backbone(backbone)
@@ -177,7 +177,7 @@ def _machine(
 
 def _timed(families, table, *, runtime, workload, budget: float):
     """The measured column, family by family, under one progress bar."""
-    timed = [i for i, note in enumerate(table["note"]) if not str(note).startswith("does not build")]
+    timed = [i for i, params in enumerate(table["params"]) if not math.isnan(params)]
     count = max(1, len(timed) - 1)  # the plain row is not timed
     bar, task = _timing_bar(count, budget)
     started: dict[int, float] = {}

@@ -328,7 +328,7 @@ def measure_latency(
     frame = table.copy()
     notes = list(frame["note"])
     for index, row in enumerate(frame.itertuples(index=False)):
-        if row.family == NONE or (isinstance(row.note, str) and row.note.startswith("does not build")):
+        if row.family == NONE or math.isnan(row.params):  # the plain row, or a family that never ran
             continue
 
         def update(pairs: int, halfwidth: float, _index: int = index, _family: str = row.family) -> None:
@@ -736,6 +736,8 @@ def overhead_figure(table: pd.DataFrame, *, title: str, caption: str):
                 axis.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="o", color=colour, capsize=3, ms=5)
             else:
                 axis.scatter([x], [y], marker="o", facecolors="none", edgecolors=colour, s=30)
+            if not math.isnan(row["predicted_pct"]):  # predicted and measured of one family, joined
+                axis.plot([x, x], [row["predicted_pct"], y], color=colour, lw=0.6, ls=":")
         else:
             y = row["predicted_pct"]
         if not math.isnan(y):
