@@ -7,6 +7,7 @@ torch, timm, pandas, matplotlib and the analysis modules are imported inside the
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import sys
 import time
@@ -140,7 +141,10 @@ def families_command(
     with count_bar("counting families") as progress:
         table = families.static_table(rows, workload=workload, machine=machine, progress=progress)
     if timed:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         table = _timed(families, table, runtime=runtime, workload=workload, budget=budget)
+        if load is not None:
+            table.attrs["load"] = f"{load:.1f} at the start of timing, {os.getloadavg()[0]:.1f} at its end"
     if "memory" not in groups:  # measured anyway (they cost seconds on meta), shown only when asked for
         table[[c for c in table.columns if c.startswith("peak_")]] = math.nan
     if "static" not in groups:

@@ -619,16 +619,33 @@ def markdown_report(
     ]
     if measured:
         lines += [
-            "The machine is shared with other work while it times: the intervals are what they are; a family "
-            "with fewer than 20 pairs in its budget has no interval (CI n/a).",
+            "The machine is shared with other work while it times"
+            + (f" (load average {table.attrs['load']})" if table.attrs.get("load") else "")
+            + ": the intervals are what they are; a family with fewer than 20 pairs in its budget has no "
+            "interval (CI n/a).",
             "",
         ]
     lines += ["## The table", "", shown_table(table).to_markdown(index=False, disable_numparse=True), ""]
-    reasons = [r for r in table.to_dict(orient="records") if r["note"]]
-    if reasons:
+    records = table.to_dict(orient="records")
+    reasons = [
+        (r, [part for part in r["note"].split("; ") if not part.startswith("95 % CI n/a")])
+        for r in records
+        if r["note"]
+    ]
+    if any(parts for _, parts in reasons):
         lines += ["## Families or columns that could not be measured, and why", ""]
-        lines += [f"- `{r['family']}` ({r['attn_class']}): {r['note']}" for r in reasons]
+        lines += [
+            f"- `{r['family']}` ({r['attn_class']}): {'; '.join(parts)}" for r, parts in reasons if parts
+        ]
         lines.append("")
+    few = [r for r in records if "95 % CI n/a" in (r["note"] or "")]
+    if few:
+        listed = ", ".join(f"`{r['family']}` ({int(r['pairs'])})" for r in few)
+        lines += [
+            f"No interval for {len(few)} families, which timed fewer than the 20 pairs an interval needs "
+            f"in their budget (pairs): {listed}. Their figure is a measurement; no interval is claimed.",
+            "",
+        ]
     conv = [f for f in _CONV_REPLACING if f in set(table["family"])]
     if conv:
         lines += [
