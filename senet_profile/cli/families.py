@@ -26,7 +26,6 @@ from senet_profile.cli.common import (
     InputSize,
     Metrics,
     PrintFormat,
-    Processes,
     Threads,
     choose_format,
     count_bar,
@@ -70,7 +69,13 @@ def families_command(
     dtype: Dtype = "fp32",
     threads: Threads = 1,
     budget: Budget = None,
-    processes: Processes = 1,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            help="Latency: fresh worker processes each family's budget is split over (default 1 here).",
+        ),
+    ] = 1,
     allocator: Allocator = "steady",
     predict: Annotated[
         bool, typer.Option("--predict/--no-predict", help="Add the machine model's predicted overhead.")
@@ -190,7 +195,7 @@ def _timed(families, table, *, runtime, workload, budget: float):
     }
 
     def progress(index: int, family: str, pairs: int, halfwidth: float) -> None:
-        position = order.get(index, order.get(index - 1, 0))
+        position = order.get(index, 0)
         if pairs < 0:  # a family finished
             bar.update(task, completed=(position + 1) * budget, done=position + 1)
             return

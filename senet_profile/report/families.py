@@ -321,7 +321,8 @@ def measure_latency(
     """``table`` with the paired measured overhead of each built family (``api.compare``, latency only).
 
     ``runtime`` is an ``analysis.metrics.RuntimeOptions``; ``progress(index, family, pairs, halfwidth)``
-    is called while each family is timed. A family whose timing fails keeps its row and says why.
+    is called while each family is timed (pairs -1 once it is done). A family whose timing fails keeps
+    its row and says why.
     """
     from senet_profile import api
 
@@ -353,7 +354,7 @@ def measure_latency(
             reason = next(iter(result.attrs["interval_na"].values()))
             notes[index] = "; ".join(filter(None, [notes[index], f"95 % CI n/a: {reason}"]))
         if progress:
-            progress(index + 1, row.family, -1, math.nan)
+            progress(index, row.family, -1, math.nan)  # pairs -1: this family is done
     frame["note"] = notes
     frame.attrs = dict(table.attrs) | {"runtime": runtime.describe(("latency",))}  # type: ignore[attr-defined]
     return frame
