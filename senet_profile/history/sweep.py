@@ -2,10 +2,11 @@
 
 A grid names model pairs (``BASE/CANDIDATE`` of any model source, ``BASE->CANDIDATE`` where a side is a
 ``path/to/file.py:function``, or a catalog SE model or a shell pattern of them, each paired with its
-SE-free twin), batch sizes, modes, dtypes, compile on/off, threads, metric groups, the device, the
-input size and the time budget of a timed case. It comes from the command line or a small TOML file with
-the same keys (``GRID_KEYS``), and is validated whole -- every model, knob and value -- before anything
-runs.
+SE-free twin, or ``families[:BACKBONE]``: every attention family of timm's registry against the plain
+backbone, as ``senet-profile families`` builds them), batch sizes, modes, dtypes, compile on/off,
+threads, metric groups, the device, the input size and the time budget of a timed case. It comes from
+the command line or a small TOML file with the same keys (``GRID_KEYS``), and is validated whole --
+every model, knob and value -- before anything runs.
 
 A grid expands into cases of three kinds, each one pair in one process:
 
@@ -228,7 +229,9 @@ def expand_pairs(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     for item in items:
         text = item.strip()
-        if "->" in text or "/" in text:  # BASE->CANDIDATE where a side is a path/to/file.py:function
+        if text == "families" or text.startswith("families:"):  # every timm attention family on a backbone
+            pairs += family_pairs(text.partition(":")[2] or "resnet50")
+        elif "->" in text or "/" in text:  # BASE->CANDIDATE where a side is a path/to/file.py:function
             base, _, candidate = text.partition("->" if "->" in text else "/")
             if not base.strip() or not candidate.strip():
                 raise UserInputError(f"pair {item!r} must be BASE/CANDIDATE (or BASE->CANDIDATE)")
@@ -246,6 +249,27 @@ def expand_pairs(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
                 )
             pairs.append((twin, canonical_model(text)))
     return tuple(dict.fromkeys(pairs))
+
+
+def family_pairs(backbone: str) -> list[tuple[str, str]]:
+    """``families[:BACKBONE]``: each attention family of timm's registry against the plain backbone.
+
+    A family that does not build is left out of the grid with a one-line warning (``senet-profile
+    families`` lists it with its reason).
+    """
+    import warnings
+
+    from senet_profile.report.families import NONE, family_list
+
+    pairs = []
+    for family in family_list(backbone):
+        if family.family == NONE:
+            continue
+        try:
+            pairs.append((canonical_model(family.base), canonical_model(family.model)))
+        except UserInputError as error:
+            warnings.warn(f"families: {family.family} left out of the grid: {error}", stacklevel=2)
+    return pairs
 
 
 def _switch(value: object) -> bool:
