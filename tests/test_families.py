@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from senet_profile.analysis.metrics import RuntimeOptions
 from senet_profile.errors import UserInputError
 from senet_profile.report import families
+from senet_profile.setting import Setting
 from tests.test_overhead import MACHINE
 
 pytest.importorskip("timm")
-SMALL = families.Workload(input_size=(64, 64))
+SMALL = Setting(input_size=(64, 64))
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +91,12 @@ def test_latency_is_paired_and_a_row_per_family() -> None:
         families.Family(family=families.NONE, model=plain, base=plain),
         families.Family(family="se", model=f"{plain}:se=on", base=plain),
     ]
-    workload = families.Workload(input_size=(16, 16))
+    workload = Setting(input_size=(16, 16))
     table = families.static_table(rows, workload=workload)
     seen: list[tuple[int, str, int]] = []
     timed = families.measure_latency(
         table,
-        runtime=RuntimeOptions(budget_s=1.0, processes=1),
+        runtime=Setting(budget_s=1.0, processes=1),
         workload=workload,
         progress=lambda i, f, pairs, hw: seen.append((i, f, pairs)),
     )

@@ -18,7 +18,6 @@ import typer
 
 from senet_profile.cli.app import app
 from senet_profile.cli.common import (
-    DEFAULT_BUDGET_S,
     Allocator,
     BatchSize,
     Budget,
@@ -29,11 +28,13 @@ from senet_profile.cli.common import (
     Threads,
     choose_format,
     count_bar,
+    machine_file,
     warn_unused,
 )
 from senet_profile.cli.track import ResultsDir
 from senet_profile.errors import UserInputError
 from senet_profile.io import check_writable, write_atomic
+from senet_profile.setting import DEFAULT_BUDGET_S
 
 FILES = ("REPORT.md", "families.csv", "overhead_vs_params.png", "overhead_vs_params.svg")
 
@@ -101,8 +102,8 @@ def families_command(
     fmt: PrintFormat = None,
 ) -> None:
     """SE against its rivals: params, MACs, bytes, peaks, predicted and measured overhead per family."""
-    from senet_profile.analysis.metrics import parse_metrics
     from senet_profile.history.locations import results_root
+    from senet_profile.setting import parse_metrics
 
     chosen = choose_format(fmt, None)
     groups = parse_metrics(metrics)
@@ -127,17 +128,17 @@ def families_command(
         for name in FILES:
             check_writable(output_dir / name, create_folder=True)
     from senet_profile import api
-    from senet_profile.analysis.metrics import RuntimeOptions
     from senet_profile.report import families
+    from senet_profile.setting import Setting
 
-    runtime = RuntimeOptions(
+    runtime = Setting(
         device=device, threads=threads, dtype=dtype, budget_s=budget, allocator=allocator, processes=processes
     )
     runtime.check_for(groups)
     names = None if only is None else [n.strip() for n in only.split(",") if n.strip()]
     rows = families.family_list(backbone, names)
     size = api.parse_input_size(input_size) if input_size else _default_size(rows[0].model)
-    workload = families.Workload(batch_size=batch_size, input_size=size, dtype=dtype)
+    workload = Setting(batch_size=batch_size, input_size=size, dtype=dtype)
     machine = (
         _machine(results, machine_dir, device=device, dtype=dtype, threads=threads, remeasure=remeasure)
         if predict
@@ -175,13 +176,14 @@ def _machine(
     results: Path | None, machine_dir: Path | None, *, device: str, dtype: str, threads: int, remeasure: bool
 ):
     """The stored machine model of this machine class (measured once if absent), as ``explain`` reads it."""
-    from senet_profile.analysis import roofline
-    from senet_profile.history.locations import results_root
+    from senet_profile import api
     from senet_profile.history.machine import describe_machine
+    from senet_profile.setting import Setting
 
-    path = (machine_dir or results_root(results).machine) / f"{describe_machine().machine_class}.json"
+    path = machine_dir / f"{describe_machine().machine_class}.json" if machine_dir else machine_file(results)
     check_writable(path, create_folder=True)
-    return roofline.load_or_measure(path, device=device, dtype=dtype, threads=threads, remeasure=remeasure)
+    setting = Setting(device=device, dtype=dtype, threads=threads)
+    return api.machine_model(setting, path=path, remeasure=remeasure)
 
 
 def _timed(families, table, *, runtime, workload, budget: float):

@@ -254,11 +254,13 @@ def expand_pairs(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
 def family_pairs(backbone: str) -> list[tuple[str, str]]:
     """``families[:BACKBONE]``: each attention family of timm's registry against the plain backbone.
 
-    A family that does not build is left out of the grid with a one-line warning (``senet-profile
+    Each family is built once on the meta device (timm's own code, named by the registry, not a user's
+    argument); one that does not build is left out of the grid with a one-line warning (``senet-profile
     families`` lists it with its reason).
     """
     import warnings
 
+    from senet_profile.api import resolve
     from senet_profile.report.families import NONE, family_list
 
     pairs = []
@@ -266,6 +268,7 @@ def family_pairs(backbone: str) -> list[tuple[str, str]]:
         if family.family == NONE:
             continue
         try:
+            resolve(family.model)
             pairs.append((canonical_model(family.base), canonical_model(family.model)))
         except UserInputError as error:
             warnings.warn(f"families: {family.family} left out of the grid: {error}", stacklevel=2)

@@ -35,6 +35,9 @@ from pathlib import Path
 import pandas as pd
 
 from senet_profile.errors import UserInputError
+from senet_profile.setting import Setting, overhead_pct
+
+DEFAULT_SETTING = Setting(input_size=(224, 224))
 
 NONE = "none"
 CATALOG_SE = "se (catalog)"
@@ -188,7 +191,7 @@ def measure_static(
     figures None and the reason, the others stand.
     """
     from senet_profile import api
-    from senet_profile.analysis.metrics import RuntimeOptions, memory_profile
+    from senet_profile.analysis.metrics import memory_profile
     from senet_profile.analysis.overhead import static_side
     from senet_profile.analysis.static import analyze
 
@@ -216,7 +219,7 @@ def measure_static(
         reasons.append(f"static trace fails: {one_line(error)}")
     for mode in ("infer", "train"):
         try:
-            options = RuntimeOptions(device=memory_device, mode=mode, dtype=dtype)
+            options = Setting(device=memory_device, mode=mode, dtype=dtype)
             values[f"peak_{mode}"] = memory_profile(built.module, shape, options).peak_bytes
         except Exception as error:
             reasons.append(f"{'inference' if mode == 'infer' else 'training'} pass fails: {one_line(error)}")
@@ -224,12 +227,6 @@ def measure_static(
     if len(reasons) == 3 and len(set(causes)) == 1:  # one cause stops every pass: say it once
         reasons = [f"fails in every pass (trace, inference, training): {causes[0]}"]
     return Measured(values=values, predicted_s=predicted_s, uncovered=uncovered, reasons=tuple(reasons))
-
-
-def _pct(base: float | None, value: float | None) -> float | None:
-    if base is None or value is None or base == 0:
-        return None
-    return (value - base) / base * 100.0
 
 
 def _row(family: Family, side: Measured, base: Measured) -> dict:
@@ -240,9 +237,9 @@ def _row(family: Family, side: Measured, base: Measured) -> dict:
         value, plain = side.values.get(measure), base.values.get(measure)
         row[measure] = value
         row[f"{measure}_delta"] = None if value is None or plain is None else value - plain
-        row[f"{measure}_pct"] = _pct(plain, value)
+        row[f"{measure}_pct"] = overhead_pct(plain, value)
     row["flops_pct"] = row["macs_pct"]
-    row["predicted_pct"] = _pct(base.predicted_s, side.predicted_s)
+    row["predicted_pct"] = overhead_pct(base.predicted_s, side.predicted_s)
     notes = list(side.reasons)
     if side.uncovered:
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(side.uncovered.items()))
@@ -252,25 +249,13 @@ def _row(family: Family, side: Measured, base: Measured) -> dict:
     return row
 
 
-@dataclass(frozen=True, kw_only=True)
-class Workload:
-    """What every family is measured on."""
-
-    batch_size: int = 1
-    input_size: tuple[int, int] = (224, 224)
-    dtype: str = "fp32"
-    memory_device: str = "meta"
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        """The input tensor's shape."""
-        return (self.batch_size, 3, *self.input_size)
+MEMORY_DEVICE = "meta"  # every family's peaks are tracked on meta: byte-exact, nothing allocated
 
 
 def static_table(
     families: Sequence[Family],
     *,
-    workload: Workload = Workload(),
+    workload: Setting = DEFAULT_SETTING,
     machine: object | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
@@ -284,7 +269,7 @@ def static_table(
     for index, family in enumerate(families):
         if family.base not in bases:
             bases[family.base] = measure_static(
-                family.base, shape=workload.shape, machine=machine, memory_device=workload.memory_device,
+                family.base, shape=workload.shape, machine=machine, memory_device=MEMORY_DEVICE,
                 dtype=workload.dtype,
             )  # fmt: skip
             if bases[family.base].reasons and bases[family.base].values.get("params") is None:
@@ -295,7 +280,7 @@ def static_table(
             bases[family.model]
             if family.model in bases
             else measure_static(
-                family.model, shape=workload.shape, machine=machine, memory_device=workload.memory_device,
+                family.model, shape=workload.shape, machine=machine, memory_device=MEMORY_DEVICE,
                 dtype=workload.dtype,
             )
         )  # fmt: skip
@@ -306,7 +291,7 @@ def static_table(
     for column in COLUMNS[4:-1]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame.attrs["input_shape"] = list(workload.shape)
-    frame.attrs["memory_device"] = workload.memory_device
+    frame.attrs["memory_device"] = MEMORY_DEVICE
     frame.attrs["dtype"] = workload.dtype
     return frame
 
@@ -314,15 +299,15 @@ def static_table(
 def measure_latency(
     table: pd.DataFrame,
     *,
-    runtime: object,
-    workload: Workload = Workload(),
+    runtime: Setting,
+    workload: Setting = DEFAULT_SETTING,
     progress: Callable[[int, str, int, float], None] | None = None,
 ) -> pd.DataFrame:
     """``table`` with the paired measured overhead of each built family (``api.compare``, latency only).
 
-    ``runtime`` is an ``analysis.metrics.RuntimeOptions``; ``progress(index, family, pairs, halfwidth)``
-    is called while each family is timed (pairs -1 once it is done). A family whose timing fails keeps
-    its row and says why.
+    ``runtime`` is the timing ``Setting`` (batch and size: ``workload``'s); ``progress(index, family,
+    pairs, halfwidth)`` is called while each family is timed (pairs -1 once it is done). A family whose
+    timing fails keeps its row and says why.
     """
     from senet_profile import api
 
@@ -338,8 +323,8 @@ def measure_latency(
 
         try:
             result = api.compare(
-                row.base, row.model, metrics=("latency",), runtime=runtime, batch_size=workload.batch_size,
-                input_size=workload.input_size, progress=update,
+                row.base, row.model, metrics=("latency",), setting=runtime, batch_size=workload.batch_size,
+                input_size=workload.size, progress=update,
             )  # fmt: skip
         except Exception as error:
             notes[index] = "; ".join(filter(None, [notes[index], f"latency fails: {one_line(error)}"]))
@@ -356,7 +341,7 @@ def measure_latency(
         if progress:
             progress(index, row.family, -1, math.nan)  # pairs -1: this family is done
     frame["note"] = notes
-    frame.attrs = dict(table.attrs) | {"runtime": runtime.describe(("latency",))}  # type: ignore[attr-defined]
+    frame.attrs = dict(table.attrs) | {"runtime": runtime.describe(("latency",))}
     return frame
 
 
