@@ -476,7 +476,9 @@ def profile(
         records += latency_single_records(stats)
         reason = stats.interval().reason
         measured.notes += interval_notes("latency", reason)
-        measured.notes.append(_processes_note(max(1, len(stats.process_sizes)), request.runtime.processes))
+        measured.notes.append(
+            _processes_note(max(1, len(stats.process_sizes)), request.runtime.latency_processes)
+        )
     frame = _frame_for(records, PROFILE_COLUMNS, [measured], request)
     frame.attrs["interval_na"] = {"latency": reason} if reason else {}
     return frame
@@ -568,6 +570,8 @@ def compare(
         records += latency_pair_records(paired)
         sides[0].notes += _latency_notes(paired, request)
     frame = _frame_for(records, COMPARE_COLUMNS, sides, request)
+    if paired is not None and paired.precision:  # the math as the timing read it from torch
+        frame.attrs["runtime"] = request.runtime.describe(request.metrics, precision=paired.precision)
     if paired is not None and paired.ci_reason:
         frame.attrs["interval_na"] = {"latency_overhead": paired.ci_reason}
     return frame
@@ -576,7 +580,7 @@ def compare(
 def _latency_notes(paired: PairedLatency, request: Request) -> list[str]:
     """Notes on a paired latency: the two overhead definitions, the interval, the heap, noise."""
     notes = [latency_labels(), *interval_notes("latency_overhead", paired.ci_reason)]
-    notes.append(_processes_note(paired.processes, request.runtime.processes))
+    notes.append(_processes_note(paired.processes, request.runtime.latency_processes))
     if paired.heap != paired.options.allocator:
         notes.append(f"the C heap could not be held {paired.options.allocator}: {paired.heap}")
     if paired.noisy:

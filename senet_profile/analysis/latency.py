@@ -82,6 +82,7 @@ from senet_profile.analysis.intervals import (
     split,
 )
 from senet_profile.analysis.memory import scalar_loss
+from senet_profile.analysis.precision import MATHS, fp32_math, precision_label
 from senet_profile.errors import UserInputError
 
 try:
@@ -128,6 +129,7 @@ class LatencyOptions:
     allocator: str = "steady"
     input_size: tuple[int, int] = (224, 224)
     processes: int = 1
+    math: str = "default"  # fp32 conv/matmul math (``precision.MATHS``), set inside the timed process
 
     def __post_init__(self) -> None:
         problem = _static_problem(self)
@@ -174,6 +176,7 @@ class PairedLatency:
     heap: str = "as-is"
     processes: int = 1
     ci_reason: str = ""
+    precision: str = ""  # the math in force while timing, read from torch (``precision.precision_label``)
 
     def interval(self) -> Interval:
         """The overhead's 95 % interval (percent), or its ends None with the reason."""
@@ -212,6 +215,7 @@ def _static_problem(options: LatencyOptions) -> str:
         (options.warmup < 0, f"warm-up count must be 0 or more, got {options.warmup}"),
         (options.min_pairs < 2, f"at least 2 pairs are needed, got min_pairs={options.min_pairs}"),
         (options.processes < 1, f"processes must be 1 or more, got {options.processes}"),
+        (options.math not in MATHS, f"unknown math {options.math!r}; choose one of {', '.join(MATHS)}"),
         (
             len(options.input_size) != 2 or any(n <= 0 for n in options.input_size),
             f"input size must be two positive integers, got {options.input_size}",
@@ -436,9 +440,10 @@ def _stepping_down(run: Callable[[LatencyOptions], T], options: LatencyOptions) 
 
 @contextmanager
 def _timing_conditions(options: LatencyOptions) -> Iterator[str]:
-    """The options' threads, inference mode (in ``infer``) and heap; yields how the heap was held."""
+    """The options' threads, fp32 math, inference mode (in ``infer``) and heap; yields the heap's state."""
     with (
         _threads(options.threads),
+        fp32_math(options.math),
         torch.inference_mode(options.mode == "infer"),
         heap_held(options.allocator) as heap,
     ):
@@ -462,8 +467,9 @@ def _paired(
     with _timing_conditions(options) as heap:
         warm = [_timed(step, sync) for _ in range(_warmup_calls(options)) for step in steps]
         sides = tuple(Sampler(step, sync, _reps(warm)) for step in steps)
-        if options.compile:  # the budget is for timing compiled graphs, not for compiling them
-            deadline = perf_counter() + options.budget_s
+        if options.compile or options.device == "cuda":  # the budget is for timing, not for compiling,
+            deadline = perf_counter() + options.budget_s  # CUDA initialisation or cuDNN autotuning
+        precision = _label(options)
         check_at = _first_check(options)
         with _gc_paused():
             while True:
@@ -481,11 +487,25 @@ def _paired(
                         break
                 if perf_counter() >= deadline:
                     break
-    return _summary(sides[0].stats(), sides[1].stats(), options, wall_s=perf_counter() - started, heap=heap)
+    return _summary(
+        sides[0].stats(), sides[1].stats(), options, wall_s=perf_counter() - started, heap=heap,
+        precision=precision,
+    )  # fmt: skip
+
+
+def _label(options: LatencyOptions) -> str:
+    """The math in force now (inside the timing conditions), named."""
+    return precision_label(device=options.device, dtype=options.dtype, channels_last=options.channels_last)
 
 
 def _summary(
-    base: SideStats, candidate: SideStats, options: LatencyOptions, *, wall_s: float, heap: str
+    base: SideStats,
+    candidate: SideStats,
+    options: LatencyOptions,
+    *,
+    wall_s: float,
+    heap: str,
+    precision: str = "",
 ) -> PairedLatency:
     """The paired result of both sides' samples: median of per-pair ratios, its interval, the noise flag."""
     ratios = _ratios_pct(base.samples, candidate.samples)
@@ -504,6 +524,7 @@ def _summary(
         heap=heap,
         processes=max(1, len(base.process_sizes)),
         ci_reason=interval.reason,
+        precision=precision,
     )
 
 
@@ -520,7 +541,7 @@ def timing_session(model: nn.Module, options: LatencyOptions) -> Iterator[Sample
 def _single(model: nn.Module, options: LatencyOptions) -> SideStats:
     deadline = perf_counter() + options.budget_s
     with timing_session(model, options) as side:
-        if options.compile:  # the budget is for timing compiled graphs, not for compiling them
+        if options.compile or options.device == "cuda":  # time, not compilation or CUDA initialisation
             deadline = perf_counter() + options.budget_s
         check_at = _first_check(options)
         with _gc_paused():
@@ -557,6 +578,7 @@ def _pooled(results: Sequence[PairedLatency], options: LatencyOptions, wall_s: f
         replace(options, batch_size=results[0].options.batch_size),
         wall_s=wall_s,
         heap=heaps,
+        precision=", ".join(dict.fromkeys(result.precision for result in results)),
     )
 
 

@@ -26,6 +26,7 @@ from senet_profile.analysis.allocator import ALLOCATORS
 from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.analysis.latency import DTYPES, LatencyOptions, PairedLatency, SideStats
 from senet_profile.analysis.memory import MemoryProfile, measure_memory
+from senet_profile.analysis.precision import MATHS, fp32_math, precision_label
 from senet_profile.catalog.attach import remove_se
 from senet_profile.catalog.se import se_module_names
 from senet_profile.errors import UserInputError
@@ -37,6 +38,9 @@ OURS = "senet-profile"
 # Fresh worker processes a latency measurement is split over, so that its interval covers what moves
 # between processes; see ``senet_profile.analysis.latency`` ("Between processes").
 DEFAULT_PROCESSES = 4
+# On CUDA one process: workers would each pay CUDA initialisation and cuDNN autotuning, and one GPU cannot
+# be timed by several workers at once.
+DEFAULT_CUDA_PROCESSES = 1
 PAIRED_LABEL = "median of per-pair ratios"
 MEDIANS_LABEL = "difference of medians"
 
@@ -54,7 +58,8 @@ class RuntimeOptions:
     budget_s: float = 48.0
     target_halfwidth_pp: float = 1.0
     allocator: str = "steady"
-    processes: int = DEFAULT_PROCESSES
+    processes: int | None = None  # None: DEFAULT_PROCESSES, or DEFAULT_CUDA_PROCESSES on CUDA
+    math: str = "default"  # fp32 conv/matmul math: ``precision.MATHS``
 
     def __post_init__(self) -> None:
         types = (
@@ -80,7 +85,11 @@ class RuntimeOptions:
             ),
             (self.budget_s > 0, f"budget must be a positive number of seconds, got {self.budget_s}"),
             (self.target_halfwidth_pp > 0, "the target CI half-width must be positive"),
-            (self.processes >= 1, f"processes must be a positive integer, got {self.processes}"),
+            (
+                self.processes is None or self.processes >= 1,
+                f"processes must be a positive integer, got {self.processes}",
+            ),
+            (self.math in MATHS, f"unknown math {self.math!r}; choose one of {', '.join(MATHS)}"),
             (
                 self.allocator in ALLOCATORS,
                 f"unknown allocator {self.allocator!r}; choose one of {', '.join(ALLOCATORS)}",
@@ -89,6 +98,20 @@ class RuntimeOptions:
         problem = next((message for ok, message in checks if not ok), None)
         if problem:
             raise UserInputError(problem)
+
+    @property
+    def latency_processes(self) -> int:
+        """Worker processes of a latency measurement: as given, else 1 on CUDA and 4 on the CPU."""
+        if self.processes is not None:
+            return self.processes
+        return DEFAULT_CUDA_PROCESSES if self.latency_device == "cuda" else DEFAULT_PROCESSES
+
+    def precision(self) -> str:
+        """The math these options time in, read from torch's flags with ``math`` applied."""
+        with fp32_math(self.math):
+            return precision_label(
+                device=self.latency_device, dtype=self.dtype, channels_last=self.channels_last
+            )
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -148,16 +171,22 @@ class RuntimeOptions:
             target_halfwidth_pp=self.target_halfwidth_pp,
             input_size=input_size,
             allocator=self.allocator,
-            processes=self.processes,
+            processes=self.latency_processes,
+            math=self.math,
         )
 
-    def describe(self, metrics: tuple[str, ...] = METRIC_GROUPS) -> str:
-        """A one-line summary for captions and run records (devices and timing settings of ``metrics``)."""
+    def describe(self, metrics: tuple[str, ...] = METRIC_GROUPS, *, precision: str | None = None) -> str:
+        """A one-line summary for captions and run records (devices and timing settings of ``metrics``).
+
+        When latency is timed it names the math (``precision``, as the timing read it; else read now).
+        """
         timed = "latency" in metrics
         extras = [f"threads={self.threads}" if self.threads else "threads=default"] * timed + [self.dtype]
         extras += ["channels_last"] * self.channels_last + ["compiled"] * self.compile
+        extras += [f"math {precision or self.precision()}"] * timed
         extras += [f"heap {self.allocator}"] * (timed and self.latency_device == "cpu")
-        extras += [f"{self.processes} processes" if self.processes > 1 else "1 process"] * timed
+        count = self.latency_processes
+        extras += [f"{count} processes" if count > 1 else "1 process"] * timed
         device = self.device or self.latency_device
         if self.device is None and "memory" in metrics:
             device = f"memory on {self.memory_device}" + f", latency on {device}" * timed
@@ -263,9 +292,12 @@ def _pair_row(metric: str, unit: str, base: object, candidate: object, delta: ob
 
 
 def latency_pair_records(result: PairedLatency) -> list[dict]:
-    """Compare records: both medians and their difference; the paired overhead with its CI; IQRs, faults."""
+    """Compare records: both medians and their difference; the paired overhead with its CI; IQRs, faults.
+
+    Each carries the math the timing ran in (``precision``).
+    """
     base, candidate = result.base, result.candidate
-    pairs = {"samples": result.pairs}
+    pairs = {"samples": result.pairs, "precision": result.precision}
     medians_pct = (candidate.median_s / base.median_s - 1) * 100 if base.median_s > 0 else None
     iqr = (base.q3_s - base.q1_s, candidate.q3_s - candidate.q1_s)
     return [
@@ -300,4 +332,5 @@ def _page_fault_records(result: PairedLatency) -> list[dict]:
     base, candidate = result.base.page_faults_per_call, result.candidate.page_faults_per_call
     if base is None or candidate is None:
         return []
-    return [_pair_row("page_faults", "per call", base, candidate, candidate - base, samples=result.pairs)]
+    extra = {"samples": result.pairs, "precision": result.precision}
+    return [_pair_row("page_faults", "per call", base, candidate, candidate - base, **extra)]

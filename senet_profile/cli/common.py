@@ -83,7 +83,16 @@ Allocator = Annotated[
         "--allocator", help="C heap while timing: 'steady' (no page faults from heap trimming) or 'as-is'."
     ),
 ]
-Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (fp16 on CUDA only).")]
+Dtype = Annotated[
+    str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (fp16 on CUDA only) | tf32 (= fp32 --math tf32).")
+]
+Math = Annotated[
+    str,
+    typer.Option(
+        "--math",
+        help="fp32 conv/matmul math on CUDA: default (PyTorch's: TF32 convolutions, IEEE matmuls) | ieee | tf32.",
+    ),
+]
 ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Run in channels-last memory format.")]
 Compile = Annotated[
     bool, typer.Option("--compile", help="torch.compile the models before timing (latency only).")
@@ -94,10 +103,10 @@ Budget = Annotated[
 DEFAULT_BUDGET_S = 48.0
 DEFAULT_PROCESSES = 4  # analysis.metrics.DEFAULT_PROCESSES, without importing torch here
 Processes = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--processes",
-        help="Latency: fresh worker processes the budget is split over; the interval pools them (4).",
+        help="Latency: fresh worker processes the budget is split over; the interval pools them (4; 1 on cuda).",
     ),
 ]
 CrossCheck = Annotated[

@@ -14,7 +14,6 @@ import typer
 from senet_profile.cli.app import GRAMMAR, app
 from senet_profile.cli.common import (
     DEFAULT_BUDGET_S,
-    DEFAULT_PROCESSES,
     STDOUT,
     Allocator,
     Attention,
@@ -32,6 +31,7 @@ from senet_profile.cli.common import (
     Dtype,
     Format,
     InputSize,
+    Math,
     Metrics,
     Mode,
     Output,
@@ -123,6 +123,9 @@ def list_command(
 def _runtime(**options: object) -> RuntimeOptions:
     from senet_profile.analysis.metrics import RuntimeOptions
 
+    from senet_profile.analysis.precision import resolve_dtype
+
+    options["dtype"], options["math"] = resolve_dtype(str(options["dtype"]), str(options["math"]))
     return RuntimeOptions(**options)  # type: ignore[arg-type]
 
 
@@ -171,7 +174,8 @@ def profile_command(
     compile: Compile = False,
     budget: Budget = None,
     allocator: Allocator = "steady",
-    processes: Processes = DEFAULT_PROCESSES,
+    processes: Processes = None,
+    math: Math = "default",
 ) -> None:
     """Each model's parameters, MACs, activations (memory, latency), SE's share; several: one table."""
     from senet_profile import api
@@ -181,11 +185,11 @@ def profile_command(
     _check_output(fmt, output)
     classes = parse_attention_classes(attention or [])
     groups = parse_metrics(metrics)
-    timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes)
+    timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes, math=math)
     budget = DEFAULT_BUDGET_S if budget is None else budget
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
-        budget_s=budget, allocator=allocator, processes=processes,
+        budget_s=budget, allocator=allocator, processes=processes, math=math,
     )  # fmt: skip
     breakdown = by_module or by_op
     _check_request(runtime, ("static",) if breakdown else groups, batch_size, input_size)
@@ -219,14 +223,21 @@ def profile_command(
 
 
 def _idle_timing(
-    groups: tuple[str, ...], *, budget: float | None, threads: int, allocator: str, processes: int
+    groups: tuple[str, ...],
+    *,
+    budget: float | None,
+    threads: int,
+    allocator: str,
+    processes: int | None,
+    math: str = "default",
 ) -> dict[str, bool]:
     """Which timing options were given (other than their defaults) where no latency is measured."""
     given = {
         "--budget": budget is not None,
         "--threads": threads != 1,
         "--allocator": allocator != "steady",
-        "--processes": processes != DEFAULT_PROCESSES,
+        "--processes": processes is not None,
+        "--math": math != "default",
     }
     return {option: flag and "latency" not in groups for option, flag in given.items()}
 
@@ -289,7 +300,8 @@ def compare_command(
     compile: Compile = False,
     budget: Budget = None,
     allocator: Allocator = "steady",
-    processes: Processes = DEFAULT_PROCESSES,
+    processes: Processes = None,
+    math: Math = "default",
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     from senet_profile import api
@@ -299,11 +311,11 @@ def compare_command(
     _check_output(fmt, output)
     classes = parse_attention_classes(attention or [])
     groups = parse_metrics(metrics)
-    timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes)
+    timing = dict(budget=budget, threads=threads, allocator=allocator, processes=processes, math=math)
     budget = DEFAULT_BUDGET_S if budget is None else budget
     runtime = _runtime(
         device=device, mode=mode, threads=threads, dtype=dtype, channels_last=channels_last, compile=compile,
-        budget_s=budget, allocator=allocator, processes=processes,
+        budget_s=budget, allocator=allocator, processes=processes, math=math,
     )  # fmt: skip
     _check_request(runtime, groups, batch_size, input_size)
     warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
