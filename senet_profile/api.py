@@ -12,8 +12,10 @@ import itertools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pandas as pd
+import torch
 from torch import nn
 
 from senet_profile.analysis.breakdown import MODULE_UNITS, OP_UNITS, module_rows, op_rows
@@ -664,3 +666,35 @@ def by_op(
     """One row per aten op the model ran: calls, MACs, output elements and bytes moved."""
     result = _analyzed(model, name=name, batch_size=batch_size, input_size=input_size, attention=attention)
     return _wide_frame(op_rows(result), OP_UNITS, result)
+
+
+def machine_model(
+    *,
+    folder: Path,
+    machine_class: str,
+    device: str,
+    dtype: str,
+    threads: int,
+    channels_last: bool = False,
+    math: str = "default",
+    stored_only: bool = False,
+    remeasure: bool = False,
+):
+    """The machine model of a setting from ``folder/<machine_class>.json``: stored, else measured here.
+
+    ``stored_only`` (another machine's class, or a GPU without one here) refuses in one line when none is
+    stored; a GPU model is filed with threads=1 (the host's threads do not time its kernels).
+    """
+    from senet_profile.analysis import roofline
+
+    path = folder / f"{machine_class}.json"
+    threads = 1 if device == "cuda" else threads
+    key = roofline.setting_key(device, dtype, threads, channels_last=channels_last, math=math)
+    if stored_only or (device == "cuda" and not torch.cuda.is_available()):
+        machine = None if remeasure else roofline.load(path, key)
+        if machine is None:
+            raise UserInputError(f"no machine model for {key!r} in {path}; measure one on that machine")
+        return machine
+    if channels_last or math != "default":
+        raise UserInputError(f"no machine model for {key!r}: only the default layout and math are measured")
+    return roofline.load_or_measure(path, device=device, dtype=dtype, threads=threads, remeasure=remeasure)

@@ -47,7 +47,9 @@ def test_json_and_markdown_outputs_at_once(machine_dir: Path, tmp_path: Path) ->
     assert classes["se_scale"]["bytes_base"] == 0 < classes["se_scale"]["bytes_candidate"]
     # The input size is honoured: ResNet-18 at 32x32 has 37,523,456 MACs, 512,000 of them in the FC.
     assert (classes["conv"]["macs_base"], classes["linear"]["macs_base"]) == (37_011_456, 512_000)
-    assert [v["verdict"] for v in payload["verdicts"]] == ["FLOPs predict", "machine model predicts"]
+    assert [v["verdict"] for v in payload["verdicts"]] == [
+        "FLOPs predict", "machine model predicts", "floor (SE's bytes)", "launch-free (model)",
+    ]  # fmt: skip
     assert "| se_scale" in md.read_text() and "machine model predicts" in md.read_text()
 
 

@@ -57,7 +57,7 @@ def meta_events(model: nn.Module, shape: tuple[int, ...], dtype: str) -> list[tu
 
 
 def match(events: list[tuple[OpEvent, str]], traced: TracedForward) -> list[Matched]:
-    """Pair the non-view meta ops with the traced ops that launched work, in order (averaged over forwards)."""
+    """Pair the non-view meta ops with the traced ops that did work, in order (averaged over forwards)."""
     ops = [i for i, op in enumerate(traced.ops) if op.family != "view"]
     real = [(e, c) for e, c in events if not _free(e)]
     if len(ops) != len(real):

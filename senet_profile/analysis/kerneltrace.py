@@ -1,4 +1,4 @@
-"""Kernel time per op from a torch.profiler Chrome trace: what each op of a CUDA forward cost, device and host.
+"""Kernel time per op from a torch.profiler Chrome trace: what each op of a CUDA forward cost, on both sides.
 
 A trace (``torch.profiler`` with CPU and CUDA activities, ``export_chrome_trace``) holds the host's ops
 (``cat == "cpu_op"``, nested: ``aten::conv2d`` > ``aten::convolution`` > ... ), the runtime calls that

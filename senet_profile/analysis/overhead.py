@@ -18,7 +18,7 @@ and, when measured, its SE share of a training pass (forward and backward, ``opt
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
@@ -83,6 +83,10 @@ class TimeExplanation:
     predicted_pct: float
     paired: PairedLatency | None
     train_share: TrainShare | None = None  # the candidate's SE share of a training pass, when measured
+    floor_pct: float | None = None  # SE's bytes at the peak bandwidth, no dispatch, over the base's time
+    launch_free_pct: float | None = None  # the machine model's overhead with no host/fixed cost per call
+    se_bytes: int = 0
+    peak_bandwidth: float = 0.0
 
     @property
     def error_pp(self) -> float | None:
@@ -99,7 +103,15 @@ class TimeExplanation:
         return str(worst["op_class"]), float(worst["error_pp"])
 
 
-def static_side(model: nn.Module, shape: tuple[int, ...], *, name: str, dtype: str, machine: MachineModel):
+def static_side(
+    model: nn.Module,
+    shape: tuple[int, ...],
+    *,
+    name: str,
+    dtype: str,
+    machine: MachineModel,
+    mode: str = "infer",
+):
     """Trace ``model`` on meta at ``dtype``: its static profile and its machine-model prediction."""
     check_input_shape(shape)
     meta = on_meta(model)
@@ -107,7 +119,7 @@ def static_side(model: nn.Module, shape: tuple[int, ...], *, name: str, dtype: s
     with torch.inference_mode(False):
         trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=DTYPES[dtype]))
     profile = summarize(meta, trace, name=name, input_shape=tuple(shape))
-    return profile, predict(machine, classified_events(meta, trace))
+    return profile, predict(machine, classified_events(meta, trace), mode=mode)
 
 
 def _pct(base: float, candidate: float) -> float:
@@ -151,6 +163,7 @@ def explain_time(
     latency: LatencyOptions | None,
     op_times: OpTimeOptions | None,
     input_shape: tuple[int, ...] | None = None,
+    mode: str = "infer",
 ) -> TimeExplanation:
     """Explain ``candidate``'s time over ``base``'s: per-class table and verdicts (measured when asked).
 
@@ -160,7 +173,9 @@ def explain_time(
     shape = input_shape or (timing.batch_size, 3, *timing.input_size)
     sides = []
     for name, model in (base, candidate):
-        profile, prediction = static_side(model, shape, name=name, dtype=machine.dtype, machine=machine)
+        profile, prediction = static_side(
+            model, shape, name=name, dtype=machine.dtype, machine=machine, mode=mode
+        )
         sides.append((name, model, profile, prediction))
     if sides[0][2].se_blocks == 0 and sides[1][2].se_blocks == 0:
         raise UserInputError(
@@ -176,6 +191,14 @@ def explain_time(
     paired = measure_paired(base[1], candidate[1], latency) if latency is not None else None
     train_share = measure_train_share(candidate[1], op_times) if op_times else None
     b, c = explained
+    free = launch_free(machine)
+    predicted_free = [
+        static_side(model, shape, name=name, dtype=machine.dtype, machine=free, mode=mode)[1].total_s
+        for name, model in (base, candidate)
+    ]
+    se_bytes = c.static.total.bytes_moved_se
+    peak = max(bandwidth for _, bandwidth in machine.bandwidth)
+    base_s = paired.base.median_s if paired is not None else b.prediction.total_s
     return TimeExplanation(
         base=b,
         candidate=c,
@@ -184,7 +207,19 @@ def explain_time(
         predicted_pct=_pct(b.prediction.total_s, c.prediction.total_s),
         paired=paired,
         train_share=train_share,
+        floor_pct=se_bytes / peak / base_s * 100 * (3 if mode == "train" else 1) if base_s else None,
+        launch_free_pct=_pct(*predicted_free),
+        se_bytes=se_bytes,
+        peak_bandwidth=peak,
     )
+
+
+def launch_free(machine: MachineModel) -> MachineModel:
+    """``machine`` with no cost per call: no host dispatch on a GPU (what CUDA graphs give), no fixed cost
+    per op on a CPU."""
+    if machine.dispatched:
+        return replace(machine, host_s=dict.fromkeys(machine.host_s, 0.0))
+    return replace(machine, fixed_s=dict.fromkeys(machine.fixed_s, 0.0), view_overhead_s=0.0)
 
 
 def verdicts(explanation: TimeExplanation) -> list[dict]:
@@ -220,6 +255,18 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
              "detail": f"forward and backward op time, train mode, {t.repeats} repeats: forward "
              f"{t.forward_share_pct:.2f} %, backward {t.backward_share_pct:.2f} % (the backward is "
              f"{t.backward_fraction_pct:.0f} % of the pass)"}
+        )  # fmt: skip
+    if e.floor_pct is not None:
+        rows.append(
+            {"verdict": "floor (SE's bytes)", "overhead_pct": e.floor_pct, "ci_low": None, "ci_high": None,
+             "detail": f"SE moves {e.se_bytes / 2**30:.3g} GiB; at peak {e.peak_bandwidth / 1e12:.3g} TB/s "
+             "with no dispatch or fixed cost, over the base's time"}
+        )  # fmt: skip
+    if e.launch_free_pct is not None:
+        rows.append(
+            {"verdict": "launch-free (model)", "overhead_pct": e.launch_free_pct, "ci_low": None,
+             "ci_high": None, "detail": "the machine model with no host dispatch (GPU: what CUDA graphs "
+             "give) or no fixed cost per op (CPU)"}
         )  # fmt: skip
     if e.error_pp is not None:
         worst = e.worst_class

@@ -90,7 +90,7 @@ Math = Annotated[
     str,
     typer.Option(
         "--math",
-        help="fp32 conv/matmul math on CUDA: default (PyTorch's: TF32 convolutions, IEEE matmuls) | ieee | tf32.",
+        help="fp32 conv/matmul math on CUDA: default (PyTorch's: TF32 convs, IEEE matmuls) | ieee | tf32.",
     ),
 ]
 ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Run in channels-last memory format.")]
@@ -106,7 +106,7 @@ Processes = Annotated[
     int | None,
     typer.Option(
         "--processes",
-        help="Latency: fresh worker processes the budget is split over; the interval pools them (4; 1 on cuda).",
+        help="Latency: fresh worker processes the budget is split over; the interval pools them (4; cuda 1).",
     ),
 ]
 CrossCheck = Annotated[

@@ -15,10 +15,13 @@ from senet_profile.cli.app import app
 from senet_profile.cli.common import (
     BatchSize,
     Budget,
+    ChannelsLast,
     Device,
     Dtype,
     Format,
     InputSize,
+    Math,
+    Mode,
     Threads,
     choose_format,
 )
@@ -114,6 +117,16 @@ def explain_command(
     dtype: Dtype = "fp32",
     threads: Threads = 1,
     budget: Budget = 48.0,
+    mode: Mode = "infer",
+    math: Math = "default",
+    channels_last: ChannelsLast = False,
+    machine_class: Annotated[
+        str | None,
+        typer.Option(
+            "--machine-class",
+            help="Use this machine class's stored model (e.g. a GPU's, derived) instead of this machine's.",
+        ),
+    ] = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Op-timed forward passes per model.")] = 20,
     measure: Annotated[
         bool, typer.Option("--measure/--no-measure", help="Measure (paired and per op), or predict only.")
@@ -154,18 +167,34 @@ def explain_command(
     if device not in ("cpu", "cuda"):
         raise UserInputError(f"explain times models: use --device cpu or cuda, not {device!r}")
     from senet_profile import api
-    from senet_profile.analysis import roofline
     from senet_profile.analysis.metrics import RuntimeOptions
+    from senet_profile.analysis.precision import resolve_dtype
+
+    dtype, math = resolve_dtype(dtype, math)
+    if mode == "train" and measure:
+        raise UserInputError("explain measures inference only; use --no-measure to predict a training pass")
     from senet_profile.analysis.optime import OpTimeOptions
     from senet_profile.analysis.overhead import explain_time
     from senet_profile.history.machine import describe_machine
 
     size = api.parse_input_size(input_size)
     workload = api.Workload(batch_size, size)
-    runtime = RuntimeOptions(device=device, threads=threads, dtype=dtype, budget_s=budget)
+    runtime = RuntimeOptions(
+        device=device, threads=threads, dtype=dtype, budget_s=budget, mode=mode, math=math,
+        channels_last=channels_last,
+    )  # fmt: skip
     latency = runtime.latency(batch_size=workload.batch_size, input_size=size) if measure else None
-    op_times = OpTimeOptions(
-        device=device, dtype=dtype, threads=threads, batch_size=batch_size, input_size=size, repeats=repeats
+    op_times = (
+        OpTimeOptions(
+            device=device,
+            dtype=dtype,
+            threads=threads,
+            batch_size=batch_size,
+            input_size=size,
+            repeats=repeats,
+        )
+        if measure
+        else None
     )
     from senet_profile.catalog.registry import get_model
 
@@ -175,17 +204,25 @@ def explain_command(
             (name, get_model(arg, device="cpu"))
             for (name, _), arg in zip(models, (base, candidate), strict=True)
         ]
-    path = (machine_dir or results_root(results).machine) / f"{describe_machine().machine_class}.json"
-    machine = roofline.load_or_measure(path, device=device, dtype=dtype, threads=threads, remeasure=remeasure)
+    machine = api.machine_model(
+        folder=machine_dir or results_root(results).machine,
+        machine_class=machine_class or describe_machine().machine_class,
+        device=device, dtype=dtype, threads=threads, channels_last=channels_last, math=math,
+        stored_only=machine_class is not None or not measure, remeasure=remeasure,
+    )  # fmt: skip
     explanation = explain_time(
         models[0],
         models[1],
         machine=machine,
         latency=latency,
-        op_times=op_times if measure else None,
+        op_times=op_times,
         input_shape=workload.shape,
+        mode=mode,
     )
-    setting = f"{device}, infer, batch {batch_size}, {dtype}, threads={threads}, input {size[0]}x{size[1]}"
+    layout = ", channels-last" * channels_last + (f", math {math}" if math != "default" else "")
+    setting = (
+        f"{device}, {mode}, batch {batch_size}, {dtype}{layout}, threads={threads}, input {size[0]}x{size[1]}"
+    )
     title = f"Where the time goes: {models[0][0]} -> {models[1][0]}"
     for path, chosen in zip(outputs or [None], formats, strict=True):
         text = render_explanation(explanation, chosen, title=title, machine=machine, setting=setting)

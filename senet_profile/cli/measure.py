@@ -122,10 +122,11 @@ def list_command(
 
 def _runtime(**options: object) -> RuntimeOptions:
     from senet_profile.analysis.metrics import RuntimeOptions
-
     from senet_profile.analysis.precision import resolve_dtype
 
-    options["dtype"], options["math"] = resolve_dtype(str(options["dtype"]), str(options["math"]))
+    if "dtype" in options:  # --dtype tf32: fp32 in TF32 math
+        dtype, math = resolve_dtype(str(options["dtype"]), str(options.get("math", "default")))
+        options |= {"dtype": dtype, "math": math}
     return RuntimeOptions(**options)  # type: ignore[arg-type]
 
 
