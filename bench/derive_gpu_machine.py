@@ -42,7 +42,7 @@ def derive_all(shared: Path) -> tuple[str, list[roofline.MachineModel]]:
         trace = {
             path.name.removesuffix(".json.gz"): read_trace(path) for path in Path(folder).glob("*.json.gz")
         }
-    small, small_se = trace[f"{SMALL}_resnet50"], trace[f"{SMALL}_se_resnet50"]
+    small = trace[f"{SMALL}_resnet50"]
     one, many = (1, 3, 224, 224), (256, 3, 224, 224)
     source = f"derived by bench/derive_gpu_machine.py from {shared.name} (torch {summary['torch']})"
     models = []
@@ -53,10 +53,8 @@ def derive_all(shared: Path) -> tuple[str, list[roofline.MachineModel]]:
             channels_last=channels_last, source=source,
         )  # fmt: skip
         machine = gpumodel.calibrate_classes(
-            machine, candidate=candidate, large=trace[f"{setting}_se_resnet50"], large_shape=many,
-            small=small_se, small_shape=one,
-            host_scale=gpumodel.host_scale(small_se, walls[(SMALL, "se_resnet50")]),
-        )  # fmt: skip
+            machine, candidate=candidate, large=trace[f"{setting}_se_resnet50"], large_shape=many
+        )
         models.append(machine)
     return check["machine"]["machine_class"], models
 

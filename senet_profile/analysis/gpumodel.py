@@ -167,17 +167,13 @@ def calibrate_classes(
     candidate: nn.Module,
     large: TracedForward,
     large_shape: tuple[int, ...],
-    small: TracedForward,
-    small_shape: tuple[int, ...],
-    host_scale: float,
     prefix: str = "se_",
 ) -> MachineModel:
-    """``machine`` with the SE op classes' own figures from the SE model's traces: per class, the device
-    time multiplier its ops need over the family roofline (large batch), and its host seconds per op
-    (small batch, shrunk by ``host_scale``: the base trace's profiler inflation; the SE trace's own
-    unprofiled wall time holds the cost of the hooks that open and close each SE range)."""
+    """``machine`` with the SE op classes' own device figures from the SE model's large-batch trace: per
+    class, the multiplier its ops' kernel time needs over their family's roofline (SE's squeeze is a
+    global mean over a large map, unlike the base's 7x7 average pool; its scale broadcasts a vector over
+    the map). Their host figures stay the base's (per call kind): what SE costs the host is predicted."""
     large_matched = match(meta_events(candidate, large_shape, machine.dtype), large)
-    small_matched = match(meta_events(candidate, small_shape, "fp32"), small)
     measured: dict[str, float] = defaultdict(float)
     roofed: dict[str, float] = defaultdict(float)
     for m in large_matched:
@@ -185,15 +181,7 @@ def calibrate_classes(
         if m.op_class.startswith(prefix) and timed is not None:
             measured[m.op_class] += m.traced.device_s
             roofed[m.op_class] += max(timed.compute_s, timed.traffic_s)
-    host: dict[str, list[float]] = defaultdict(list)
-    for m in small_matched:
-        if m.op_class.startswith(prefix):
-            host[m.op_class].append(m.traced.host_s * host_scale)
-    return replace(
-        machine,
-        class_scale={c: measured[c] / roofed[c] for c in measured if roofed[c] > 0},
-        host_s={**machine.host_s, **{c: statistics.median(v) for c, v in host.items()}},
-    )
+    return replace(machine, class_scale={c: measured[c] / roofed[c] for c in measured if roofed[c] > 0})
 
 
 def host_scale(small: TracedForward, small_wall_s: float) -> float:
@@ -202,5 +190,14 @@ def host_scale(small: TracedForward, small_wall_s: float) -> float:
 
 
 def fitted_parameters(machine: MachineModel) -> int:
-    """How many figures of ``machine`` were fitted from traces (rates, efficiencies, host and least times)."""
-    return len(machine.mac_rates) + len(machine.efficiency) + len(machine.host_s) + len(machine.min_device_s)
+    """How many figures of ``machine`` were fitted from traces: MAC rates, efficiencies, host and least
+    times, class multipliers (copies taken from another family, ``FALLBACK``, not counted) and the host
+    scale (one)."""
+    tables = (machine.mac_rates, machine.efficiency, machine.host_s, machine.min_device_s)
+    copied = sum(
+        1
+        for table in tables
+        for name, other in FALLBACK.items()
+        if name in table and other in table and table[name] == table[other]
+    )
+    return sum(len(table) for table in tables) - copied + len(machine.class_scale) + 1
