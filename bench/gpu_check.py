@@ -5,14 +5,14 @@
 For ResNet-50 against SE-ResNet-50 (paired, ABBA, median of per-pair ratios; ``analysis.latency``):
 - inference at batch 1 and ``--large-batch``, a training pass at ``--large-batch``, each in IEEE fp32, TF32
   and bf16 channels-last (the math set inside the timed process and read back: ``analysis.precision``);
-- torch.compile (default mode, dynamic batch: one compilation per model) and a captured CUDA graph replayed
+- torch.compile (default mode, one compilation per model and batch) and a captured CUDA graph replayed
   (no host dispatch), inference at batch 1 and ``--large-batch``, in PyTorch's default math;
 - peak memory, tracked (``analysis.memory``) beside ``torch.cuda.max_memory_allocated``, and the gap;
 - the machine model's prediction for every setting whose model is stored for this machine class
   (``RESULTS/machine/<class>.json``; for a CUDA graph: the model without host dispatch), and its error.
 It writes ``RESULTS/gpu/<machine class>/``: ``gpu_check.json`` (a run record through the store's schema),
 ``gpu_check.md`` (the table, with img/s) and ``gpu_check.png`` (measured and predicted overheads). About
-13 timed settings at ``--budget`` seconds each, two compilations per model: within 8 minutes on an H200.
+13 timed settings at ``--budget`` seconds each, two compilations per model: about 6 minutes on an H200.
 
 Every model is built with its weights on the CPU and moved by the timers (a model built on meta cannot be
 moved: the first run of the old script stopped there). ``--device cpu`` runs every path on the CPU (the
@@ -192,8 +192,9 @@ def _copies(models: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
 
 
 def _compiled(models: list[tuple[str, nn.Module]], config: CheckConfig) -> list:
-    """Each model compiled once (dynamic batch: reused across batches), on the device, in eval mode."""
-    return [torch.compile(model.to(config.device).eval(), dynamic=True) for _, model in _copies(models)]
+    """Each model compiled for one batch size (static shapes: a dynamic batch specialises batch 1 apart and
+    was 100x slower there on the CPU), on the device, in eval mode."""
+    return [torch.compile(model.to(config.device).eval(), dynamic=False) for _, model in _copies(models)]
 
 
 def _memory(config: CheckConfig) -> list[dict]:
@@ -233,8 +234,8 @@ def run_check(config: CheckConfig) -> dict:
             rows.append(_row(f"{mode} b{batch} {label}", mode, batch, figures, predicted))
     default = _machine(config, machine_class, "fp32", "default", False)
     for how in ("compiled", "graph"):
-        compiled = _compiled(models, config) if how == "compiled" else None
         for batch in (1, large):
+            compiled = _compiled(models, config) if how == "compiled" else None
             with fp32_math("default"):
                 figures = _replayed(models, config, batch=batch, compiled=compiled)
             predicted = None if how == "compiled" else _predicted(

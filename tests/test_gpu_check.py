@@ -71,7 +71,7 @@ def test_every_path_runs_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "infer b1 bf16 channels-last", "infer b2 bf16 channels-last", "train b2 bf16 channels-last",
         "infer b1 compiled", "infer b2 compiled", "infer b1 graph", "infer b2 graph",
     ]  # fmt: skip
-    assert compiled == [{"dynamic": True}] * 2  # one compilation per model, reused across batches
+    assert compiled == [{"dynamic": False}] * 4  # one compilation per model and batch
     assert rows["infer b1 TF32"]["precision"] == "IEEE fp32"  # the CPU has no TF32: named as it ran
     assert rows["train b2 bf16 channels-last"]["precision"] == "bf16, channels-last"
     assert rows["infer b2 compiled"]["precision"].endswith("torch.compile")
