@@ -88,3 +88,64 @@ def test_explain_on_cuda_offline_without_a_gpu() -> None:
     refused = CliRunner().invoke(app, [*args, "--math", "ieee"])  # no IEEE model was derived
     assert refused.exit_code == 2
     assert refused.stderr.startswith("error: no machine model for 'cuda fp32 math=ieee threads=1'")
+
+
+def _trace(name: str) -> kerneltrace.TracedForward:
+    return kerneltrace.read_trace(DATA / f"h200_{name}.trace.json.gz")
+
+
+def test_se_bound_from_recorded_traces() -> None:
+    """At batch 1 SE's cost is the host issuing its kernels; at 256 it is memory traffic below the peak."""
+    from senet_profile.analysis.overhead import static_side
+
+    machine = _h200()
+    peak = 4.96e12
+    for name, batch, bound in (("b1_fp32_se_resnet50", 1, "host dispatch"),
+                               ("b256_fp32_se_resnet50", 256, "memory traffic")):  # fmt: skip
+        static, _ = static_side(
+            get_model("se_resnet50"), (batch, 3, 224, 224), name="se", dtype="fp32", machine=machine
+        )
+        cost = kerneltrace.se_cost(
+            _trace(name), se_bytes=static.total.bytes_moved_se, peak_bandwidth=peak,
+            se_macs=static.total.macs_se, mac_rate=6e13,
+        )  # fmt: skip
+        assert cost.bound == bound, cost.detail()
+    assert cost.kernels == 138 and cost.kernel_s == pytest.approx(6.567e-3, rel=1e-3)
+    assert 2.4e12 < cost.achieved_bandwidth < 2.8e12  # README: about 2.6 TB/s against 4.5-5.0
+    assert "15.9 GiB" in cost.detail()
+
+
+def test_explain_on_cuda_from_a_recorded_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """explain's CUDA path, with torch.profiler's traces replaced by the recorded H200 ones."""
+    import torch
+
+    from senet_profile.analysis import gpumodel
+    from senet_profile.analysis.optime import OpTimeOptions
+    from senet_profile.analysis.overhead import verdicts
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    from senet_profile.catalog.se import se_module_names
+
+    def replayed(model, options, repeats=3):
+        traced = _trace("b1_fp32_se_resnet50" if se_module_names(model) else "b1_fp32_resnet50")
+        shape = (options.batch_size, 3, *options.input_size)
+        return gpumodel.op_times_from_trace(model, shape, options.dtype, traced), traced
+
+    monkeypatch.setattr(gpumodel, "kernel_op_times", replayed)
+    models = [(name, get_model(name)) for name in ("resnet50", "se_resnet50")]
+    explained = explain_time(
+        *models, machine=_h200(), latency=None, op_times=OpTimeOptions(device="cuda", repeats=3)
+    )
+    table = explained.table.set_index("op_class")
+    se_classes = [c for c in table.index if c.startswith("se_")]
+    assert table.loc[se_classes, "measured_s_candidate"].sum() == pytest.approx(0.269e-3, rel=0.01)
+    rows = {row["verdict"]: row for row in verdicts(explained)}
+    assert "SE bound: host dispatch" in rows
+    assert "137 kernels in SE ranges" in rows["SE bound: host dispatch"]["detail"]
+
+
+def _h200() -> roofline.MachineModel:
+    path = RESULTS / "machine" / f"{MEASURED['machine_class']}.json"
+    machine = roofline.load(path, roofline.setting_key("cuda", "fp32", 1))
+    assert machine is not None
+    return machine

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from senet_profile.analysis import kerneltrace
 from senet_profile.analysis.kerneltrace import TracedForward, TracedOp
 from senet_profile.analysis.roofline import MachineModel, _free, device_time, family, host_rule
 from senet_profile.analysis.static import classified_events, on_meta
@@ -45,7 +46,8 @@ class Matched:
 
     event: OpEvent
     op_class: str
-    traced: TracedOp
+    traced: TracedOp  # averaged over the forwards
+    index: int = -1  # its place among each forward's top-level ops
 
 
 def meta_events(model: nn.Module, shape: tuple[int, ...], dtype: str) -> list[tuple[OpEvent, str]]:
@@ -72,7 +74,7 @@ def match(events: list[tuple[OpEvent, str]], traced: TracedForward) -> list[Matc
             raise UserInputError(
                 f"trace op {op.name} does not match the model's {event.op}: not the same order"
             )
-        matched.append(Matched(event, op_class, op))
+        matched.append(Matched(event, op_class, op, index))
     return matched
 
 
@@ -201,3 +203,42 @@ def fitted_parameters(machine: MachineModel) -> int:
         if name in table and other in table and table[name] == table[other]
     )
     return sum(len(table) for table in tables) - copied + len(machine.class_scale) + 1
+
+
+def op_times_from_trace(model: nn.Module, shape: tuple[int, ...], dtype: str, traced: TracedForward):
+    """``optime.OpTimes`` of ``model`` from a kernel trace: each op's kernel seconds (mean over forwards),
+    summed per op class and per SE module; SE's share is of the kernel time (no interval: one trace)."""
+    from senet_profile.analysis.optime import SE_CLASS_PREFIX, OpTimes
+
+    by_class: dict[str, float] = defaultdict(float)
+    repeats = len(traced.iterations)
+    samples: dict[str, list[float]] = defaultdict(lambda: [0.0] * repeats)
+    for m in match(meta_events(model, shape, dtype), traced):
+        by_class[m.op_class] += m.traced.device_s
+        for k, ops in enumerate(traced.iterations):
+            samples[m.op_class][k] += ops[m.index].device_s
+    total = sum(by_class.values())
+    se = sum(v for c, v in by_class.items() if c.startswith(SE_CLASS_PREFIX))
+    share = se / total * 100 if total else 0.0
+    wall = statistics.median(traced.iteration_s)
+    return OpTimes(
+        by_class=dict(by_class), by_module=kerneltrace.by_module(traced), ops_s=total, wall_s=wall,
+        bare_wall_s=wall, se_share_pct=share, se_share_ci=(share, share), repeats=repeats,
+        class_samples={c: tuple(v) for c, v in samples.items()},
+        ops_samples=tuple(sum(v[k] for v in samples.values()) for k in range(repeats)),
+    )  # fmt: skip
+
+
+def kernel_op_times(model: nn.Module, options, *, repeats: int = 3):
+    """Profile ``model`` on CUDA (``options``: an ``OpTimeOptions``): its op times from kernel times, and
+    the trace."""
+    import copy
+
+    from senet_profile.catalog.attention import SE, attention_modules
+
+    work = copy.deepcopy(model).to(device=options.device, dtype=DTYPES[options.dtype]).eval()
+    shape = (options.batch_size, 3, *options.input_size)
+    x = torch.randn(shape, device=options.device, dtype=DTYPES[options.dtype])
+    se_paths = tuple(path for path, kind in attention_modules(work).items() if kind == SE)
+    traced = kerneltrace.profile_forward(work, x, se_paths=se_paths, repeats=repeats)
+    return op_times_from_trace(model, shape, options.dtype, traced), traced

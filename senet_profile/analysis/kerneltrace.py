@@ -179,3 +179,111 @@ def parse_trace(events: list[dict]) -> TracedForward:
 def read_trace(path: Path) -> TracedForward:
     """``parse_trace`` of the Chrome trace at ``path``."""
     return parse_trace(load_events(path))
+
+
+@dataclass(frozen=True)
+class SECost:
+    """What SE's ops cost in a traced forward: kernels, kernel and host seconds, bytes, the bound."""
+
+    kernels: float
+    kernel_s: float
+    host_s: float
+    se_bytes: int
+    peak_bandwidth: float
+    forward_kernel_s: float
+    se_macs: int = 0
+    mac_rate: float = 0.0  # MACs per second SE's FCs could reach (0: not known)
+
+    @property
+    def achieved_bandwidth(self) -> float:
+        """SE's bytes over its kernel seconds (bytes per second)."""
+        return self.se_bytes / self.kernel_s if self.kernel_s else 0.0
+
+    @property
+    def bound(self) -> str:
+        """``host dispatch`` when the host takes longer to issue SE's ops than the GPU to run them; else
+        ``compute`` when SE's MACs at the rate would take longer than its bytes at the peak bandwidth, else
+        ``memory traffic`` (SE's squeeze and scale stream the feature map; its FCs are tiny)."""
+        if self.host_s > self.kernel_s:
+            return "host dispatch"
+        compute = self.se_macs / self.mac_rate if self.mac_rate else 0.0
+        return "compute" if compute > self.se_bytes / self.peak_bandwidth else "memory traffic"
+
+    def detail(self) -> str:
+        """One line: kernel count and time, host time, achieved bandwidth against the peak."""
+        return (
+            f"{self.kernels:.0f} kernels in SE ranges, {self.kernel_s * 1e3:.3g} ms of kernel time "
+            f"({self.kernel_s / self.forward_kernel_s * 100:.1f} % of the forward's), host "
+            f"{self.host_s * 1e3:.3g} ms to issue them; {self.se_bytes / 2**30:.3g} GiB at "
+            f"{self.achieved_bandwidth / 1e12:.3g} TB/s against {self.peak_bandwidth / 1e12:.3g} TB/s peak"
+        )
+
+
+def se_cost(
+    traced: TracedForward,
+    *,
+    se_bytes: int,
+    peak_bandwidth: float,
+    host_scale: float = 1.0,
+    se_macs: int = 0,
+    mac_rate: float = 0.0,
+) -> SECost:
+    """SE's share of a traced forward (mean over forwards); host seconds shrunk by ``host_scale`` (the
+    profiler's inflation, when known)."""
+    kernels, kernel_s = traced.se_kernels()
+    n = len(traced.iterations)
+    host = sum(op.host_s for it in traced.iterations for op in it if op.se) / n * host_scale
+    return SECost(kernels, kernel_s, host, se_bytes, peak_bandwidth, traced.device_s(), se_macs, mac_rate)
+
+
+def by_module(traced: TracedForward) -> dict[str, float]:
+    """Kernel seconds per SE module path (mean over forwards); the rest under ``""``."""
+    seconds: dict[str, float] = {}
+    for it in traced.iterations:
+        for op in it:
+            seconds[op.se] = seconds.get(op.se, 0.0) + op.device_s / len(traced.iterations)
+    return seconds
+
+
+def profile_forward(
+    model, x, *, se_paths: tuple[str, ...], repeats: int = 3, warmup: int = 10
+) -> TracedForward:
+    """Kernel times of ``repeats`` forwards of ``model`` on ``x`` under torch.profiler (CUDA only), each SE
+    module's forward in an ``SE:<path>`` range and each forward in ``ITER``."""
+    import tempfile
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    if x.device.type != "cuda":
+        raise UserInputError("kernel times are profiled on CUDA; on the CPU, op times come from host timers")
+    handles, open_ranges = [], []
+    modules = dict(model.named_modules())
+    for path in se_paths:
+
+        def pre(module, args, path=path):
+            open_ranges.append(record_function(f"SE:{path}").__enter__())
+
+        def post(module, args, output):
+            open_ranges.pop().__exit__(None, None, None)
+
+        handles += [modules[path].register_forward_pre_hook(pre), modules[path].register_forward_hook(post)]
+    try:
+        with torch.no_grad():
+            for _ in range(warmup):
+                model(x)
+            torch.cuda.synchronize()
+            with profile(
+                activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True
+            ) as prof:
+                for _ in range(repeats):
+                    with record_function("ITER"):
+                        model(x)
+                torch.cuda.synchronize()
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "trace.json"
+            prof.export_chrome_trace(str(path))
+            return read_trace(path)
+    finally:
+        for handle in handles:
+            handle.remove()

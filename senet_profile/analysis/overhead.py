@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from senet_profile.analysis.kerneltrace import SECost, se_cost
 from senet_profile.analysis.latency import LatencyOptions, PairedLatency, measure_paired
 from senet_profile.analysis.optime import (
     OpTimeOptions,
@@ -87,6 +88,7 @@ class TimeExplanation:
     launch_free_pct: float | None = None  # the machine model's overhead with no host/fixed cost per call
     se_bytes: int = 0
     peak_bandwidth: float = 0.0
+    se_kernels: SECost | None = None  # on CUDA, when measured: SE's kernels, their time and bound
 
     @property
     def error_pp(self) -> float | None:
@@ -183,13 +185,24 @@ def explain_time(
         )
     if sides[1][2].se_blocks == 0:
         raise UserInputError(f"{candidate[0]} has no SE block; the candidate must be the SE model")
-    times = measure_op_times_paired(base[1], candidate[1], op_times) if op_times else (None, None)
+    on_cuda = op_times is not None and op_times.device == "cuda"
+    traces = None
+    if on_cuda:  # kernel times from torch.profiler, not host timers around synchronised ops
+        from senet_profile.analysis.gpumodel import kernel_op_times
+
+        (base_times, _), (candidate_times, traced) = (
+            kernel_op_times(m, op_times) for _, m in (base, candidate)
+        )
+        times: tuple = (base_times, candidate_times)
+        traces = traced
+    else:
+        times = measure_op_times_paired(base[1], candidate[1], op_times) if op_times else (None, None)
     explained = [
         Side(name, profile, prediction, timed)
         for (name, _, profile, prediction), timed in zip(sides, times, strict=True)
     ]
     paired = measure_paired(base[1], candidate[1], latency) if latency is not None else None
-    train_share = measure_train_share(candidate[1], op_times) if op_times else None
+    train_share = measure_train_share(candidate[1], op_times) if op_times and not on_cuda else None
     b, c = explained
     free = launch_free(machine)
     predicted_free = [
@@ -199,6 +212,12 @@ def explain_time(
     se_bytes = c.static.total.bytes_moved_se
     peak = max(bandwidth for _, bandwidth in machine.bandwidth)
     base_s = paired.base.median_s if paired is not None else b.prediction.total_s
+    kernels = None
+    if traces is not None:
+        kernels = se_cost(
+            traces, se_bytes=se_bytes, peak_bandwidth=peak, se_macs=c.static.total.macs_se,
+            mac_rate=machine.mac_rates.get("pointwise", 0.0),
+        )  # fmt: skip
     return TimeExplanation(
         base=b,
         candidate=c,
@@ -211,6 +230,7 @@ def explain_time(
         launch_free_pct=_pct(*predicted_free),
         se_bytes=se_bytes,
         peak_bandwidth=peak,
+        se_kernels=kernels,
     )
 
 
@@ -255,6 +275,12 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
              "detail": f"forward and backward op time, train mode, {t.repeats} repeats: forward "
              f"{t.forward_share_pct:.2f} %, backward {t.backward_share_pct:.2f} % (the backward is "
              f"{t.backward_fraction_pct:.0f} % of the pass)"}
+        )  # fmt: skip
+    if e.se_kernels is not None:
+        k = e.se_kernels
+        rows.append(
+            {"verdict": f"SE bound: {k.bound}", "overhead_pct": k.kernel_s / k.forward_kernel_s * 100,
+             "ci_low": None, "ci_high": None, "detail": f"share of kernel time; {k.detail()}"}
         )  # fmt: skip
     if e.floor_pct is not None:
         rows.append(
