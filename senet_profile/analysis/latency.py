@@ -20,7 +20,14 @@ Method
     the call began -- copying and warm-up included -- though at least two pairs are taken. Under
     ``compile`` the warm-up is at least ``COMPILED_WARMUP`` calls of each model (the first compiles, the
     next ones still settle) and the budget starts after it, so that only compiled graphs are timed and a
-    compilation (minutes on a small CPU) does not use up the budget.
+    compilation (minutes on a small CPU) does not use up the budget. On CUDA the budget always starts after
+    the warm-up, so that CUDA initialisation and cuDNN autotuning stay outside it too (and callers default
+    to one process there: see ``metrics.DEFAULT_CUDA_PROCESSES``).
+
+Precision
+    ``math`` (``precision.MATHS``) sets fp32's convolution and matmul math inside the timing conditions, in
+    the process that times (a worker sets it for itself); the result's ``precision`` names the math read
+    back from torch there (``precision.precision_label``: "IEEE fp32", "TF32", "bf16, channels-last"...).
 
 Modes
     ``infer``: ``model.eval()`` under ``torch.inference_mode()``. ``train``: ``model.train()``, forward,
