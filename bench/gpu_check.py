@@ -1,8 +1,12 @@
 """The GPU check: SE's cost on one GPU in every setting that matters, beside the machine model, in one run.
 
-    python bench/gpu_check.py [--budget 12] [--results results] [--large-batch 256]
+    python bench/gpu_check.py [--budget 12] [--results results] [--large-batch 256] [--no-calibrate]
 
-For ResNet-50 against SE-ResNet-50 (paired, ABBA, median of per-pair ratios; ``analysis.latency``):
+First (unless ``--no-calibrate``) this GPU's machine model is calibrated from its own probes and kernel
+traces (``calibrate``: streaming-add bandwidths; torch.profiler traces of ResNet-50 at batch 1 and at the
+large batch in each precision, and of SE-ResNet-50 at the large batch; derived as the H200's was offline)
+and filed under ``RESULTS/machine/<class>.json``. Then, for ResNet-50 against SE-ResNet-50 (paired, ABBA,
+median of per-pair ratios; ``analysis.latency``):
 - inference at batch 1 and ``--large-batch``, a training pass at ``--large-batch``, each in IEEE fp32, TF32
   and bf16 channels-last (the math set inside the timed process and read back: ``analysis.precision``);
 - torch.compile (default mode, one compilation per model and batch) and a captured CUDA graph replayed
@@ -26,7 +30,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -35,12 +39,13 @@ import torch
 from torch import nn
 
 from senet_profile import api
-from senet_profile.analysis import roofline
+from senet_profile.analysis import gpumodel, kerneltrace, roofline
 from senet_profile.analysis.intervals import MIN_CI_SAMPLES, bootstrap_median_ci
 from senet_profile.analysis.latency import LatencyOptions, Sampler, measure_paired
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.overhead import explain_time, launch_free
 from senet_profile.analysis.precision import fp32_math, precision_label
+from senet_profile.catalog.attention import SE, attention_modules
 from senet_profile.errors import UserInputError
 from senet_profile.history.machine import describe_machine
 from senet_profile.history.records import new_record
@@ -73,6 +78,7 @@ class CheckConfig:
     memory: tuple[tuple[str, int], ...] = (("infer", 1), ("train", 32))
     results: Path = Path("results")
     machine_class: str | None = None  # default: this machine's
+    calibrate: bool = True  # derive this GPU's machine model from its own profiles first (CUDA only)
 
 
 def _built(name: str) -> nn.Module:
@@ -213,6 +219,64 @@ def _memory(config: CheckConfig) -> list[dict]:
     return rows
 
 
+def _profile_on_device(model: nn.Module, batch: int, dtype: str, channels_last: bool, config: CheckConfig):
+    """``model``'s kernel trace on the device (SE ranges, 3 forwards after 10), and its unprofiled wall."""
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    work = copy.deepcopy(model).to(device=config.device, dtype=dtypes[dtype]).eval()
+    x = torch.randn(batch, 3, *config.input_size, device=config.device, dtype=dtypes[dtype])
+    if channels_last:
+        work, x = work.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    se_paths = tuple(path for path, kind in attention_modules(work).items() if kind == SE)
+    sync = torch.cuda.synchronize if config.device == "cuda" else (lambda: None)
+    with torch.no_grad():
+        for _ in range(10):
+            work(x)
+        sync()
+        start = time.perf_counter()
+        for _ in range(20):
+            work(x)
+        sync()
+        wall = (time.perf_counter() - start) / 20
+    return kerneltrace.profile_forward(work, x, se_paths=se_paths), wall
+
+
+def calibrate(
+    config: CheckConfig,
+    *,
+    base: nn.Module,
+    candidate: nn.Module,
+    machine_class: str,
+    profile=None,
+    probes: roofline.MachineModel | None = None,
+) -> list[roofline.MachineModel]:
+    """This GPU's machine model for every precision, from its own probes and profiles, filed under
+    ``RESULTS/machine/<class>.json``: the streaming-add bandwidths of ``measure_machine``, then the base
+    model's kernel traces (batch 1 fp32; the large batch in each precision) and the SE model's at the
+    large batch, derived as ``bench/derive_gpu_machine.py`` derives the H200's from its shared traces.
+    ``profile(model, batch, dtype, channels_last) -> (trace, unprofiled wall seconds)``."""
+    profile = profile or partial(_profile_on_device, config=config)
+    probes = probes or roofline.measure_machine(device=config.device, dtype="fp32")
+    one, many = (1, 3, *config.input_size), (config.large_batch, 3, *config.input_size)
+    small, small_wall = profile(base, 1, "fp32", False)
+    path = config.results / "machine" / f"{machine_class}.json"
+    models = []
+    for _, dtype, math, channels_last in PRECISIONS:
+        with fp32_math(math):
+            large, _ = profile(base, config.large_batch, dtype, channels_last)
+            large_se, _ = profile(candidate, config.large_batch, dtype, channels_last)
+        machine = gpumodel.derive(
+            base=base, probes=probes, large=large, large_shape=many, small=small, small_shape=one,
+            small_wall_s=small_wall, dtype=dtype, channels_last=channels_last,
+            source="calibrated by bench/gpu_check.py from this GPU's probes and kernel traces",
+        )  # fmt: skip
+        machine = gpumodel.calibrate_classes(
+            replace(machine, math=math), candidate=candidate, large=large_se, large_shape=many
+        )
+        roofline.save(path, machine)
+        models.append(machine)
+    return models
+
+
 def run_check(config: CheckConfig) -> dict:
     """Every timed setting, the memory rows and the predictions; the report as a dict."""
     if config.device == "cuda" and not torch.cuda.is_available():
@@ -222,6 +286,9 @@ def run_check(config: CheckConfig) -> dict:
     machine_class = config.machine_class or info.machine_class
     models = [(name, _built(name)) for name in config.pair]
     size, large = config.input_size, config.large_batch
+    calibrated = []
+    if config.calibrate and config.device == "cuda":  # kernel traces exist on CUDA only
+        calibrated = calibrate(config, base=models[0][1], candidate=models[1][1], machine_class=machine_class)
     rows = []
     for label, dtype, math, channels_last in PRECISIONS:
         machine = _machine(config, machine_class, dtype, math, channels_last)
@@ -232,7 +299,9 @@ def run_check(config: CheckConfig) -> dict:
                              channels_last=channels_last)  # fmt: skip
             predicted = _predicted(models, machine, mode=mode, batch=batch, size=size)
             rows.append(_row(f"{mode} b{batch} {label}", mode, batch, figures, predicted))
-    default = _machine(config, machine_class, "fp32", "default", False)
+    default = _machine(config, machine_class, "fp32", "default", False) or _machine(
+        config, machine_class, "fp32", "tf32", False
+    )  # PyTorch's default math is TF32 convolutions
     for how in ("compiled", "graph"):
         for batch in (1, large):
             compiled = _compiled(models, config) if how == "compiled" else None
@@ -249,6 +318,7 @@ def run_check(config: CheckConfig) -> dict:
         "latency": rows,
         "memory": _memory(config),
         "memory_gap": MEMORY_GAP,
+        "calibrated": [m.key for m in calibrated],
         "wall_s": time.perf_counter() - started,
     }
 
@@ -355,9 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=12.0, help="seconds per timed setting")
     parser.add_argument("--large-batch", type=int, default=256)
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--no-calibrate", action="store_true", help="keep the stored machine models")
     args = parser.parse_args(argv)
     config = CheckConfig(device=args.device, budget_s=args.budget, large_batch=args.large_batch,
-                         results=args.results)  # fmt: skip
+                         results=args.results, calibrate=not args.no_calibrate)  # fmt: skip
     try:
         report = run_check(config)
         paths = write(report, args.results / "gpu" / report["machine"]["machine_class"])

@@ -94,3 +94,49 @@ def test_every_path_runs_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     text = paths[1].read_text()
     assert "| infer b1 graph |" in text and "img/s" in text
     assert paths[2].stat().st_size > 0
+
+
+def test_calibration_from_replayed_profiles(tmp_path: Path) -> None:
+    """The GPU's own calibration, with the profiler replaced by the recorded H200 traces (no GPU here):
+    the TF32 model it files is the one derived offline from the same traces."""
+    from senet_profile.analysis.kerneltrace import read_trace
+    from senet_profile.catalog.registry import get_model
+    from senet_profile.catalog.se import se_module_names
+
+    data = Path(__file__).parent / "data"
+    committed = Path(__file__).parent.parent / "results" / "machine"
+    h200 = "intel-r-xeon-r-processor-16c-nvidia-h200"
+    derived = roofline.load(committed / f"{h200}.json", roofline.setting_key("cuda", "fp32", 1))
+    assert derived is not None
+    asked = []
+
+    def replayed(model, batch, dtype, channels_last):
+        asked.append((batch, dtype, channels_last))
+        name = "se_resnet50" if se_module_names(model) else "resnet50"
+        setting = "b1_fp32" if batch == 1 else ("b256_bf16_cl" if dtype == "bf16" else "b256_fp32")
+        # the unprofiled wall of the batch-1 forward: profiler-summary.json of the shared H200 folder
+        return read_trace(data / f"h200_{setting}_{name}.trace.json.gz"), 3.795841550000034e-3
+
+    config = gpu_check.CheckConfig(results=tmp_path)
+    models = gpu_check.calibrate(
+        config, base=get_model("resnet50"), candidate=get_model("se_resnet50"), machine_class="h200-replayed",
+        profile=replayed, probes=derived,
+    )  # fmt: skip
+    assert [m.key for m in models] == [
+        "cuda fp32 math=ieee threads=1", "cuda fp32 math=tf32 threads=1", "cuda bf16 channels-last threads=1"
+    ]  # fmt: skip
+    assert asked[0] == (1, "fp32", False) and len(asked) == 7
+    tf32 = roofline.load(tmp_path / "machine" / "h200-replayed.json", models[1].key)
+    assert tf32 is not None
+    assert tf32.mac_rates == derived.mac_rates and tf32.class_scale == derived.class_scale
+    assert tf32.host_s == derived.host_s
+
+
+def test_profiling_runs_up_to_the_profiler_on_the_cpu() -> None:
+    """The on-device profiling path warms and times on the CPU, then refuses: kernel traces are CUDA's."""
+    from senet_profile.api import resolve
+    from senet_profile.errors import UserInputError
+
+    config = gpu_check.CheckConfig(device="cpu", input_size=(16, 16))
+    with pytest.raises(UserInputError, match="profiled on CUDA"):
+        gpu_check._profile_on_device(resolve(TINY[1], device="cpu").module, 1, "fp32", True, config)
