@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from senet_profile.analysis.latency import LatencyOptions
@@ -111,3 +112,15 @@ def test_what_can_be_won_back_on_the_cpu() -> None:
         se_bytes / peak / explained.base.prediction.total_s * 100
     )
     assert 0 < rows["launch-free (model)"]["overhead_pct"] < explained.predicted_pct  # fixed costs gone
+
+
+def test_compiled_overhead_is_measured_beside(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: real(model, backend="eager", **kw))
+    options = LatencyOptions(input_size=SIZE, budget_s=0.2, min_pairs=4, warmup=1)
+    explained = explain_time(
+        ("base", base()), ("se", candidate()), machine=MACHINE, latency=None, op_times=None, compiled=options
+    )
+    assert explained.compiled is not None and explained.compiled.options.compile
+    rows = {row["verdict"]: row for row in verdicts(explained)}
+    assert rows["measured, torch.compile"]["overhead_pct"] == explained.compiled.overhead_pct

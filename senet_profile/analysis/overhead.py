@@ -89,6 +89,7 @@ class TimeExplanation:
     se_bytes: int = 0
     peak_bandwidth: float = 0.0
     se_kernels: SECost | None = None  # on CUDA, when measured: SE's kernels, their time and bound
+    compiled: PairedLatency | None = None  # the paired overhead under torch.compile, when measured
 
     @property
     def error_pp(self) -> float | None:
@@ -166,6 +167,7 @@ def explain_time(
     op_times: OpTimeOptions | None,
     input_shape: tuple[int, ...] | None = None,
     mode: str = "infer",
+    compiled: LatencyOptions | None = None,
 ) -> TimeExplanation:
     """Explain ``candidate``'s time over ``base``'s: per-class table and verdicts (measured when asked).
 
@@ -202,6 +204,9 @@ def explain_time(
         for (name, _, profile, prediction), timed in zip(sides, times, strict=True)
     ]
     paired = measure_paired(base[1], candidate[1], latency) if latency is not None else None
+    compiled_paired = None
+    if compiled is not None:
+        compiled_paired = measure_paired(base[1], candidate[1], replace(compiled, compile=True))
     train_share = measure_train_share(candidate[1], op_times) if op_times and not on_cuda else None
     b, c = explained
     free = launch_free(machine)
@@ -231,6 +236,7 @@ def explain_time(
         se_bytes=se_bytes,
         peak_bandwidth=peak,
         se_kernels=kernels,
+        compiled=compiled_paired,
     )
 
 
@@ -293,6 +299,13 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
             {"verdict": "launch-free (model)", "overhead_pct": e.launch_free_pct, "ci_low": None,
              "ci_high": None, "detail": "the machine model with no host dispatch (GPU: what CUDA graphs "
              "give) or no fixed cost per op (CPU)"}
+        )  # fmt: skip
+    if e.compiled is not None:
+        p = e.compiled
+        rows.append(
+            {"verdict": "measured, torch.compile", "overhead_pct": p.overhead_pct, "ci_low": p.ci_low_pct,
+             "ci_high": p.ci_high_pct, "detail": f"{p.pairs} pairs, medians {p.base.median_s:.4g} s -> "
+             f"{p.candidate.median_s:.4g} s: what compilation (fusion) wins back"}
         )  # fmt: skip
     if e.error_pp is not None:
         worst = e.worst_class

@@ -120,6 +120,9 @@ def explain_command(
     mode: Mode = "infer",
     math: Math = "default",
     channels_last: ChannelsLast = False,
+    compiled: Annotated[
+        bool, typer.Option("--compiled", help="Also measure the paired overhead under torch.compile.")
+    ] = False,
     machine_class: Annotated[
         str | None,
         typer.Option(
@@ -173,6 +176,8 @@ def explain_command(
     dtype, math = resolve_dtype(dtype, math)
     if mode == "train" and measure:
         raise UserInputError("explain measures inference only; use --no-measure to predict a training pass")
+    if compiled and not measure:
+        raise UserInputError("--compiled measures; it cannot be combined with --no-measure")
     from senet_profile.analysis.optime import OpTimeOptions
     from senet_profile.analysis.overhead import explain_time
     from senet_profile.history.machine import describe_machine
@@ -218,6 +223,7 @@ def explain_command(
         op_times=op_times,
         input_shape=workload.shape,
         mode=mode,
+        compiled=latency if compiled and latency is not None else None,
     )
     layout = ", channels-last" * channels_last + (f", math {math}" if math != "default" else "")
     setting = (
