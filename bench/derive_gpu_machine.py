@@ -34,7 +34,7 @@ def derive_all(shared: Path) -> tuple[str, list[roofline.MachineModel]]:
     check = json.loads((shared / "gpu_check.json").read_text(encoding="utf-8"))
     summary = json.loads((shared / "profiler-summary.json").read_text(encoding="utf-8"))
     walls = {(r["setting"], r["model"]): r["wall_ms_unprofiled"] / 1e3 for r in summary["runs"]}
-    probes = roofline._from_json(check["machine_model"], str(shared / "gpu_check.json"))
+    probes = roofline.from_dict(check["machine_model"], str(shared / "gpu_check.json"))
     base, candidate = get_model("resnet50", device="cpu"), get_model("se_resnet50", device="cpu")
     with tempfile.TemporaryDirectory() as folder:
         with tarfile.open(shared / "traces.tar") as tar:

@@ -30,7 +30,7 @@ from torch import nn
 
 from senet_profile.analysis import kerneltrace
 from senet_profile.analysis.kerneltrace import TracedForward, TracedOp
-from senet_profile.analysis.roofline import MachineModel, _free, device_time, family, host_rule
+from senet_profile.analysis.roofline import MachineModel, device_time, family, host_rule, is_free
 from senet_profile.analysis.static import classified_events, on_meta
 from senet_profile.analysis.trace import OpEvent, trace_ops
 from senet_profile.errors import UserInputError
@@ -61,7 +61,7 @@ def meta_events(model: nn.Module, shape: tuple[int, ...], dtype: str) -> list[tu
 def match(events: list[tuple[OpEvent, str]], traced: TracedForward) -> list[Matched]:
     """Pair the non-view meta ops with the traced ops that did work, in order (averaged over forwards)."""
     ops = [i for i, op in enumerate(traced.ops) if op.family != "view"]
-    real = [(e, c) for e, c in events if not _free(e)]
+    real = [(e, c) for e, c in events if not is_free(e)]
     if len(ops) != len(real):
         raise UserInputError(
             f"the trace has {len(ops)} ops besides views, the built model {len(real)}: not the same network"

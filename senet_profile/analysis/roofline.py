@@ -250,7 +250,7 @@ BACKWARD_FACTOR = 2.0
 def device_time(machine: MachineModel, event: OpEvent, op_class: str = "") -> OpTime | None:
     """One op's device time on a GPU model: its roofline (times its op class's calibrated multiplier, if
     any), at least the family's minimum device time."""
-    if machine.dispatched and _free(event):
+    if machine.dispatched and is_free(event):
         return OpTime(0.0, 0.0, 0.0, 0.0, "fixed")
     timed = op_time(machine, event)
     if timed is None or not machine.dispatched:
@@ -262,7 +262,7 @@ def device_time(machine: MachineModel, event: OpEvent, op_class: str = "") -> Op
     return OpTime(max(roof, least), timed.compute_s * scale, timed.traffic_s * scale, least, bound)
 
 
-def _free(event: OpEvent) -> bool:
+def is_free(event: OpEvent) -> bool:
     """A view, or an op that neither computes nor moves data (an allocation inside a decomposed op)."""
     return event.category == "view" or (
         event.category != "unknown" and not event.macs and not event.bytes_moved
@@ -281,7 +281,7 @@ def host_rule(event: OpEvent) -> str:
 
 def host_time(machine: MachineModel, event: OpEvent, op_class: str = "") -> float:
     """Host seconds to dispatch one op: its op class's figure if calibrated, else its rule's (CPU: 0)."""
-    if not machine.host_s or (event.category != "view" and _free(event)):
+    if not machine.host_s or (event.category != "view" and is_free(event)):
         return 0.0
     return machine.host_s.get(op_class) or machine.host_s.get(host_rule(event), 0.0)
 
@@ -510,6 +510,11 @@ def _from_json(data: object, where: str) -> MachineModel:
     if not valid:
         raise UserInputError(f"{problem} (bandwidths, rates or costs out of range)")
     return machine
+
+
+def from_dict(data: object, where: str) -> MachineModel:
+    """A machine model from its stored form (one entry of a machine-model file, or ``asdict``'s), checked."""
+    return _from_json(data, where)
 
 
 def _read_file(path: Path) -> dict:
