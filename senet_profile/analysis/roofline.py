@@ -26,6 +26,11 @@ Predicted, per op of a trace (``predict``): a roofline plus a fixed cost,
 the bandwidth is interpolated (log-log) at the op's own traffic. Views cost the view constant and nothing
 else. An op in the tracer's ``unknown`` class has no rule: it is listed, never priced at zero.
 
+On a GPU (a model with host times: ``dispatched``; derived by ``gpumodel`` from kernel traces, since a
+synchronised probe per call measures launch latency, not the device) each op has a host time and a device
+time, and the two chains run op by op (``predict_dispatched``, see "GPUs" below). The CPU's rule above is
+unchanged: a CPU model has no host term.
+
 A model is stored per machine class as JSON (``save``/``load``: written atomically, validated on read; a
 file from an older format is stale: it is measured again and replaced).
 """
