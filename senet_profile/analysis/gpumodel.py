@@ -152,7 +152,8 @@ def derive(
     views = [op.host_s * scale for op in small.ops if op.family == "view"]
     host["view"] = statistics.median(views) if views else 0.0
     for name, other in FALLBACK.items():
-        host.setdefault(name, host.get(other, statistics.median(host.values())))
+        if name != "matvec":  # a matvec's host cost is its call's (conv or matmul: ``host_rule``)
+            host.setdefault(name, host.get(other, statistics.median(host.values())))
         least.setdefault(name, least.get(other, min(least.values())))
     rules = set(rates) | set(efficiency) | {"matvec"}
     return MachineModel(
