@@ -229,11 +229,18 @@ class Setting:
             processes=self.worker_processes,
         )
 
-    def describe(self, metrics: tuple[str, ...] = METRIC_GROUPS) -> str:
-        """A one-line summary for captions and run records (devices and timing settings of ``metrics``)."""
+    def describe(self, metrics: tuple[str, ...] = METRIC_GROUPS, *, precision: str = "") -> str:
+        """A one-line summary for captions and run records (devices and timing settings of ``metrics``).
+
+        ``precision``: the math the timing ran in, as read from torch (``analysis.precision``); without it
+        the math asked for is named when it is not the default.
+        """
         timed = "latency" in metrics
         extras = [f"threads={self.threads}" if self.threads else "threads=default"] * timed + [self.dtype]
-        extras += [f"math {self.math}"] * (self.math != "default")
+        if precision:
+            extras.append(f"math {precision}")
+        elif self.math != "default":
+            extras.append(f"math {self.math}")
         extras += ["channels_last"] * self.channels_last + ["compiled"] * self.compile
         extras += [f"heap {self.allocator}"] * (timed and self.latency_device == "cpu")
         processes = self.worker_processes

@@ -46,7 +46,9 @@ def test_json_and_markdown_outputs_at_once(machine_dir: Path, tmp_path: Path) ->
     assert classes["se_scale"]["bytes_base"] == 0 < classes["se_scale"]["bytes_candidate"]
     # The input size is honoured: ResNet-18 at 32x32 has 37,523,456 MACs, 512,000 of them in the FC.
     assert (classes["conv"]["macs_base"], classes["linear"]["macs_base"]) == (37_011_456, 512_000)
-    assert [v["verdict"] for v in payload["verdicts"]] == ["FLOPs predict", "machine model predicts"]
+    assert [v["verdict"] for v in payload["verdicts"]] == [
+        "FLOPs predict", "machine model predicts", "floor (SE's bytes)", "launch-free (model)",
+    ]  # fmt: skip
     assert "| se_scale" in md.read_text() and "machine model predicts" in md.read_text()
 
 
@@ -110,3 +112,19 @@ def test_the_machine_model_is_read_from_the_results_folder(
         args = ("--results", str(results))
     out = ok("explain", "resnet18", "se_resnet18", *SMALL, *args).stdout
     assert "measured in 0.0 s" in out  # the stored model was used, nothing was measured
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--compiled",), "error: --compiled measures; it cannot be combined with --no-measure"),
+        (("--mode", "train", "--measure"), "error: explain measures inference only"),
+        (("--dtype", "tf32", "--math", "ieee"), "error: --dtype tf32 means fp32 with --math tf32"),
+        (("--math", "fast"), "error: unknown math 'fast'"),
+        (("--channels-last",), "error: no machine model for 'cpu fp32 channels-last threads=1'"),
+    ],
+)
+def test_new_options_refused_in_one_line(machine_dir: Path, extra: tuple[str, ...], message: str) -> None:
+    done = run("explain", "resnet18", "se_resnet18", *SMALL, "--machine-dir", str(machine_dir), *extra)
+    assert done.exit_code == 2
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1

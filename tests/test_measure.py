@@ -77,7 +77,8 @@ def test_explain_takes_every_model_source(source: str, machine_path: Path, build
 
 def test_explain_measures_any_source_and_reads_na_below_twenty_pairs(machine_path: Path) -> None:
     pytest.importorskip("timm")
-    explanation = api.explain("timm:resnet18", "timm:seresnet18", setting=TINY, machine_path=machine_path)
+    short = TINY.resolved(budget_s=0.2)  # a handful of pairs, fewer than an interval needs
+    explanation = api.explain("timm:resnet18", "timm:seresnet18", setting=short, machine_path=machine_path)
     paired = explanation.time.paired
     assert paired is not None and paired.pairs < 20 and paired.ci_reason
     verdicts = {row["verdict"]: row for row in explanation.verdicts()}
@@ -90,7 +91,7 @@ def test_explain_measures_any_source_and_reads_na_below_twenty_pairs(machine_pat
 def test_explain_cli_prints_na_with_the_reason(tmp_path: Path) -> None:
     pytest.importorskip("timm")
     result = CliRunner().invoke(app, [
-        "explain", "timm:resnet18", "timm:seresnet18", "--input-size", "64", "--budget", "1",
+        "explain", "timm:resnet18", "timm:seresnet18", "--input-size", "64", "--budget", "0.2",
         "--repeats", "3", "--machine-dir", str(tmp_path),
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -124,10 +125,11 @@ def test_compare_bytes_moved_in_bf16_is_half_of_fp32() -> None:
 def test_the_api_takes_a_budget_a_setting_and_a_progress_callback() -> None:
     calls: list[tuple[int, float]] = []
     frame = api.compare(
-        nn.Conv2d(3, 4, 3), nn.Conv2d(3, 8, 3), metrics="latency", input_size=16, budget=0.3,
-        setting=Setting(processes=1, min_pairs=2, warmup=0), progress=lambda n, hw: calls.append((n, hw)),
+        nn.Conv2d(3, 4, 3), nn.Conv2d(3, 8, 3), metrics="latency", input_size=16, budget=5.0,
+        setting=Setting(processes=1, min_pairs=2, warmup=0, target_halfwidth_pp=1000.0),
+        progress=lambda n, hw: calls.append((n, hw)),
     )  # fmt: skip
-    assert frame.attrs["setting"]["budget_s"] == 0.3
+    assert frame.attrs["setting"]["budget_s"] == 5.0
     assert calls, "progress was never called"
     with pytest.raises(UserInputError, match="progress must be a callable"):
         api.compare("resnet18", "se_resnet18", progress=3)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from senet_profile.analysis.overhead import explain_time, verdicts
@@ -55,7 +56,7 @@ def test_prediction_only_table_and_verdicts() -> None:
     assert explained.flops_pct == pytest.approx(2 * 16 * 4 / (64 * 16 * 27) * 100)
     assert table["measured_s_base"].isna().all()
     lines = [row["verdict"] for row in verdicts(explained)]
-    assert lines == ["FLOPs predict", "machine model predicts"]
+    assert lines == ["FLOPs predict", "machine model predicts", "floor (SE's bytes)", "launch-free (model)"]
 
 
 def test_measured_explanation_names_the_most_mispredicted_class() -> None:
@@ -67,7 +68,7 @@ def test_measured_explanation_names_the_most_mispredicted_class() -> None:
     rows = {row["verdict"]: row for row in verdicts(explained)}
     assert list(rows) == [
         "FLOPs predict", "machine model predicts", "measured (paired)", "in-model SE time share",
-        "SE share, training pass", "prediction error",
+        "SE share, training pass", "floor (SE's bytes)", "launch-free (model)", "prediction error",
     ]  # fmt: skip
     assert "backward" in rows["SE share, training pass"]["detail"]
     assert rows["prediction error"]["overhead_pct"] == pytest.approx(
@@ -97,3 +98,28 @@ def test_op_without_a_rule_is_named_in_the_prediction() -> None:
     assert detail.startswith("NOT PREDICTED") and "cumsum x1" in detail
     unknown = OpEvent("cumsum", "unknown", "1", 0, 16, 16, bytes_read=64, bytes_written=64)
     assert op_time(MACHINE, unknown) is None
+
+
+def test_what_can_be_won_back_on_the_cpu() -> None:
+    explained = explain_time(
+        ("base", base()), ("se", candidate()), machine=MACHINE, latency=None, op_times=None
+    )
+    rows = {row["verdict"]: row for row in verdicts(explained)}
+    se_bytes = explained.candidate.static.total.bytes_moved_se
+    peak = max(b for _, b in MACHINE.bandwidth)
+    assert rows["floor (SE's bytes)"]["overhead_pct"] == pytest.approx(
+        se_bytes / peak / explained.base.prediction.total_s * 100
+    )
+    assert 0 < rows["launch-free (model)"]["overhead_pct"] < explained.predicted_pct  # fixed costs gone
+
+
+def test_compiled_overhead_is_measured_beside(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: real(model, backend="eager", **kw))
+    options = Setting(input_size=SIZE, budget_s=0.2, min_pairs=4, warmup=1, processes=1)
+    explained = explain_time(
+        ("base", base()), ("se", candidate()), machine=MACHINE, latency=None, op_times=None, compiled=options
+    )
+    assert explained.compiled is not None and explained.compiled.options.compile
+    rows = {row["verdict"]: row for row in verdicts(explained)}
+    assert rows["measured, torch.compile"]["overhead_pct"] == explained.compiled.overhead_pct

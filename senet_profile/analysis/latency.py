@@ -20,7 +20,14 @@ Method
     the call began -- copying and warm-up included -- though at least two pairs are taken. Under
     ``compile`` the warm-up is at least ``COMPILED_WARMUP`` calls of each model (the first compiles, the
     next ones still settle) and the budget starts after it, so that only compiled graphs are timed and a
-    compilation (minutes on a small CPU) does not use up the budget.
+    compilation (minutes on a small CPU) does not use up the budget. On CUDA the budget always starts after
+    the warm-up, so that CUDA initialisation and cuDNN autotuning stay outside it too (and a ``Setting``
+    defaults to one process there: one GPU cannot be shared by timed workers at once).
+
+Precision
+    ``math`` (``setting.MATHS``) sets fp32's convolution and matmul math inside the timing conditions, in
+    the process that times (a worker sets it for itself); the result's ``precision`` names the math read
+    back from torch there (``precision.precision_label``: "IEEE fp32", "TF32", "bf16, channels-last"...).
 
 Modes
     ``infer``: ``model.eval()`` under ``torch.inference_mode()``. ``train``: ``model.train()``, forward,
@@ -82,6 +89,7 @@ from senet_profile.analysis.intervals import (
     split,
 )
 from senet_profile.analysis.memory import scalar_loss
+from senet_profile.analysis.precision import fp32_math, precision_label
 from senet_profile.errors import UserInputError
 from senet_profile.setting import Setting, overhead_pct
 
@@ -165,6 +173,7 @@ class PairedLatency:
     heap: str = "as-is"
     processes: int = 1
     ci_reason: str = ""
+    precision: str = ""  # the math in force while timing, read from torch (``precision.precision_label``)
 
     def interval(self) -> Interval:
         """The overhead's 95 % interval (percent), or its ends None with the reason."""
@@ -223,6 +232,7 @@ class PairedLatency:
             "wall_s": self.wall_s,
             "noisy": self.noisy,
             "heap": self.heap,
+            "precision": self.precision,
             "base_page_faults_per_call": self.base.page_faults_per_call,
             "candidate_page_faults_per_call": self.candidate.page_faults_per_call,
         }
@@ -454,9 +464,10 @@ def _stepping_down(run: Callable[[Setting], T], options: Setting) -> T:
 
 @contextmanager
 def _timing_conditions(options: Setting) -> Iterator[str]:
-    """The options' threads, inference mode (in ``infer``) and heap; yields how the heap was held."""
+    """The options' threads, fp32 math, inference mode (in ``infer``) and heap; yields the heap's state."""
     with (
         _threads(options.threads),
+        fp32_math(options.math),
         torch.inference_mode(options.mode == "infer"),
         heap_held(options.allocator) as heap,
     ):
@@ -480,8 +491,9 @@ def _paired(
     with _timing_conditions(options) as heap:
         warm = [_timed(step, sync) for _ in range(_warmup_calls(options)) for step in steps]
         sides = tuple(Sampler(step, sync, _reps(warm)) for step in steps)
-        if options.compile:  # the budget is for timing compiled graphs, not for compiling them
-            deadline = perf_counter() + options.budget_s
+        if options.compile or options.device == "cuda":  # the budget is for timing, not for compiling,
+            deadline = perf_counter() + options.budget_s  # CUDA initialisation or cuDNN autotuning
+        precision = _label(options)
         check_at = _first_check(options)
         with _gc_paused():
             while True:
@@ -499,11 +511,25 @@ def _paired(
                         break
                 if perf_counter() >= deadline:
                     break
-    return _summary(sides[0].stats(), sides[1].stats(), options, wall_s=perf_counter() - started, heap=heap)
+    return _summary(
+        sides[0].stats(), sides[1].stats(), options, wall_s=perf_counter() - started, heap=heap,
+        precision=precision,
+    )  # fmt: skip
+
+
+def _label(options: Setting) -> str:
+    """The math in force now (inside the timing conditions), named."""
+    return precision_label(device=options.device, dtype=options.dtype, channels_last=options.channels_last)
 
 
 def _summary(
-    base: SideStats, candidate: SideStats, options: Setting, *, wall_s: float, heap: str
+    base: SideStats,
+    candidate: SideStats,
+    options: Setting,
+    *,
+    wall_s: float,
+    heap: str,
+    precision: str = "",
 ) -> PairedLatency:
     """The paired result of both sides' samples: median of per-pair ratios, its interval, the noise flag."""
     ratios = _ratios_pct(base.samples, candidate.samples)
@@ -522,6 +548,7 @@ def _summary(
         heap=heap,
         processes=max(1, len(base.process_sizes)),
         ci_reason=interval.reason,
+        precision=precision,
     )
 
 
@@ -538,7 +565,7 @@ def timing_session(model: nn.Module, options: Setting) -> Iterator[Sampler]:
 def _single(model: nn.Module, options: Setting) -> SideStats:
     deadline = perf_counter() + options.budget_s
     with timing_session(model, options) as side:
-        if options.compile:  # the budget is for timing compiled graphs, not for compiling them
+        if options.compile or options.device == "cuda":  # time, not compilation or CUDA initialisation
             deadline = perf_counter() + options.budget_s
         check_at = _first_check(options)
         with _gc_paused():
@@ -575,6 +602,7 @@ def _pooled(results: Sequence[PairedLatency], options: Setting, wall_s: float) -
         replace(options, batch_size=results[0].options.batch_size),
         wall_s=wall_s,
         heap=heaps,
+        precision=", ".join(dict.fromkeys(result.precision for result in results)),
     )
 
 

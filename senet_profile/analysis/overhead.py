@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
 from torch import nn
 
+from senet_profile.analysis.kerneltrace import SECost, se_cost
 from senet_profile.analysis.latency import PairedLatency, measure_paired
 from senet_profile.analysis.optime import (
     OpTimes,
@@ -83,6 +84,12 @@ class TimeExplanation:
     predicted_pct: float | None
     paired: PairedLatency | None
     train_share: TrainShare | None = None  # the candidate's SE share of a training pass, when measured
+    floor_pct: float | None = None  # SE's bytes at the peak bandwidth, no dispatch, over the base's time
+    launch_free_pct: float | None = None  # the machine model's overhead with no host/fixed cost per call
+    se_bytes: int = 0
+    peak_bandwidth: float = 0.0
+    se_kernels: SECost | None = None  # on CUDA, when measured: SE's kernels, their time and bound
+    compiled: PairedLatency | None = None  # the paired overhead under torch.compile, when measured
 
     @property
     def measured_pct(self) -> float | None:
@@ -108,7 +115,15 @@ class TimeExplanation:
         return str(worst["op_class"]), float(worst["error_pp"])
 
 
-def static_side(model: nn.Module, shape: tuple[int, ...], *, name: str, dtype: str, machine: MachineModel):
+def static_side(
+    model: nn.Module,
+    shape: tuple[int, ...],
+    *,
+    name: str,
+    dtype: str,
+    machine: MachineModel,
+    mode: str = "infer",
+):
     """Trace ``model`` on meta at ``dtype``: its static profile and its machine-model prediction."""
     check_input_shape(shape)
     meta = on_meta(model)
@@ -116,7 +131,7 @@ def static_side(model: nn.Module, shape: tuple[int, ...], *, name: str, dtype: s
     with torch.inference_mode(False):
         trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=torch_dtype(dtype)))
     profile = summarize(meta, trace, name=name, input_shape=tuple(shape))
-    return profile, predict(machine, classified_events(meta, trace))
+    return profile, predict(machine, classified_events(meta, trace), mode=mode)
 
 
 def _table(base: Side, candidate: Side) -> pd.DataFrame:
@@ -158,6 +173,8 @@ def explain_time(
     input_shape: tuple[int, ...] | None = None,
     progress: Callable[[int, float], None] | None = None,
     require_se: bool = True,
+    mode: str = "infer",
+    compiled: Setting | None = None,
 ) -> TimeExplanation:
     """Explain ``candidate``'s time over ``base``'s: per-class table and verdicts (measured when asked).
 
@@ -169,7 +186,9 @@ def explain_time(
     shape = input_shape or timing.shape
     sides = []
     for name, model in (base, candidate):
-        profile, prediction = static_side(model, shape, name=name, dtype=machine.dtype, machine=machine)
+        profile, prediction = static_side(
+            model, shape, name=name, dtype=machine.dtype, machine=machine, mode=mode
+        )
         sides.append((name, model, profile, prediction))
     if require_se and sides[0][2].se_blocks == 0 and sides[1][2].se_blocks == 0:
         raise UserInputError(
@@ -177,14 +196,42 @@ def explain_time(
         )
     if require_se and sides[1][2].se_blocks == 0:
         raise UserInputError(f"{candidate[0]} has no SE block; the candidate must be the SE model")
-    times = measure_op_times_paired(base[1], candidate[1], op_times) if op_times else (None, None)
+    on_cuda = op_times is not None and op_times.device == "cuda"
+    traces = None
+    if on_cuda:  # kernel times from torch.profiler, not host timers around synchronised ops
+        from senet_profile.analysis.gpumodel import kernel_op_times
+
+        (base_times, _), (candidate_times, traced) = (
+            kernel_op_times(m, op_times) for _, m in (base, candidate)
+        )
+        times: tuple = (base_times, candidate_times)
+        traces = traced
+    else:
+        times = measure_op_times_paired(base[1], candidate[1], op_times) if op_times else (None, None)
     explained = [
         Side(name, profile, prediction, timed)
         for (name, _, profile, prediction), timed in zip(sides, times, strict=True)
     ]
     paired = measure_paired(base[1], candidate[1], latency, progress=progress) if latency else None
-    train_share = measure_train_share(candidate[1], op_times) if op_times else None
+    compiled_paired = None
+    if compiled is not None:
+        compiled_paired = measure_paired(base[1], candidate[1], replace(compiled, compile=True))
+    train_share = measure_train_share(candidate[1], op_times) if op_times and not on_cuda else None
     b, c = explained
+    free = launch_free(machine)
+    predicted_free = [
+        static_side(model, shape, name=name, dtype=machine.dtype, machine=free, mode=mode)[1].total_s
+        for name, model in (base, candidate)
+    ]
+    se_bytes = c.static.total.bytes_moved_se
+    peak = max(bandwidth for _, bandwidth in machine.bandwidth)
+    base_s = paired.base.median_s if paired is not None else b.prediction.total_s
+    kernels = None
+    if traces is not None:
+        kernels = se_cost(
+            traces, se_bytes=se_bytes, peak_bandwidth=peak, se_macs=c.static.total.macs_se,
+            mac_rate=machine.mac_rates.get("pointwise", 0.0),
+        )  # fmt: skip
     return TimeExplanation(
         base=b,
         candidate=c,
@@ -193,7 +240,21 @@ def explain_time(
         predicted_pct=overhead_pct(b.prediction.total_s, c.prediction.total_s),
         paired=paired,
         train_share=train_share,
+        floor_pct=se_bytes / peak / base_s * 100 * (3 if mode == "train" else 1) if base_s else None,
+        launch_free_pct=overhead_pct(*predicted_free),
+        se_bytes=se_bytes,
+        peak_bandwidth=peak,
+        se_kernels=kernels,
+        compiled=compiled_paired,
     )
+
+
+def launch_free(machine: MachineModel) -> MachineModel:
+    """``machine`` with no cost per call: no host dispatch on a GPU (what CUDA graphs give), no fixed cost
+    per op on a CPU."""
+    if machine.dispatched:
+        return replace(machine, host_s=dict.fromkeys(machine.host_s, 0.0))
+    return replace(machine, fixed_s=dict.fromkeys(machine.fixed_s, 0.0), view_overhead_s=0.0)
 
 
 def verdicts(explanation: TimeExplanation) -> list[dict]:
@@ -230,6 +291,31 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
              "detail": f"forward and backward op time, train mode, {t.repeats} repeats: forward "
              f"{t.forward_share_pct:.2f} %, backward {t.backward_share_pct:.2f} % (the backward is "
              f"{t.backward_fraction_pct:.0f} % of the pass)"}
+        )  # fmt: skip
+    if e.se_kernels is not None:
+        k = e.se_kernels
+        rows.append(
+            {"verdict": f"SE bound: {k.bound}", "overhead_pct": k.kernel_s / k.forward_kernel_s * 100,
+             "ci_low": None, "ci_high": None, "detail": f"share of kernel time; {k.detail()}"}
+        )  # fmt: skip
+    if e.floor_pct is not None:
+        rows.append(
+            {"verdict": "floor (SE's bytes)", "overhead_pct": e.floor_pct, "ci_low": None, "ci_high": None,
+             "detail": f"SE moves {e.se_bytes / 2**30:.3g} GiB; at peak {e.peak_bandwidth / 1e12:.3g} TB/s "
+             "with no dispatch or fixed cost, over the base's time"}
+        )  # fmt: skip
+    if e.launch_free_pct is not None:
+        rows.append(
+            {"verdict": "launch-free (model)", "overhead_pct": e.launch_free_pct, "ci_low": None,
+             "ci_high": None, "detail": "the machine model with no host dispatch (GPU: what CUDA graphs "
+             "give) or no fixed cost per op (CPU)"}
+        )  # fmt: skip
+    if e.compiled is not None:
+        p = e.compiled
+        rows.append(
+            {"verdict": "measured, torch.compile", "overhead_pct": p.overhead_pct, "ci_low": p.ci_low_pct,
+             "ci_high": p.ci_high_pct, "detail": f"{p.pairs} pairs, medians {p.base.median_s:.4g} s -> "
+             f"{p.candidate.median_s:.4g} s: what compilation (fusion) wins back"}
         )  # fmt: skip
     if e.paired is not None and e.error_pp is None:
         rows.append(

@@ -26,6 +26,11 @@ Predicted, per op of a trace (``predict``): a roofline plus a fixed cost,
 the bandwidth is interpolated (log-log) at the op's own traffic. Views cost the view constant and nothing
 else. An op in the tracer's ``unknown`` class has no rule: it is listed, never priced at zero.
 
+On a GPU (a model with host times: ``dispatched``; derived by ``gpumodel`` from kernel traces, since a
+synchronised probe per call measures launch latency, not the device) each op has a host time and a device
+time, and the two chains run op by op (``predict_dispatched``, see "GPUs" below). The CPU's rule above is
+unchanged: a CPU model has no host term.
+
 A model is stored per machine class as JSON (``save``/``load``: written atomically, validated on read; a
 file from an older format is stale: it is measured again and replaced).
 """
@@ -46,9 +51,9 @@ from torch import nn
 from senet_profile.analysis.trace import OpEvent
 from senet_profile.errors import UserInputError
 from senet_profile.io import write_atomic
+from senet_profile.setting import torch_dtype
 
 FORMAT_VERSION = 3  # 3: calibration calls timed in rounds among each other (2: each in a tight loop)
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Working sets (bytes touched by one op) at which bandwidth is measured: L2-, L3- and DRAM-sized here.
 BANDWIDTH_SIZES = (384 * 1024, 1536 * 1024, 6 * 1024**2, 24 * 1024**2, 96 * 1024**2, 384 * 1024**2)
 # (kind, layer, input shape): the layers whose MACs per second stand for each kind of MAC op.
@@ -123,11 +128,26 @@ class MachineModel:
     view_overhead_s: float
     torch_version: str = ""
     measured_s: float = 0.0
+    # A GPU model (see "GPUs" below) dispatches: host seconds per op by family, and each op's device time
+    # is at least ``min_device_s[family]``. Empty for a CPU model, whose ops are synchronous.
+    host_s: dict[str, float] = field(default_factory=dict)
+    min_device_s: dict[str, float] = field(default_factory=dict)
+    class_scale: dict[str, float] = field(default_factory=dict)  # GPU: op class -> device time multiplier
+    channels_last: bool = False
+    math: str = "default"
+    source: str = ""  # how the figures were obtained, when not measured by ``measure_machine``
 
     @property
     def key(self) -> str:
         """How the model is filed within its machine class: ``cpu fp32 threads=1``."""
-        return setting_key(self.device, self.dtype, self.threads)
+        return setting_key(
+            self.device, self.dtype, self.threads, channels_last=self.channels_last, math=self.math
+        )
+
+    @property
+    def dispatched(self) -> bool:
+        """Whether ops are dispatched by a host to a device (a GPU model): a host and a device chain."""
+        return bool(self.host_s)
 
     def bandwidth_at(self, nbytes: int) -> float:
         """Bytes per second for an op touching ``nbytes``: log-log interpolation, clamped at the ends."""
@@ -163,9 +183,17 @@ class Prediction:
     uncovered: dict[str, int] = field(default_factory=dict)
 
 
-def setting_key(device: str, dtype: str, threads: int) -> str:
-    """``cpu fp32 threads=1``: the key of a machine model within its machine class's file."""
-    return f"{device} {dtype} threads={threads}"
+def setting_key(
+    device: str, dtype: str, threads: int, *, channels_last: bool = False, math: str = "default"
+) -> str:
+    """``cpu fp32 threads=1``: the key of a machine model within its machine class's file.
+
+    A non-default fp32 math and channels-last are part of the key (``cuda fp32 math=ieee threads=1``).
+    """
+    extras = (
+        f" math={math}" if math != "default" and dtype == "fp32" else ""
+    ) + " channels-last" * channels_last
+    return f"{device} {dtype}{extras} threads={threads}"
 
 
 def op_time(machine: MachineModel, event: OpEvent) -> OpTime | None:
@@ -190,8 +218,15 @@ def op_time(machine: MachineModel, event: OpEvent) -> OpTime | None:
     return OpTime(max(compute, traffic) + fixed, compute, traffic, fixed, bound)
 
 
-def predict(machine: MachineModel, events: Iterable[tuple[OpEvent, str]]) -> Prediction:
-    """Sum the predicted time of ``(event, op class)`` pairs by op class; list what has no rule."""
+def predict(
+    machine: MachineModel, events: Iterable[tuple[OpEvent, str]], *, mode: str = "infer"
+) -> Prediction:
+    """Sum the predicted time of ``(event, op class)`` pairs by op class; list what has no rule.
+
+    A GPU model (``dispatched``) runs the host and device chains op by op (``predict_dispatched``).
+    """
+    if machine.dispatched or mode == "train":
+        return predict_dispatched(machine, list(events), mode=mode)
     by_class: dict[str, float] = {}
     uncovered: dict[str, int] = {}
     for event, op_class in events:
@@ -202,6 +237,88 @@ def predict(machine: MachineModel, events: Iterable[tuple[OpEvent, str]]) -> Pre
             continue
         by_class[op_class] = by_class.get(op_class, 0.0) + timed.seconds
     return Prediction(by_class, sum(by_class.values()), uncovered)
+
+
+# ------------------------------------------------------------------------------------------------- GPUs
+# A GPU runs what its host dispatches: op i is issued once the host has spent ``host_s`` on it (after op
+# i-1's dispatch), and its kernels run once issued and once the device is done with op i-1. The forward
+# ends when the device finishes its last op: the larger of the two chains, op by op. An op's device time
+# is its roofline (no fixed cost added: the GPU overlaps launches) but at least the family's minimum
+# (small kernels pay a minimum kernel time, and an op may launch several). A training pass is the forward,
+# then the backward: each op again in reverse order, its device time ``BACKWARD_FACTOR`` times the
+# forward's (input and weight gradients: twice the MACs, and about twice the traffic of streaming ops),
+# its host time the same as the forward's (one autograd node per op). On a CPU model (no host term) the
+# training pass is the same sum with the fixed costs.
+BACKWARD_FACTOR = 2.0
+
+
+def device_time(machine: MachineModel, event: OpEvent, op_class: str = "") -> OpTime | None:
+    """One op's device time on a GPU model: its roofline (times its op class's calibrated multiplier, if
+    any), at least the family's minimum device time."""
+    if machine.dispatched and is_free(event):
+        return OpTime(0.0, 0.0, 0.0, 0.0, "fixed")
+    timed = op_time(machine, event)
+    if timed is None or not machine.dispatched:
+        return timed
+    scale = machine.class_scale.get(op_class, 1.0)
+    roof = max(timed.compute_s, timed.traffic_s) * scale
+    least = machine.min_device_s.get(family(event), 0.0)
+    bound = timed.bound if roof >= least else "fixed"
+    return OpTime(max(roof, least), timed.compute_s * scale, timed.traffic_s * scale, least, bound)
+
+
+def is_free(event: OpEvent) -> bool:
+    """A view, or an op that neither computes nor moves data (an allocation inside a decomposed op)."""
+    return event.category == "view" or (
+        event.category != "unknown" and not event.macs and not event.bytes_moved
+    )
+
+
+def host_rule(event: OpEvent) -> str:
+    """What an op's host cost follows: ``conv`` or ``matmul`` for MAC ops (the call, not the kernel's
+    kind), else its family (``view`` for views)."""
+    if event.category == "view":
+        return "view"
+    if event.category == "mac":
+        return "conv" if event.op == "convolution" else "matmul"
+    return family(event)
+
+
+def host_time(machine: MachineModel, event: OpEvent, op_class: str = "") -> float:
+    """Host seconds to dispatch one op: its op class's figure if calibrated, else its rule's (CPU: 0)."""
+    if not machine.host_s or (event.category != "view" and is_free(event)):
+        return 0.0
+    return machine.host_s.get(op_class) or machine.host_s.get(host_rule(event), 0.0)
+
+
+def predict_dispatched(
+    machine: MachineModel, events: list[tuple[OpEvent, str]], *, mode: str = "infer"
+) -> Prediction:
+    """Seconds of a forward (or training pass) as the host and device chains give it, by op class.
+
+    Each op's class is charged what it adds to the device's finish time (so the classes sum to the total);
+    ``host_bound_s`` of the result is the part of the total the device waited for the host.
+    """
+    steps = [(event, op_class, 1.0) for event, op_class in events]
+    if mode == "train":
+        steps += [(event, op_class, BACKWARD_FACTOR) for event, op_class in reversed(events)]
+    by_class: dict[str, float] = {}
+    uncovered: dict[str, int] = {}
+    host = device = 0.0
+    for event, op_class, factor in steps:
+        timed = device_time(machine, event, op_class)
+        if timed is None:
+            label = event.op if event.category == "unknown" else f"{event.op} ({event.kind})"
+            uncovered[label] = uncovered.get(label, 0) + 1
+            continue
+        host += host_time(machine, event, op_class)
+        seconds = timed.seconds if machine.dispatched else timed.seconds * factor
+        if machine.dispatched and factor != 1.0:
+            seconds = max(max(timed.compute_s, timed.traffic_s) * factor, timed.fixed_s)
+        finish = max(device, host) + seconds
+        by_class[op_class] = by_class.get(op_class, 0.0) + finish - device
+        device = finish
+    return Prediction(by_class, device, uncovered)
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -307,15 +424,14 @@ def measure_machine(
     *, device: str = "cpu", dtype: str = "fp32", threads: int = 1, rounds: int = ROUNDS
 ) -> MachineModel:
     """Measure this machine's bandwidth by working set, MAC rates and fixed costs (a few seconds)."""
-    if dtype not in DTYPES:
-        raise UserInputError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    torch_dtype(dtype)  # an unknown dtype is refused in one line
     if device == "cuda" and not torch.cuda.is_available():
         raise UserInputError("device 'cuda' asked for, but there is no CUDA device on this machine")
     if device not in ("cpu", "cuda"):
         raise UserInputError(f"a machine model is measured on cpu or cuda, not {device!r}")
     started = time.perf_counter()
     with _conditions(device, threads):
-        probes = {probe.name: probe for probe in _probes(device, DTYPES[dtype])}
+        probes = {probe.name: probe for probe in _probes(device, torch_dtype(dtype))}
         seconds = seconds_in_rounds(list(probes.values()), _sync(device), rounds)
     add_fixed = seconds["add tiny"]
     bandwidth = tuple(
@@ -376,6 +492,12 @@ def _from_json(data: object, where: str) -> MachineModel:
             view_overhead_s=float(data["view_overhead_s"]),
             torch_version=str(data.get("torch_version", "")),
             measured_s=float(data.get("measured_s", 0.0)),
+            host_s={str(k): float(v) for k, v in dict(data.get("host_s", {})).items()},
+            min_device_s={str(k): float(v) for k, v in dict(data.get("min_device_s", {})).items()},
+            class_scale={str(k): float(v) for k, v in dict(data.get("class_scale", {})).items()},
+            channels_last=bool(data.get("channels_last", False)),
+            math=str(data.get("math", "default")),
+            source=str(data.get("source", "")),
         )
     except (KeyError, TypeError, ValueError):
         raise UserInputError(problem) from None
@@ -392,6 +514,11 @@ def _from_json(data: object, where: str) -> MachineModel:
     if not valid:
         raise UserInputError(f"{problem} (bandwidths, rates or costs out of range)")
     return machine
+
+
+def from_dict(data: object, where: str) -> MachineModel:
+    """A machine model from its stored form (one entry of a machine-model file, or ``asdict``'s), checked."""
+    return _from_json(data, where)
 
 
 def _read_file(path: Path) -> dict:

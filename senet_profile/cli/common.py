@@ -93,7 +93,9 @@ Allocator = Annotated[
         "--allocator", help="C heap while timing: 'steady' (no page faults from heap trimming) or 'as-is'."
     ),
 ]
-Dtype = Annotated[str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (fp16 on CUDA only).")]
+Dtype = Annotated[
+    str, typer.Option("--dtype", help="fp32 | bf16 | fp16 (fp16 on CUDA only) | tf32 (= fp32 --math tf32).")
+]
 ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Run in channels-last memory format.")]
 Compile = Annotated[
     bool, typer.Option("--compile", help="torch.compile the models before timing (latency only).")
@@ -131,6 +133,10 @@ def setting_from_options(
     """The one ``Setting`` of a command's options (``--input-size`` text parsed, budget defaulted)."""
     size = None if input_size is None else parse_input_size(input_size)
     chosen = {k: v for k, v in options.items() if v is not None}
+    if chosen.get("dtype") == "tf32":  # --dtype tf32: fp32 tensors, TF32 math
+        if chosen.get("math", "default") not in ("default", "tf32"):
+            raise UserInputError(f"--dtype tf32 means fp32 with --math tf32, not --math {chosen['math']}")
+        chosen |= {"dtype": "fp32", "math": "tf32"}
     return Setting(
         input_size=size,
         budget_s=DEFAULT_BUDGET_S if budget is None else budget,

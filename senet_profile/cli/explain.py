@@ -16,14 +16,17 @@ from senet_profile.cli.common import (
     STDOUT,
     BatchSize,
     Budget,
+    ChannelsLast,
     Device,
     Dtype,
     Format,
     FpMath,
     InputSize,
+    Mode,
     Repeats,
     Threads,
     choose_format,
+    machine_file,
     progress_bar,
     setting_from_options,
 )
@@ -98,6 +101,18 @@ def explain_command(
     budget: Budget = None,
     repeats: Repeats = DEFAULT_REPEATS,
     math: FpMath = "default",
+    mode: Mode = "infer",
+    channels_last: ChannelsLast = False,
+    compiled: Annotated[
+        bool, typer.Option("--compiled", help="Also measure the paired overhead under torch.compile.")
+    ] = False,
+    machine_class: Annotated[
+        str | None,
+        typer.Option(
+            "--machine-class",
+            help="Use this machine class's stored model (e.g. a GPU's, derived) instead of this machine's.",
+        ),
+    ] = None,
     measure: Annotated[
         bool, typer.Option("--measure/--no-measure", help="Measure (paired and per op), or predict only.")
     ] = True,
@@ -140,18 +155,29 @@ def explain_command(
         return
     setting = setting_from_options(
         device=device, threads=threads, dtype=dtype, budget=budget, batch_size=batch_size,
-        input_size=input_size, repeats=repeats, math=math,
+        input_size=input_size, repeats=repeats, math=math, mode=mode, channels_last=channels_last,
     )  # fmt: skip
-    api.check_explain_setting(setting)
+    stored_only = machine_class is not None
+    api.check_explain_setting(setting, measure=measure, stored_only=stored_only)
+    if compiled and not measure:
+        raise UserInputError("--compiled measures; it cannot be combined with --no-measure")
     if machine_dir is not None and machine_dir.exists() and not machine_dir.is_dir():
         raise UserInputError(f"--machine-dir {machine_dir}: not a folder")
-    from senet_profile.history.machine import describe_machine
+    if machine_class is not None and not machine_class.replace("-", "").replace("_", "").isalnum():
+        raise UserInputError(f"--machine-class {machine_class!r}: letters, digits, '-' and '_' only")
+    if machine_class is not None:
+        path = (machine_dir or results_root(results).machine) / f"{machine_class}.json"
+    elif machine_dir is not None:
+        from senet_profile.history.machine import describe_machine
 
-    path = (machine_dir or results_root(results).machine) / f"{describe_machine().machine_class}.json"
+        path = machine_dir / f"{describe_machine().machine_class}.json"
+    else:
+        path = machine_file(results)
     with progress_bar(("latency",) if measure else (), setting.budget_s) as progress:
         explanation = api.explain(
             base, candidate, setting=setting, measure=measure, machine_path=path,
-            remeasure_machine=remeasure, progress=progress,
+            remeasure_machine=remeasure, stored_machine_only=stored_only, compiled=compiled,
+            progress=progress,
         )  # fmt: skip
     title = f"Where the time goes: {explanation.names[0]} -> {explanation.names[1]}"
     for path_out, chosen in zip(outputs or [None], formats, strict=True):

@@ -22,6 +22,7 @@ from senet_profile.cli.common import (
     BatchSize,
     Budget,
     Dtype,
+    FpMath,
     InputSize,
     Metrics,
     PrintFormat,
@@ -68,6 +69,7 @@ def families_command(
         str, typer.Option("--device", help="cpu | cuda: where latency is timed and the machine model holds.")
     ] = "cpu",
     dtype: Dtype = "fp32",
+    fp_math: FpMath = "default",
     threads: Threads = 1,
     budget: Budget = None,
     processes: Annotated[
@@ -131,9 +133,12 @@ def families_command(
     from senet_profile.report import families
     from senet_profile.setting import Setting
 
+    if dtype == "tf32":  # --dtype tf32: fp32 tensors in TF32 math, as everywhere
+        dtype, fp_math = "fp32", "tf32"
     runtime = Setting(
-        device=device, threads=threads, dtype=dtype, budget_s=budget, allocator=allocator, processes=processes
-    )
+        device=device, threads=threads, dtype=dtype, budget_s=budget, allocator=allocator,
+        processes=processes, math=fp_math,
+    )  # fmt: skip
     runtime.check_for(groups)
     names = None if only is None else [n.strip() for n in only.split(",") if n.strip()]
     rows = families.family_list(backbone, names)

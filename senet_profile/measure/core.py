@@ -605,6 +605,8 @@ def compare(
         records += paired.to_records()
         sides[0].notes += latency_notes(paired)
     frame = _frame_for(records, COMPARE_COLUMNS, sides, request)
+    if paired is not None and paired.precision:  # the math as the timing read it from torch
+        frame.attrs["runtime"] = request.setting.describe(request.metrics, precision=paired.precision)
     if paired is not None and paired.ci_reason:
         frame.attrs["interval_na"] = {"latency_overhead": paired.ci_reason}
     return frame

@@ -24,7 +24,7 @@ from senet_profile.analysis.resources import check_fits
 from senet_profile.errors import UserInputError
 from senet_profile.measure.core import _input_size, check_runs
 from senet_profile.measure.resolve import Model, resolve
-from senet_profile.setting import Setting
+from senet_profile.setting import Setting, cuda_available
 
 TIMED_DEVICES = ("cpu", "cuda")
 
@@ -50,8 +50,9 @@ class Explanation:
         """The setting in one line, as captions and reports show it."""
         s = self.setting
         size = s.size
+        layout = ", channels-last" * s.channels_last + (f", math {s.math}" if s.math != "default" else "")
         return (
-            f"{s.latency_device}, {s.mode}, batch {s.batch_size}, {s.dtype}, threads={s.threads}, "
+            f"{s.latency_device}, {s.mode}, batch {s.batch_size}, {s.dtype}{layout}, threads={s.threads}, "
             f"input {size[0]}x{size[1]}"
         )
 
@@ -85,21 +86,38 @@ def _op_time_summary(times: Any) -> dict:
     }  # fmt: skip
 
 
-def check_explain_setting(setting: Setting) -> None:
-    """Refuse, before any work, a setting ``explain`` cannot time."""
+def check_explain_setting(setting: Setting, *, measure: bool = True, stored_only: bool = False) -> None:
+    """Refuse, before any work, a setting ``explain`` cannot time (or, predicting only, cannot price)."""
     if setting.latency_device not in TIMED_DEVICES:
         raise UserInputError(f"explain times models: use --device cpu or cuda, not {setting.device!r}")
-    if setting.mode != "infer":
-        raise UserInputError("explain prices inference: use mode 'infer' (it shows the training share too)")
-    setting.check_for(("latency",))
+    if setting.mode != "infer" and measure:
+        raise UserInputError("explain measures inference only; use --no-measure to predict a training pass")
+    if measure or not (stored_only or setting.latency_device == "cuda"):
+        setting.check_for(("latency",))  # a stored model (another machine's, a GPU's) needs no device here
 
 
 def machine_model(
-    setting: Setting, *, path: Path | None = None, remeasure: bool = False
+    setting: Setting, *, path: Path | None = None, remeasure: bool = False, stored_only: bool = False
 ) -> roofline.MachineModel:
     """The machine model for ``setting``: read from ``path`` (measured and stored when absent or stale,
-    or when ``remeasure``), or measured for this call when no path is given."""
-    device, threads = setting.latency_device, setting.threads or 1
+    or when ``remeasure``), or measured for this call when no path is given.
+
+    ``stored_only`` (another machine class's file, or CUDA with no GPU here) refuses in one line when the
+    file holds none for the setting; a GPU model is filed with threads=1 (host threads do not time kernels).
+    Only the default layout and math are measured here; others must be stored (derived on their machine).
+    """
+    device = setting.latency_device
+    threads = 1 if device == "cuda" else setting.threads or 1
+    key = roofline.setting_key(
+        device, setting.dtype, threads, channels_last=setting.channels_last, math=setting.math
+    )
+    if stored_only or (device == "cuda" and not cuda_available()):
+        machine = None if remeasure or path is None else roofline.load(path, key)
+        if machine is None:
+            raise UserInputError(f"no machine model for {key!r} in {path}; measure one on that machine")
+        return machine
+    if setting.channels_last or setting.math != "default":
+        raise UserInputError(f"no machine model for {key!r}: only the default layout and math are measured")
     if path is None:
         return roofline.measure_machine(device=device, dtype=setting.dtype, threads=threads)
     return roofline.load_or_measure(
@@ -116,6 +134,8 @@ def explain(
     machine_path: Path | None = None,
     machine: roofline.MachineModel | None = None,
     remeasure_machine: bool = False,
+    stored_machine_only: bool = False,
+    compiled: bool = False,
     progress: Callable[[int, float], None] | None = None,
 ) -> Explanation:
     """Why ``candidate`` takes longer than ``base``: MACs, bytes, predicted and measured time per op class.
@@ -124,19 +144,25 @@ def explain(
     paired latency's budget and ``repeats`` the op-timed forwards. ``measure=False`` predicts only. The
     machine model is ``machine`` when given, else read from ``machine_path`` (measured and stored there when
     missing), else measured for the call. Every model source works (catalog, ``timm:``, ``torchvision:``,
-    functions, modules).
+    functions, modules). ``compiled`` also measures the paired overhead under ``torch.compile``;
+    ``stored_machine_only`` reads the machine model from ``machine_path`` without measuring one (another
+    machine class's, e.g. a GPU's derived from its traces).
     """
     chosen = setting or Setting()
     if not isinstance(chosen, Setting):
         raise UserInputError(f"setting must be a senet_profile.Setting, got {type(chosen).__name__}")
-    check_explain_setting(chosen)
+    check_explain_setting(chosen, measure=measure, stored_only=stored_machine_only or machine is not None)
+    if compiled and not measure:
+        raise UserInputError("--compiled measures; it cannot be combined with --no-measure")
     planned = [resolve(m) for m in (base, candidate)]
     size, _ = _input_size(chosen.input_size, planned)
     chosen = chosen.resolved(input_size=size, device=chosen.latency_device)
     for plan in planned:
         check_runs(plan.module, chosen)  # an input too small is refused before anything is measured
     if machine is None:
-        machine = machine_model(chosen, path=machine_path, remeasure=remeasure_machine)
+        machine = machine_model(
+            chosen, path=machine_path, remeasure=remeasure_machine, stored_only=stored_machine_only
+        )
     # timed models are built on the CPU with weights; the timers move copies to the device
     models = [resolve(m, device="cpu") for m in (base, candidate)] if measure else planned
     sides = [(b.name, b.module) for b in models]
@@ -148,6 +174,8 @@ def explain(
         op_times=chosen if measure else None,
         input_shape=chosen.shape,
         progress=progress,
+        mode=chosen.mode,
+        compiled=chosen.for_latency() if compiled and measure else None,
     )
     return Explanation(time=time_explanation, machine=machine, setting=chosen)
 

@@ -1,0 +1,153 @@
+"""The H200 machine model, derived offline from the shared traces, against the H200's measured overheads.
+
+The measured figures are read from tests/data/h200_measured.json (copied from the shared folder's README).
+Within +/-3 pp is the target; the two settings it misses are marked as expected failures (strict), with
+their errors in the reason, so that a change that fixes them shows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from senet_profile.analysis import kerneltrace, roofline
+from senet_profile.analysis.overhead import explain_time
+from senet_profile.catalog.registry import get_model
+
+DATA = Path(__file__).parent / "data"
+RESULTS = Path(__file__).parent.parent / "results"
+MEASURED = json.loads((DATA / "h200_measured.json").read_text(encoding="utf-8"))
+SHARED = Path("/work/shared/gpu-h200-2026-12")
+MISSED = {  # setting -> why it misses (the error as of the committed model)
+    "inference b1 fp32 (TF32)": (
+        "SE's host calls priced at the base's per-call figures: -3.8 pp (the same run's medians gave +51.0 %)"
+    ),
+    "training b256 bf16 channels-last": "backward of SE in channels-last not modelled: -13.5 pp",
+}
+
+
+def _case(case: dict) -> float:
+    path = RESULTS / "machine" / f"{MEASURED['machine_class']}.json"
+    key = roofline.setting_key("cuda", case["dtype"], 1, channels_last=case["channels_last"])
+    machine = roofline.load(path, key)
+    assert machine is not None and machine.dispatched
+    models = [(name, get_model(name)) for name in ("resnet50", "se_resnet50")]
+    explained = explain_time(
+        *models, machine=machine, latency=None, op_times=None, input_shape=(case["batch"], 3, 224, 224),
+        mode=case["mode"],
+    )  # fmt: skip
+    return explained.predicted_pct
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=MISSED[c["setting"]]))
+        if c["setting"] in MISSED
+        else c
+        for c in MEASURED["cases"]
+    ],
+    ids=[c["setting"] for c in MEASURED["cases"]],
+)
+def test_offline_prediction_within_3pp(case: dict) -> None:
+    predicted = _case(case)
+    assert abs(predicted - case["overhead_pct"]) <= 3.0, f"predicted {predicted:+.1f} %"
+
+
+def test_trace_parsed_kernels_attributed_to_ops_and_se() -> None:
+    traced = kerneltrace.read_trace(DATA / "h200_b1_fp32_se_resnet50.trace.json.gz")
+    assert traced.kernels() == 355
+    assert traced.device_s() == pytest.approx(1.066e-3, rel=2e-3)
+    kernels, seconds = traced.se_kernels()
+    assert kernels == 137 and seconds == pytest.approx(0.269e-3, rel=5e-3)
+    names = {op.name for op in traced.ops if op.se}
+    assert names == {"aten::mean", "aten::conv2d", "aten::relu_", "aten::sigmoid", "aten::mul"}
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared H200 folder is not on this machine")
+def test_committed_model_is_what_the_derivation_gives(tmp_path: Path) -> None:
+    from bench.derive_gpu_machine import main
+
+    assert main(["--shared", str(SHARED), "--results", str(tmp_path)]) == 0
+    name = f"{MEASURED['machine_class']}.json"
+    assert json.loads((tmp_path / "machine" / name).read_text()) == json.loads(
+        (RESULTS / "machine" / name).read_text()
+    )
+
+
+def test_explain_on_cuda_offline_without_a_gpu() -> None:
+    from typer.testing import CliRunner
+
+    from senet_profile.cli import app
+
+    args = ["explain", "resnet50", "se_resnet50", "--device", "cuda", "--no-measure", "--machine-class",
+            MEASURED["machine_class"], "--results", str(RESULTS)]  # fmt: skip
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "machine model predicts" in done.stdout and "launch-free (model)" in done.stdout
+    refused = CliRunner().invoke(app, [*args, "--math", "ieee"])  # no IEEE model was derived
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("error: no machine model for 'cuda fp32 math=ieee threads=1'")
+
+
+def _trace(name: str) -> kerneltrace.TracedForward:
+    return kerneltrace.read_trace(DATA / f"h200_{name}.trace.json.gz")
+
+
+def test_se_bound_from_recorded_traces() -> None:
+    """At batch 1 SE's cost is the host issuing its kernels; at 256 it is memory traffic below the peak."""
+    from senet_profile.analysis.overhead import static_side
+
+    machine = _h200()
+    peak = 4.96e12
+    for name, batch, bound in (("b1_fp32_se_resnet50", 1, "host dispatch"),
+                               ("b256_fp32_se_resnet50", 256, "memory traffic")):  # fmt: skip
+        static, _ = static_side(
+            get_model("se_resnet50"), (batch, 3, 224, 224), name="se", dtype="fp32", machine=machine
+        )
+        cost = kerneltrace.se_cost(
+            _trace(name), se_bytes=static.total.bytes_moved_se, peak_bandwidth=peak,
+            se_macs=static.total.macs_se, mac_rate=6e13,
+        )  # fmt: skip
+        assert cost.bound == bound, cost.detail()
+    assert cost.kernels == 138 and cost.kernel_s == pytest.approx(6.567e-3, rel=1e-3)
+    assert 2.4e12 < cost.achieved_bandwidth < 2.8e12  # README: about 2.6 TB/s against 4.5-5.0
+    assert "15.9 GiB" in cost.detail()
+
+
+def test_explain_on_cuda_from_a_recorded_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """explain's CUDA path, with torch.profiler's traces replaced by the recorded H200 ones."""
+    import torch
+
+    from senet_profile.analysis import gpumodel
+    from senet_profile.analysis.overhead import verdicts
+    from senet_profile.setting import Setting
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    from senet_profile.catalog.se import se_module_names
+
+    def replayed(model, options, repeats=3):
+        traced = _trace("b1_fp32_se_resnet50" if se_module_names(model) else "b1_fp32_resnet50")
+        shape = options.shape
+        return gpumodel.op_times_from_trace(model, shape, options.dtype, traced), traced
+
+    monkeypatch.setattr(gpumodel, "kernel_op_times", replayed)
+    models = [(name, get_model(name)) for name in ("resnet50", "se_resnet50")]
+    explained = explain_time(
+        *models, machine=_h200(), latency=None, op_times=Setting(device="cuda", repeats=3)
+    )
+    table = explained.table.set_index("op_class")
+    se_classes = [c for c in table.index if c.startswith("se_")]
+    assert table.loc[se_classes, "measured_s_candidate"].sum() == pytest.approx(0.269e-3, rel=0.01)
+    rows = {row["verdict"]: row for row in verdicts(explained)}
+    assert "SE bound: host dispatch" in rows
+    assert "137 kernels in SE ranges" in rows["SE bound: host dispatch"]["detail"]
+
+
+def _h200() -> roofline.MachineModel:
+    path = RESULTS / "machine" / f"{MEASURED['machine_class']}.json"
+    machine = roofline.load(path, roofline.setting_key("cuda", "fp32", 1))
+    assert machine is not None
+    return machine
