@@ -53,6 +53,13 @@ def test_paired_repeats_give_each_class_its_share_of_the_overhead() -> None:
     assert class_overhead_pp(base_times, se_times, "se_scale") == pytest.approx(median_of_three)
 
 
+def test_threads_none_times_on_torchs_own_thread_count() -> None:
+    before = torch.get_num_threads()
+    times = measure_op_times(nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()), SMALL.resolved(threads=None))
+    assert times.repeats == 3
+    assert torch.get_num_threads() == before
+
+
 def test_caller_model_is_left_as_it_was() -> None:
     model = se_model().train()
     measure_op_times(model, SMALL)

@@ -41,7 +41,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -233,10 +233,11 @@ def _recording_hook(
     """Wrap a ptflops module hook so that the MACs it adds are also booked under the module's type."""
 
     def record(module: nn.Module, inputs: object, output: object) -> None:
-        before = module.__flops__
+        # ptflops keeps its running count in an int attribute it sets on each module
+        before = cast(int, module.__flops__)
         hook(module, inputs, output)
         kind = type(module).__name__
-        per_type[kind] += module.__flops__ - before
+        per_type[kind] += cast(int, module.__flops__) - before
         bias = getattr(module, "bias", None)  # a tensor, or a flag on RNNs
         if _is_mac_kind(kind) and bias is not None and bias is not False:
             biased.add(kind)

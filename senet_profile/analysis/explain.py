@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -65,7 +66,7 @@ def _se_roots(candidate: MemoryProfile) -> tuple[str, ...]:
 def explain(base: MemoryProfile, candidate: MemoryProfile) -> MemoryExplanation:
     """Reconcile ``candidate.peak_bytes - base.peak_bytes`` with the tensors SE saved for backward."""
     roots = _se_roots(candidate)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"module": module, "op": op, "shape": "x".join(map(str, shape)), "bytes": nbytes,
          "kind": _kind(module, op, roots)}
         for module, op, shape, nbytes in candidate.se_saved_tensors

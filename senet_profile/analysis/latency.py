@@ -74,7 +74,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from time import monotonic, perf_counter
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
 import torch
@@ -93,6 +93,10 @@ from senet_profile.analysis.precision import fp32_math, precision_label
 from senet_profile.errors import UserInputError
 from senet_profile.setting import Setting, overhead_pct
 
+if TYPE_CHECKING:
+    from resource import struct_rusage
+
+getrusage: Callable[[int], struct_rusage] | None
 try:
     from resource import RUSAGE_SELF, getrusage
 except ImportError:  # not on Windows: page faults are then not counted
@@ -254,7 +258,7 @@ def _pair_row(metric: str, unit: str, base: object, candidate: object, delta: ob
 def _check_machine(options: Setting) -> None:
     """Raise UserInputError when this machine cannot run ``options``; warn about oversubscribed threads."""
     options.check_for(("latency",))
-    if options.dtype == "bf16" and not _runs_bf16(options.device):
+    if options.dtype == "bf16" and not _runs_bf16(options.latency_device):
         raise UserInputError(f"this {options.device} cannot run bf16; use fp32")
     cores = os.cpu_count() or 1
     if options.threads is not None and options.threads > cores:
@@ -328,7 +332,8 @@ def _prepared(model: nn.Module, options: Setting) -> nn.Module:
     if options.channels_last:
         work = work.to(memory_format=torch.channels_last)
     work.train(options.mode == "train")
-    return torch.compile(work) if options.compile else work
+    # torch.compile of a module returns an OptimizedModule (a Module); its stub says only "a callable"
+    return cast(nn.Module, torch.compile(work)) if options.compile else work
 
 
 def _input(options: Setting) -> torch.Tensor:
@@ -398,8 +403,10 @@ class Sampler:
         """Time one sample (``reps`` calls); page faults are read outside the timed interval."""
         before = minor_page_faults()
         self.times.append(_timed(self.step, self.sync, self.reps))
-        if self.faults is not None:
-            self.faults += minor_page_faults() - before
+        if self.faults is not None:  # counted only where getrusage exists: both reads are ints
+            after = minor_page_faults()
+            assert before is not None and after is not None
+            self.faults += after - before
 
     def stats(self) -> SideStats:
         """Median, quartiles and page faults per call of the samples so far."""
@@ -430,7 +437,7 @@ def _noisy(stats: SideStats) -> bool:
     return stats.median_s <= 0 or stats.iqr_s / stats.median_s > NOISY_IQR_FRACTION
 
 
-def _ratios_pct(base: list[float], candidate: list[float]) -> list[float]:
+def _ratios_pct(base: Sequence[float], candidate: Sequence[float]) -> list[float]:
     return [(c / b - 1) * 100 for b, c in zip(base, candidate, strict=True)]
 
 
@@ -487,7 +494,7 @@ def _paired(
         _STEPS[options.mode](_prepared(base, options), x),
         _STEPS[options.mode](_prepared(candidate, options), x),
     )
-    sync = _SYNC[options.device]
+    sync = _SYNC[options.latency_device]
     with _timing_conditions(options) as heap:
         warm = [_timed(step, sync) for _ in range(_warmup_calls(options)) for step in steps]
         sides = tuple(Sampler(step, sync, _reps(warm)) for step in steps)
@@ -557,7 +564,7 @@ def timing_session(model: nn.Module, options: Setting) -> Iterator[Sampler]:
     """A sampler of ``model`` as ``measure_single`` times it, inside its threads, inference mode and heap."""
     x = _input(options)
     step = _STEPS[options.mode](_prepared(model, options), x)
-    sync = _SYNC[options.device]
+    sync = _SYNC[options.latency_device]
     with _timing_conditions(options):
         yield Sampler(step, sync, _reps([_timed(step, sync) for _ in range(_warmup_calls(options))]))
 
@@ -586,9 +593,9 @@ def _single(model: nn.Module, options: Setting) -> SideStats:
 def pooled_side(sides: Sequence[SideStats]) -> SideStats:
     """One side's samples of several processes as one, keeping how many each process took."""
     samples = [value for side in sides for value in side.samples]
-    faults = [side.page_faults_per_call for side in sides]
+    faults = [side.page_faults_per_call for side in sides if side.page_faults_per_call is not None]
     per_call = None
-    if None not in faults:
+    if len(faults) == len(sides):
         per_call = sum(f * len(side.samples) for f, side in zip(faults, sides, strict=True)) / len(samples)
     pooled = side_stats(samples, page_faults_per_call=per_call)
     return replace(pooled, process_sizes=tuple(len(side.samples) for side in sides))
@@ -619,7 +626,13 @@ def _worker(job: Path, answer: Path) -> None:
         if line in ("", "stop"):
             return
         local = replace(options, processes=1, budget_s=max(float(line) - monotonic(), 1e-3))
-        run = partial(_paired, *models, progress=None) if kind == "paired" else partial(_single, *models)
+        run: Callable[[Setting], PairedLatency | SideStats]
+        if kind == "paired":
+            base, candidate = models
+            run = partial(_paired, base, candidate, progress=None)
+        else:
+            (model,) = models
+            run = partial(_single, model)
         reply: tuple = ("ok", _stepping_down(run, local))
     except UserInputError as error:
         reply = ("error", str(error))
@@ -681,6 +694,7 @@ def _in_processes(
     only the first one's start-up comes out of the budget. No worker times once the budget is spent.
     """
     deadline = monotonic() + options.budget_s
+    processes = options.worker_processes
     results: list = []
     with tempfile.TemporaryDirectory(prefix="senet-profile-") as name:
         folder = Path(name)
@@ -691,13 +705,13 @@ def _in_processes(
                 f"the models cannot be sent to a worker process ({error}); time them with processes=1"
             ) from None
         waiting: _Worker | None = _Worker(folder, 0, kind, options)
-        for index in range(options.processes):
+        for index in range(processes):
             now = monotonic()
             if waiting is None or (results and now >= deadline):
                 break
             current = waiting
-            current.tell(repr(now + (deadline - now) / (options.processes - index)))
-            waiting = _Worker(folder, index + 1, kind, options) if index + 1 < options.processes else None
+            current.tell(repr(now + (deadline - now) / (processes - index)))
+            waiting = _Worker(folder, index + 1, kind, options) if index + 1 < processes else None
             results.append(current.result())
             if progress is not None:
                 progress(results)

@@ -76,9 +76,9 @@ class OpTimes:
 
 
 @contextmanager
-def _conditions(threads: int) -> Iterator[None]:
+def _conditions(threads: int | None) -> Iterator[None]:
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or before)  # None: torch's own count, as in latency timing
     was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
@@ -91,7 +91,7 @@ def _conditions(threads: int) -> Iterator[None]:
             gc.enable()
 
 
-def _sync(device: str) -> None:
+def _sync(device: str | None) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
 

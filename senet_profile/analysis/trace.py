@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
+from typing import cast
 
 import torch
 from torch import nn
@@ -309,7 +310,8 @@ def traffic(name: str, args: Sequence[object], kwargs: dict, out: object) -> tup
 
 def conv_kind(args: Sequence[object]) -> str:
     """``depthwise``, ``grouped``, ``pointwise`` (1x1) or ``dense``: which rule times a convolution."""
-    weight, groups = args[1], int(args[8]) if len(args) > 8 else 1
+    # aten.convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
+    weight, groups = args[1], int(cast(int, args[8])) if len(args) > 8 else 1
     assert isinstance(weight, torch.Tensor)
     if groups > 1:
         return "depthwise" if int(weight.shape[1]) == 1 and not bool(args[6]) else "grouped"
@@ -396,7 +398,7 @@ class _Recorder(TorchDispatchMode):
 
 def _check_resolution(args: Sequence[object], module: str) -> None:
     """A strided conv fed a map smaller than its stride sees padding only: the input is too small."""
-    inp, stride, transposed = args[0], args[3], bool(args[6])
+    inp, stride, transposed = args[0], cast(Sequence[int], args[3]), bool(args[6])
     if transposed:  # a transposed conv's stride upsamples
         return
     assert isinstance(inp, torch.Tensor)

@@ -74,6 +74,7 @@ import fnmatch
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -217,7 +218,7 @@ def _pre(block: _Block, config: SEConfig) -> nn.Module:
 def _identity(block: _Block, config: SEConfig) -> nn.Module:
     conv = block.convs[-1]
     se = _new_se(conv.out_channels, config=config, where=block.where, like=conv)
-    shortcut = block.module.downsample
+    shortcut = cast(nn.Module | None, block.module.downsample)
     block.module.downsample = se if shortcut is None else nn.Sequential(shortcut, se)
     return block.module
 

@@ -17,7 +17,8 @@ from senet_profile.errors import REPORT_LINE, ToolBug, UserInputError
 try:  # recent typer vendors click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer with click as a dependency
-    from click.exceptions import ClickException
+    # mypy checks both branches of this fallback import, and the two packages' classes differ
+    from click.exceptions import ClickException  # type: ignore[assignment]
 
 GRAMMAR = (
     "Model arguments: NAME[:KNOB=VALUE,...] from the catalog (se_resnet50:r=8,stages=4), "

@@ -180,7 +180,8 @@ def explain_command(
             progress=progress,
         )  # fmt: skip
     title = f"Where the time goes: {explanation.names[0]} -> {explanation.names[1]}"
-    for path_out, chosen in zip(outputs or [None], formats, strict=True):
+    destinations: list[Path | None] = [*outputs] if outputs else [None]
+    for path_out, chosen in zip(destinations, formats, strict=True):
         _write(render_explanation(explanation, chosen, title=title), path_out)
 
 

@@ -152,10 +152,12 @@ def compare_records(
     for key in list(dict.fromkeys([*before, *after])):
         model, metric, setting = key
         old, new = before.get(key), after.get(key)
-        timing = not (old or new)["deterministic"]
+        either = old or new
+        assert either is not None  # the key came from one of the two records
+        timing = not either["deterministic"]
         if timing and not same_class:
             continue
-        if (old or new).get("informational"):
+        if either.get("informational"):
             findings.append(Finding("info", model, metric, setting, _informational(old, new)))
             continue
         if old is None:

@@ -21,6 +21,7 @@ fewer positions (the 3x3 runs at the reduced resolution in both). Basic blocks (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,6 +74,8 @@ class _SEPlacement:
     se_placement: str
     downsample: nn.Module | None
     relu: nn.Module
+    conv1: nn.Module
+    bn1: nn.Module
 
     def _se_at(self, point: str, x: torch.Tensor) -> torch.Tensor:
         return self.se(x) if self.se is not None and self.se_placement == point else x
@@ -91,11 +94,12 @@ class _SEPlacement:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The residual branch, SE at its placement, the shortcut added in place (or fused: axpy), ReLU."""
         out = self._branch(x)
-        if getattr(self.se, "fused", False):  # an SE block with scale=axpy (remove_se leaves an Identity)
+        se = self.se
+        if se is not None and getattr(se, "fused", False):  # scale=axpy (remove_se leaves an Identity)
             shortcut = x if self.downsample is None else self.downsample(x)
             # identity placement: SE scales the shortcut, and the branch's output is the residual added to it
             standard = self.se_placement == "standard"
-            out = self.se(out, shortcut) if standard else self.se(shortcut, out)
+            out = se(out, shortcut) if standard else se(shortcut, out)
         else:
             out = self._se_at("standard", out)
             shortcut = x if self.downsample is None else self.downsample(x)
@@ -124,6 +128,8 @@ class _SEPlacement:
 
 class SEBottleneck(_SEPlacement, Bottleneck):
     """torchvision's Bottleneck with an optional SE block and a choice of stride position."""
+
+    conv2: nn.Conv2d
 
     def __init__(
         self,
@@ -205,7 +211,7 @@ class _BlockFactory:
     def expansion(self) -> int:
         return self.block.expansion
 
-    def __call__(self, inplanes: int, planes: int, *args: object, **kwargs: object) -> nn.Module:
+    def __call__(self, inplanes: int, planes: int, *args: Any, **kwargs: Any) -> nn.Module:
         stage = _STAGE_OF_PLANES[planes]
         return self.block(
             inplanes,
@@ -238,7 +244,7 @@ def build_resnet(
 ) -> CatalogResNet:
     """A ResNet/ResNeXt with SE (or none) in ``stages`` at ``placement``, in the given stride ``layout``."""
     factory = _BlockFactory(block, se, stages, placement, stride_on_1x1=layout == "paper")
-    return CatalogResNet(factory, list(layers), groups=groups, width_per_group=width_per_group)  # type: ignore[arg-type]
+    return CatalogResNet(factory, list(layers), groups=groups, width_per_group=width_per_group)
 
 
 # name -> (block, blocks per stage, grouped-conv arguments, description)
