@@ -596,7 +596,14 @@ def side_by_side(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
         wide = wide.merge(
             frame[[*key, "value"]].rename(columns={"value": name}), on=key, how="outer", sort=False
         )
+    # Rows in the order the models gave them (an outer merge sorts its keys), numbers in the row's unit.
+    order = {
+        k: i for i, k in enumerate(dict.fromkeys(r for f in frames for r in f[key].itertuples(index=False)))
+    }
+    wide = wide.iloc[sorted(range(len(wide)), key=lambda i: order[tuple(wide[key].iloc[i])])]
+    wide = wide.reset_index(drop=True)
     wide.attrs = dict(frames[0].attrs)
+    wide.attrs["value_columns"] = [f.attrs["models"][0] for f in frames]
     for field_name in ("models", "notes"):
         wide.attrs[field_name] = [item for frame in frames for item in frame.attrs[field_name]]
     for field_name in ("unknown_ops", "uncalled_modules"):

@@ -50,8 +50,12 @@ def test_op_table_adds_up() -> None:
     rows = ops.set_index("op")
     assert rows.loc["convolution", "macs"] == 8 * 8 * 8 * 27
     assert rows.loc["addmm", "macs"] == 80
-    assert ops["macs"].sum() == 8 * 8 * 8 * 27 + 80
+    ran = ops[ops["op"] != "(total)"]
+    assert ran["macs"].sum() == 8 * 8 * 8 * 27 + 80
     assert list(ops["op"])[:2] == ["convolution", "addmm"]  # most MACs first
+    total = ops.iloc[-1]  # the total row, last
+    assert total["op"] == "(total)" and total["macs"] == ran["macs"].sum()
+    assert total["bytes_moved"] == ran["bytes_moved"].sum() and total["calls"] == ran["calls"].sum()
 
 
 def test_cli_by_module_table_has_units_and_csv_is_raw() -> None:

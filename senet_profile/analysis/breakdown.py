@@ -15,6 +15,7 @@ from senet_profile.analysis.static import StaticProfile
 MODULE_COLUMNS = ("params", "macs", "activations", "bytes_moved")
 MODULE_UNITS = {"params": "params", "macs": "MACs", "activations": "elements", "bytes_moved": "bytes"}
 OP_COLUMNS = ("calls", "macs", "elements", "bytes_moved")
+TOTAL_ROW = "(total)"
 OP_UNITS = {"calls": "ops", "macs": "MACs", "elements": "elements", "bytes_moved": "bytes"}
 
 
@@ -64,9 +65,12 @@ def module_rows(profile: StaticProfile, *, depth: int) -> list[dict]:
 
 
 def op_rows(profile: StaticProfile) -> list[dict]:
-    """One row per aten op the model ran, most MACs first then most bytes: calls, MACs, elements, bytes."""
+    """One row per aten op the model ran, most MACs first then most bytes: calls, MACs, elements, bytes;
+    last, the ``(total)`` row (as the module tree's ``(model)`` row, the whole model)."""
     rows = [
         {"op": op, "calls": c.ops, "macs": c.macs, "elements": c.elements, "bytes_moved": c.bytes_moved}
         for op, c in profile.ops.items()
     ]
-    return sorted(rows, key=lambda r: (-r["macs"], -r["bytes_moved"], r["op"]))
+    rows = sorted(rows, key=lambda r: (-r["macs"], -r["bytes_moved"], r["op"]))
+    total = {"op": TOTAL_ROW, **{key: sum(r[key] for r in rows) for key in OP_COLUMNS}}
+    return [*rows, total]

@@ -27,19 +27,17 @@ from senet_profile.errors import UserInputError
 from senet_profile.history.locations import results_root
 from senet_profile.io import check_writable, write_atomic
 
-MS_COLUMNS = ("predicted_s_base", "predicted_s_candidate", "measured_s_base", "measured_s_candidate")
-
 
 def _shown_table(table):
-    """The per-class table as a person reads it: times in milliseconds, points with two decimals."""
-    import pandas as pd
+    """The per-class table as a person reads it: counts, bytes and times scaled to their units, pp signed."""
+    from senet_profile.report.wide import explain_header, explain_units
 
-    shown = table.copy().astype(object)
-    for column in MS_COLUMNS:
-        shown[column] = [None if pd.isna(v) else round(v * 1e3, 3) for v in table[column]]
-    shown = shown.rename(columns={c: c.replace("_s_", "_ms_") for c in MS_COLUMNS})
-    for column in ("predicted_pp", "measured_pp", "error_pp"):
-        shown[column] = [None if pd.isna(v) else f"{v:+.2f}" for v in table[column]]
+    empty = [c for c in table.columns if table[c].isna().all()]  # not measured (--no-measure)
+    shown = table.drop(columns=empty)
+    units = explain_units(shown.columns)
+    names = {c: explain_header(c) for c in shown.columns}
+    shown = shown.rename(columns=names)
+    shown.attrs = {**table.attrs, "units": {names[c]: u for c, u in units.items()}}
     return shown
 
 

@@ -37,6 +37,7 @@ from senet_profile.cli.common import (
     Output,
     Processes,
     Threads,
+    Wide,
     choose_format,
     emit,
     progress_bar,
@@ -84,18 +85,21 @@ def _print_list(rows: list[dict], *, fmt: str, title: str, caption: str) -> None
 
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    from rich.console import Console
     from rich.table import Table
 
-    from senet_profile.report.tables import print_table
+    from senet_profile.report.tables import Layout, print_table, terminal_width
 
-    table = Table(title=title, caption=caption, caption_justify="left")
-    for column in rows[0]:
-        prose = column == "description"  # wrapped at spaces, never cut mid-word
-        widest = max(len(column), *(len(str(row[column])) for row in rows))
-        table.add_column(column, no_wrap=not prose, min_width=min(widest, 40) if prose else widest)
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    print_table(table)
+    columns = list(rows[0])
+    layout = Layout(  # prose is wrapped at spaces, never cut mid-word; the table fits the terminal
+        headers=columns,
+        cells=[[str(row[c]) for c in columns] for row in rows],
+        right=[False] * len(columns),
+        prose=[c in ("description", "knobs (defaults)") for c in columns],
+    )
+    console = Console(width=terminal_width())
+    for part in layout.fit(width=console.width, title=title, caption=caption):
+        print_table(part, console, fitted=True) if isinstance(part, Table) else console.print(part)
 
 
 @app.command("list")
@@ -172,6 +176,7 @@ def profile_command(
     budget: Budget = None,
     allocator: Allocator = "steady",
     processes: Processes = DEFAULT_PROCESSES,
+    wide: Wide = False,
 ) -> None:
     """Each model's parameters, MACs, activations (memory, latency), SE's share; several: one table."""
     from senet_profile import api
@@ -198,7 +203,7 @@ def profile_command(
             **_idle_timing((), **timing),
         )  # fmt: skip
         _breakdown(models, by_module=by_module, by_op=by_op, depth=depth, size=_size(input_size),
-                   batch_size=batch_size, attention=classes, fmt=fmt, output=output)  # fmt: skip
+                   batch_size=batch_size, attention=classes, fmt=fmt, output=output, wide=wide)  # fmt: skip
         return
     warn_unused(
         **{"--depth": depth is not None, "--by-stage": by_stage and "static" not in groups},
@@ -215,7 +220,7 @@ def profile_command(
         frames = [api.profile(model, metrics=groups, runtime=runtime, **options) for model in models]
     frame = frames[0] if len(frames) == 1 else api.side_by_side(frames)
     names = ", ".join(frame.attrs["models"])
-    emit(frame, fmt=fmt, output=output, title=f"{names}, input {shape_text(frame)}")
+    emit(frame, fmt=fmt, output=output, title=f"{names}, input {shape_text(frame)}", wide=wide)
 
 
 def _idle_timing(
@@ -242,6 +247,7 @@ def _breakdown(
     attention: dict[str, str],
     fmt: str | None,
     output: Path | None,
+    wide: bool = False,
 ) -> None:
     """``profile --by-module`` / ``--by-op``: the module tree or the op table (several models: stacked)."""
     import pandas as pd
@@ -265,7 +271,7 @@ def _breakdown(
         frame.attrs["uncalled_modules"] = {}
     kind = f"modules to depth {2 if depth is None else depth}" if by_module else "aten ops"
     title = f"{', '.join(frame.attrs['models'])}: {kind}, input {shape_text(frame)}"
-    emit(frame, fmt=fmt, output=output, title=title)
+    emit(frame, fmt=fmt, output=output, title=title, wide=wide)
 
 
 @app.command("compare")
@@ -290,6 +296,7 @@ def compare_command(
     budget: Budget = None,
     allocator: Allocator = "steady",
     processes: Processes = DEFAULT_PROCESSES,
+    wide: Wide = False,
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     from senet_profile import api
@@ -323,7 +330,8 @@ def compare_command(
             attention=classes,
         )
     names = frame.attrs["models"]
-    emit(frame, fmt=fmt, output=output, title=f"{names[0]} -> {names[1]}, input {shape_text(frame)}")
+    title = f"{names[0]} -> {names[1]}, input {shape_text(frame)}"
+    emit(frame, fmt=fmt, output=output, title=title, wide=wide)
 
 
 @app.command("explain-memory")

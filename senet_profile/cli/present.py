@@ -44,7 +44,7 @@ def paper_command(
     caption = "\n".join([f"Source: {frame.attrs['citation']}", f"{frame.attrs['convention']}.", *notes])
     title = "Squeeze-and-Excitation Networks: printed vs computed"
     if chosen == "table":
-        report.print_table(report.rich_table(shown, title=title, caption=caption))
+        report.print_frame(shown, title=title, caption=caption)
     else:
         typer.echo(
             report.render(frame if chosen in ("csv", "json") else shown, chosen, caption=caption), nl=False

@@ -16,6 +16,7 @@ import typer
 from senet_profile.cli.app import app
 from senet_profile.cli.common import (
     PrintFormat,
+    Wide,
     choose_format,
     emit,
     working,
@@ -255,6 +256,7 @@ def history_command(
         ),
     ] = None,
     fmt: PrintFormat = None,
+    wide: Wide = False,
 ) -> None:
     """The SE latency overhead of a pair across recorded runs (bench and sweeps), its shifts, and a plot."""
     from senet_profile.history import changepoints, tracking
@@ -294,7 +296,15 @@ def history_command(
     shifts = changepoints.mark_shifts(history)
     title = f"SE latency overhead across runs{f' ({pair})' if pair else ''}"
     paths = plots.save(plots.history_figure(history, title, shifts), plot, stem)
-    emit(history, fmt=fmt, output=None, title=title)
+    if choose_format(fmt, None) in ("csv", "json"):
+        emit(history, fmt=fmt, output=None, title=title)
+    else:  # one narrow table per pair and setting, each run a row
+        from senet_profile.analysis.intervals import MIN_CI_SAMPLES
+        from senet_profile.report.wide import history_series
+
+        typer.echo(f"{title}, one table per pair and setting (95 % CI: n/a below {MIN_CI_SAMPLES} samples)")
+        for series, runs in history_series(history):
+            emit(runs, fmt=fmt, output=None, title=series, wide=wide)
     _print_shifts(shifts, series=history.groupby(changepoints.SERIES_KEYS).ngroups)
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
 
@@ -338,5 +348,9 @@ def baseline_show_command(
         tracking.read_record_file(tracking.baseline_file(folder, c), role="baseline") for c in choice.classes
     ]
     frame = pd.concat([tracking.figures_frame(r.data) for r in records], ignore_index=True)
+    if choose_format(fmt, None) in ("table", "markdown"):  # what a person reads: the figure and its CI
+        several = ["machine_class"] if len(records) > 1 else []
+        shown = ["model", "metric", "setting", "unit", "value", "ci_low", "ci_high", "samples", *several]
+        frame = frame[[c for c in shown if c in frame.columns]]
     title = f"Baseline of {', '.join(choice.classes)}: " + ", ".join(str(r.path) for r in records)
     emit(frame, fmt=fmt, output=None, title=title)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.errors import UserInputError
 from senet_profile.history.bench import cases, deterministic_figures, figures_from_benchmark_json
 from senet_profile.history.machine import describe_machine
@@ -219,8 +220,16 @@ def promote(record: RunRecord, baselines_dir: Path) -> Path:
     return target
 
 
+def _enough(figure: dict) -> bool:
+    samples = figure.get("samples")
+    return samples is None or samples >= MIN_CI_SAMPLES
+
+
 def overhead_history(records: list[RunRecord], pair: str | None) -> pd.DataFrame:
-    """The latency overhead of each timed pair (or one), run by run: time, commit, overhead and its CI."""
+    """The latency overhead of each timed pair (or one), run by run: time, commit, overhead and its CI.
+
+    A run of fewer than MIN_CI_SAMPLES samples has no interval (``ci_low``/``ci_high`` empty).
+    """
     rows = []
     for record in records:
         for figure in record.data["figures"]:
@@ -234,8 +243,9 @@ def overhead_history(records: list[RunRecord], pair: str | None) -> pd.DataFrame
                     "pair": figure["model"],
                     "setting": figure["setting"],
                     "overhead_pct": figure["value"],
-                    "ci_low": figure["ci_low"],
-                    "ci_high": figure["ci_high"],
+                    # No interval below MIN_CI_SAMPLES samples, as the plots and `regress` hold it.
+                    "ci_low": figure["ci_low"] if _enough(figure) else None,
+                    "ci_high": figure["ci_high"] if _enough(figure) else None,
                     "samples": figure.get("samples"),
                     "noisy": figure.get("noisy"),
                 }
