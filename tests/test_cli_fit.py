@@ -72,3 +72,16 @@ def test_memory_only_table_has_no_counting_convention() -> None:
     assert "memory_peak" in result.stdout and "Convention:" not in result.stdout
     static = run("compare", "resnet18", "se_resnet18", "--input-size", "64")
     assert "Convention:" in static.stdout
+
+
+def test_explain_help_states_each_default_once() -> None:
+    text = " ".join(run("explain", "--help").stdout.split())
+    assert "[default: 224]" not in text and "(default: the model's own, else 224)" in text
+    assert "[default: 48.0]" not in text and "(default 48)" in text
+
+
+def test_a_torchvision_model_runs_at_its_own_input_size() -> None:
+    from senet_profile import api
+
+    assert api.resolve("torchvision:inception_v3").input_size == (299, 299)
+    assert api.resolve("torchvision:resnet18").input_size == (224, 224)

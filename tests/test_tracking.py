@@ -244,3 +244,15 @@ def test_plot_on_a_class_with_no_runs(tmp_path: Path, monkeypatch: pytest.Monkey
         "stage_overhead.png",
         "stage_overhead.svg",
     ]
+
+
+def test_history_gives_no_interval_below_the_sample_minimum(tmp_path: Path):
+    figure = _timing(5.0) | {"samples": 12}
+    record = tracking.RunRecord(
+        tmp_path / "r.json",
+        {"time": "2026-01-01T00:00:00+00:00", "commit": "abc", "machine": {"machine_class": "x"},
+         "figures": [figure, _timing(6.0, batch=8)]},
+    )  # fmt: skip
+    history = tracking.overhead_history([record], None)
+    assert history["ci_low"].isna().tolist() == [True, False]
+    assert history["ci_high"].isna().tolist() == [True, False]

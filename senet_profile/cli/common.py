@@ -230,16 +230,17 @@ def emit(
 
 @contextmanager
 def progress_bar(groups: tuple[str, ...], budget: float) -> Iterator[Callable[[int, float], None] | None]:
-    """A rich progress bar on stderr while latency is measured (time against the budget)."""
+    """A rich progress bar on stderr while latency is measured: seconds of the budget spent, of the total."""
     if "latency" not in groups:
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
     bar = Progress(
-        TextColumn("timing"), BarColumn(), TextColumn("{task.fields[pairs]} pairs, CI +/-{task.fields[hw]}"),
-        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+        TextColumn("timing"), BarColumn(), TextColumn("{task.completed:.0f} of {task.total:.0f} s budget"),
+        TextColumn("{task.fields[pairs]} pairs, CI +/-{task.fields[hw]}"), console=Console(stderr=True),
+        transient=True,
     )  # fmt: skip
     with bar:
         task = bar.add_task("latency", total=budget, pairs=0, hw="?")

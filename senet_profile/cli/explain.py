@@ -13,9 +13,9 @@ import typer
 
 from senet_profile.cli.app import app
 from senet_profile.cli.common import (
+    DEFAULT_BUDGET_S,
     BatchSize,
     Budget,
-    Device,
     Dtype,
     Format,
     InputSize,
@@ -106,12 +106,12 @@ def render_explanation(explanation, fmt: str, *, title: str, machine, setting: s
 def explain_command(
     base: Annotated[str, typer.Argument(help="Baseline model argument, e.g. resnet50.")],
     candidate: Annotated[str, typer.Argument(help="SE model argument, e.g. se_resnet50.")],
-    input_size: InputSize = "224",
+    input_size: InputSize = None,
     batch_size: BatchSize = 1,
-    device: Device = "cpu",
+    device: Annotated[str, typer.Option("--device", help="cpu | cuda: where the models are timed.")] = "cpu",
     dtype: Dtype = "fp32",
     threads: Threads = 1,
-    budget: Budget = 48.0,
+    budget: Budget = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Op-timed forward passes per model.")] = 20,
     measure: Annotated[
         bool, typer.Option("--measure/--no-measure", help="Measure (paired and per op), or predict only.")
@@ -158,8 +158,13 @@ def explain_command(
     from senet_profile.analysis.overhead import explain_time
     from senet_profile.history.machine import describe_machine
 
-    size = api.parse_input_size(input_size)
+    if input_size is not None:
+        size = api.parse_input_size(input_size)
+    else:  # the models' own (inception_v3: 299), as profile and compare choose it
+        own = [api.resolve(name).input_size for name in (base, candidate)]
+        size = next((s for s in own if s is not None), api.DEFAULT_INPUT_SIZE)
     workload = api.Workload(batch_size, size)
+    budget = DEFAULT_BUDGET_S if budget is None else budget
     runtime = RuntimeOptions(device=device, threads=threads, dtype=dtype, budget_s=budget)
     latency = runtime.latency(batch_size=workload.batch_size, input_size=size) if measure else None
     op_times = OpTimeOptions(
