@@ -473,7 +473,7 @@ def profile(
         measured.notes.append(_memory_note([measured.result.name], request))
     if "latency" in request.metrics:
         stats = measure_single(measured.module, _latency_options(request))
-        records += latency_single_records(stats)
+        records += latency_single_records(stats, batch_size=request.workload.batch_size)
         reason = stats.interval().reason
         measured.notes += interval_notes("latency", reason)
         measured.notes.append(_processes_note(max(1, len(stats.process_sizes)), request.runtime.processes))
@@ -565,7 +565,7 @@ def compare(
         paired = measure_paired(
             sides[0].module, sides[1].module, _latency_options(request), progress=progress
         )
-        records += latency_pair_records(paired)
+        records += latency_pair_records(paired, batch_size=request.workload.batch_size)
         sides[0].notes += _latency_notes(paired, request)
     frame = _frame_for(records, COMPARE_COLUMNS, sides, request)
     if paired is not None and paired.ci_reason:

@@ -243,12 +243,19 @@ def memory_records(result: MemoryResult) -> list[dict]:
     return records
 
 
-def latency_single_records(stats: SideStats) -> list[dict]:
-    """Median latency with the 95 % CI of the median (None below MIN_CI_SAMPLES), the IQR, page faults."""
+def throughput(median_s: float, batch_size: int) -> float | None:
+    """Images per second at a median latency per batch (None for a zero latency)."""
+    return batch_size / median_s if median_s > 0 else None
+
+
+def latency_single_records(stats: SideStats, *, batch_size: int = 1) -> list[dict]:
+    """Median latency with the 95 % CI of the median (None below MIN_CI_SAMPLES), throughput (img/s, from
+    the median and the batch size), the IQR, page faults."""
     interval = stats.interval()
     count = len(stats.samples)
     records = [
         _row("latency", "s", stats.median_s, ci_low=interval.low, ci_high=interval.high, samples=count),
+        _row("throughput", "img/s", throughput(stats.median_s, batch_size), samples=count),
         _row("latency_iqr", "s", stats.q3_s - stats.q1_s, samples=count),
     ]
     if stats.page_faults_per_call is not None:
@@ -262,12 +269,16 @@ def _pair_row(metric: str, unit: str, base: object, candidate: object, delta: ob
     return {**names, "base": base, "candidate": candidate, "delta": delta, **empty, **extra}
 
 
-def latency_pair_records(result: PairedLatency) -> list[dict]:
-    """Compare records: both medians and their difference; the paired overhead with its CI; IQRs, faults."""
+def latency_pair_records(result: PairedLatency, *, batch_size: int = 1) -> list[dict]:
+    """Compare records: both medians and their difference; the paired overhead with its CI; throughput
+    (img/s, from each median and the batch size); IQRs, faults."""
     base, candidate = result.base, result.candidate
     pairs = {"samples": result.pairs}
     medians_pct = (candidate.median_s / base.median_s - 1) * 100 if base.median_s > 0 else None
     iqr = (base.q3_s - base.q1_s, candidate.q3_s - candidate.q1_s)
+    rates = (throughput(base.median_s, batch_size), throughput(candidate.median_s, batch_size))
+    rate_delta = None if None in rates else rates[1] - rates[0]
+    rate_pct = None if rate_delta is None or not rates[0] else rate_delta / rates[0] * 100
     return [
         _pair_row(
             "latency", "s", base.median_s, candidate.median_s, candidate.median_s - base.median_s,
@@ -277,6 +288,7 @@ def latency_pair_records(result: PairedLatency) -> list[dict]:
             "latency_overhead", "%", None, None, None,
             overhead_pct=result.overhead_pct, ci_low=result.ci_low_pct, ci_high=result.ci_high_pct, **pairs,
         ),
+        _pair_row("throughput", "img/s", *rates, rate_delta, overhead_pct=rate_pct, **pairs),
         _pair_row("latency_iqr", "s", *iqr, iqr[1] - iqr[0], **pairs),
         *_page_fault_records(result),
     ]  # fmt: skip

@@ -50,7 +50,7 @@ _BINARY = ((1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB"))
 _TIME = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
 VALUE_COLUMNS = ("value", "base", "candidate", "delta")
 # Units whose values are real numbers, not counts: CSV and JSON keep their floats as they are.
-REAL_UNITS = frozenset({"s", "%", "pp", "x", "ratio"})
+REAL_UNITS = frozenset({"s", "%", "pp", "x", "ratio", "img/s"})
 
 
 def _short(number: float) -> str:
