@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 from torch import nn
 
-from senet_profile.analysis.breakdown import MODULE_UNITS, OP_UNITS, module_rows, op_rows
+from senet_profile.analysis.breakdown import MODULE_UNITS, OP_UNITS, module_outputs, module_rows, op_rows
 from senet_profile.analysis.crosscheck import ToolCount, crosscheck
 from senet_profile.analysis.latency import LatencyOptions, PairedLatency, measure_paired, measure_single
 from senet_profile.analysis.metrics import (
@@ -652,8 +652,12 @@ def by_module(
     activations, bytes moved, each row covering its whole subtree."""
     if depth < 0:
         raise UserInputError(f"depth must be 0 or more, got {depth}")
-    result = _analyzed(model, name=name, batch_size=batch_size, input_size=input_size, attention=attention)
-    return _wide_frame(module_rows(result, depth=depth), MODULE_UNITS, result)
+    built = resolve(model, name=name)  # on meta: the tree's output shapes come from one more forward there
+    size, _ = _input_size(input_size, [built])
+    result = analyze(built.module, Workload(batch_size, size).shape, name=built.name, attention=attention)
+    _warn_uncounted(result)
+    outputs = module_outputs(built.module, result.input_shape)
+    return _wide_frame(module_rows(result, depth=depth, outputs=outputs), MODULE_UNITS, result)
 
 
 def by_op(
