@@ -195,6 +195,14 @@ def warn_unused(**given: bool) -> None:
             warnings.warn(f"{option} does nothing here; ignored", stacklevel=2)
 
 
+TraceFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--trace",
+        help="Also write FILE: a Chrome/Perfetto trace (torch.profiler) of a few forwards of both models, "
+        "each SE (attention) module a named range.",
+    ),
+]
 Wide = Annotated[
     bool, typer.Option("--wide", help="One table of every column, however wide (default: fit the terminal).")
 ]

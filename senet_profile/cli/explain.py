@@ -20,6 +20,7 @@ from senet_profile.cli.common import (
     Format,
     InputSize,
     Threads,
+    TraceFile,
     choose_format,
 )
 from senet_profile.cli.track import ResultsDir
@@ -135,6 +136,7 @@ def explain_command(
         list[Path] | None,
         typer.Option("--output", help="Write here (atomically), format from the suffix; repeatable."),
     ] = None,
+    trace: TraceFile = None,
 ) -> None:
     """Why CANDIDATE takes longer than BASE: MACs, bytes, predicted and measured time per op class."""
     if memory:
@@ -147,7 +149,7 @@ def explain_command(
         return
     outputs = output or []
     formats = [choose_format(fmt, path) for path in outputs] or [choose_format(fmt, None)]
-    for path in outputs:
+    for path in [*outputs, *([trace] if trace is not None else [])]:
         check_writable(path)
     if device not in ("cpu", "cuda"):
         raise UserInputError(f"explain times models: use --device cpu or cuda, not {device!r}")
@@ -197,3 +199,7 @@ def explain_command(
         else:
             write_atomic(path, text)
             typer.echo(f"wrote {path}", err=True)
+    if trace is not None:
+        from senet_profile.cli.measure import trace_forwards
+
+        trace_forwards((base, candidate), workload.shape, trace, runtime=runtime)

@@ -37,6 +37,7 @@ from senet_profile.cli.common import (
     Output,
     Processes,
     Threads,
+    TraceFile,
     Wide,
     choose_format,
     emit,
@@ -297,6 +298,7 @@ def compare_command(
     allocator: Allocator = "steady",
     processes: Processes = DEFAULT_PROCESSES,
     wide: Wide = False,
+    trace: TraceFile = None,
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     from senet_profile import api
@@ -313,6 +315,10 @@ def compare_command(
         budget_s=budget, allocator=allocator, processes=processes,
     )  # fmt: skip
     _check_request(runtime, groups, batch_size, input_size)
+    if trace is not None:
+        if "latency" not in groups:
+            raise UserInputError("--trace records timed forwards: give it with --metrics latency (or all)")
+        check_writable(trace)
     warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
     slow = (crosscheck or compile or "memory" in groups) and "latency" not in groups
     with progress_bar(groups, budget) as progress, working("measuring", when=slow):
@@ -332,6 +338,27 @@ def compare_command(
     names = frame.attrs["models"]
     title = f"{names[0]} -> {names[1]}, input {shape_text(frame)}"
     emit(frame, fmt=fmt, output=output, title=title, wide=wide)
+    if trace is not None:
+        trace_forwards((base, candidate), tuple(frame.attrs["input_shape"]), trace, runtime=runtime)
+
+
+def trace_forwards(models: tuple[str, str], shape: tuple[int, ...], path: Path, *, runtime) -> None:
+    """``--trace``: a Chrome/Perfetto trace of a few forwards of both models, built anew on the CPU."""
+    from senet_profile import api
+    from senet_profile.analysis.profiler_trace import DEFAULT_FORWARDS, write_trace
+
+    built = [api.resolve(model, device="cpu") for model in models]
+    with working("tracing a few forwards of each model"):
+        marked = write_trace(
+            [(b.name, b.module) for b in built], shape, path, device=runtime.latency_device,
+            dtype=runtime.torch_dtype,
+        )  # fmt: skip
+    ranges = ", ".join(f"{name}: {n}" for name, n in marked.items())
+    typer.echo(
+        f"wrote {path}: {DEFAULT_FORWARDS} forwards of each model, attention modules as ranges ({ranges}); "
+        "open it in a Chrome or Perfetto trace viewer",
+        err=True,
+    )
 
 
 @app.command("explain-memory")
