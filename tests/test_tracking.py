@@ -256,3 +256,29 @@ def test_history_gives_no_interval_below_the_sample_minimum(tmp_path: Path):
     history = tracking.overhead_history([record], None)
     assert history["ci_low"].isna().tolist() == [True, False]
     assert history["ci_high"].isna().tolist() == [True, False]
+
+
+def test_bench_on_a_new_class_fails_when_a_count_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_catalog
+):
+    """`nox -s bench` (`senet-profile bench`) on a class with no baseline: judged against another's."""
+    from senet_profile.cli import bench as bench_cli
+
+    def suite(arguments: list[str]) -> int:  # the timed pairs stand in; the record and regress are real
+        written = next(a for a in arguments if a.startswith("--benchmark-json=")).split("=", 1)[1]
+        Path(written).write_text(_benchmark_json(tmp_path, {1: 8.0}).read_text(), encoding="utf-8")
+        return 0
+
+    monkeypatch.setattr(bench_cli, "run_suite", suite)
+    results = ("--results", tmp_path / "results")
+    _as_class(monkeypatch, "old-cpu-2c")
+    assert run("bench", *results).exit_code == 0
+    assert run("baseline", "update", *results).exit_code == 0
+    _as_class(monkeypatch, "new-cpu-9c")
+    passed = run("bench", *results)
+    assert passed.exit_code == 0, passed.stdout
+    assert "checked against old-cpu-2c's" in passed.stdout and "UNJUDGED" in passed.stdout
+    small_catalog[0]["value"] += 1  # one count changed on purpose
+    failed = run("bench", *results)
+    assert failed.exit_code == 1
+    assert any(line.startswith("REGRESSION") for line in failed.stdout.splitlines())
