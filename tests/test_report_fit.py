@@ -82,3 +82,14 @@ def test_print_frame_follows_the_console_width() -> None:
     console = Console(file=io.StringIO(), width=70, record=True, color_system=None)
     print_frame(_wide_frame(), title="costs", console=console)
     assert _widest(console.export_text()) <= 70
+
+
+def test_a_wrapped_table_is_not_widened_past_the_width() -> None:
+    rows = [
+        {"name": "a rather long name with words", "status": "match with +SE squeeze", "value": "3.8580"}
+    ] * 3
+    frame = pd.DataFrame([{**r, **{f"c{i}": "x" * 4 for i in range(6)}} for r in rows])
+    text = table_text(frame, width=84)  # fits once names wrap (78 columns), not as it is
+    assert _widest(text) <= 84 and text.count("┏") == 1
+    row = next(line for line in text.splitlines() if "3.8580" in line)
+    assert "3.8580 │" in row  # a number written as text is right-aligned too

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -115,10 +116,20 @@ def display_cells(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return headers, cells
 
 
+_NUMBER_TEXT = re.compile(r"^[~+\-]?\d[\d,]*(\.\d+)?( ?(%|pp|[kMG]|[KMG]iB|B|s|ms|µs|ns|x))?$")
+
+
 def _numeric(frame: pd.DataFrame, column: object) -> bool:
-    """Whether a column holds numbers (missing values aside): such a column is right-aligned."""
-    values = [v for v in frame[column] if not _missing(v)]
-    return bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    """Whether a column holds numbers, or numbers already written as text (``3.8580``, ``~2.5``,
+    ``+9.90 %``), missing values and blanks aside: such a column is right-aligned."""
+    values = [v for v in frame[column] if not _missing(v) and v != ""]
+
+    def number(value: object) -> bool:
+        if isinstance(value, str):
+            return bool(_NUMBER_TEXT.match(value.strip()))
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    return bool(values) and all(number(v) for v in values)
 
 
 def right_aligned(frame: pd.DataFrame) -> set:
@@ -236,6 +247,7 @@ class Layout:
             )
         for row in self.cells:
             table.add_row(*(row[i] for i in columns))
+        table.least_width = self._total(columns, headers)  # what it needs, text wrapped: see print_table
         return table
 
     def fit(self, *, width: int, title: str = "", caption: str = "") -> list[Table | Text]:
@@ -344,9 +356,8 @@ def print_table(table: Table, console: Console | None = None, *, fitted: bool = 
     never wrap (numbers) hold the console's width to their own.
     """
     console = console or Console()
-    if fitted:
-        fixed = [c.min_width or 1 if c.no_wrap else WRAPPED_MIN_WIDTH for c in table.columns]
-        needed = sum(fixed) + 3 * len(fixed) + 1
+    if fitted and hasattr(table, "least_width"):
+        needed = table.least_width
     else:
         needed = Measurement.get(console, console.options.update(max_width=10_000), table).minimum
     if needed > console.width:
