@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and readers only
     from senet_profile.analysis.crosscheck import ToolCount
+    from senet_profile.analysis.intervals import MIN_CI_SAMPLES
     from senet_profile.analysis.metrics import PAIRED_LABEL
+    from senet_profile.analysis.profiler_trace import DEFAULT_FORWARDS as TRACE_FORWARDS
+    from senet_profile.analysis.profiler_trace import write_trace
     from senet_profile.analysis.roofline import MachineModel
     from senet_profile.analysis.static import CONVENTION, analyze
     from senet_profile.catalog.attach import add_se, remove_attention, remove_se
@@ -122,15 +125,20 @@ _HOMES: dict[str, tuple[str, str]] = {
     "setting_of": ("senet_profile.measure.core", "setting_of"),
     "side_by_side": ("senet_profile.measure.core", "side_by_side"),
     "time_pair": ("senet_profile.measure.core", "time_pair"),
+    "MIN_CI_SAMPLES": ("senet_profile.analysis.intervals", "MIN_CI_SAMPLES"),
+    "write_trace": ("senet_profile.analysis.profiler_trace", "write_trace"),
+    "TRACE_FORWARDS": ("senet_profile.analysis.profiler_trace", "DEFAULT_FORWARDS"),
 }
 __all__ = [
     "COMPARE_COLUMNS",
     "CONVENTION",
     "DEFAULT_INPUT_SIZE",
     "METHOD_VERSION",
+    "MIN_CI_SAMPLES",
     "PAIRED_LABEL",
     "PROFILE_COLUMNS",
     "STATIC_METRICS",
+    "TRACE_FORWARDS",
     "Built",
     "Explanation",
     "MachineModel",
@@ -179,6 +187,7 @@ __all__ = [
     "setting_of",
     "side_by_side",
     "time_pair",
+    "write_trace",
 ]
 
 

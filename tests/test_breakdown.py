@@ -50,8 +50,12 @@ def test_op_table_adds_up() -> None:
     rows = ops.set_index("op")
     assert rows.loc["convolution", "macs"] == 8 * 8 * 8 * 27
     assert rows.loc["addmm", "macs"] == 80
-    assert ops["macs"].sum() == 8 * 8 * 8 * 27 + 80
+    ran = ops[ops["op"] != "(total)"]
+    assert ran["macs"].sum() == 8 * 8 * 8 * 27 + 80
     assert list(ops["op"])[:2] == ["convolution", "addmm"]  # most MACs first
+    total = ops.iloc[-1]  # the total row, last
+    assert total["op"] == "(total)" and total["macs"] == ran["macs"].sum()
+    assert total["bytes_moved"] == ran["bytes_moved"].sum() and total["calls"] == ran["calls"].sum()
 
 
 def test_cli_by_module_table_has_units_and_csv_is_raw() -> None:
@@ -61,8 +65,8 @@ def test_cli_by_module_table_has_units_and_csv_is_raw() -> None:
     assert "features" in table.stdout and "MiB" in table.stdout and " M " in table.stdout
     raw = CliRunner().invoke(app, [*args, "--format", "csv"])
     header, root = raw.stdout.splitlines()[:2]
-    assert header == "module,path,type,attention,params,macs,activations,bytes_moved"
-    assert root.startswith("(model),,MobileNetV3,(se inside),5483032,")
+    assert header == "module,path,type,attention,output_shape,params,param_bytes,macs,activations,bytes_moved"
+    assert root.startswith(f"(model),,MobileNetV3,(se inside),1x1000,5483032,{5483032 * 4},")
 
 
 def test_by_op_and_idle_options_warn() -> None:
@@ -77,3 +81,12 @@ def test_modules_holding_attention_are_marked() -> None:
     marks = dict(zip(tree["path"], tree["attention"], strict=True))
     assert marks["features"] == "(se inside)" and marks["features.4"] == "(se inside)"
     assert marks["features.1"] == ""  # the first blocks carry no SE
+
+
+def test_module_tree_shows_output_shapes_and_parameter_bytes() -> None:
+    tree = senet_profile.by_module("se_resnet18", depth=3, input_size=(64, 64)).set_index("path")
+    assert tree.loc["layer1", "output_shape"] == "1x64x16x16"
+    assert tree.loc["layer4.1", "output_shape"] == "1x512x2x2"
+    assert tree.loc["fc", "output_shape"] == "1x1000"
+    assert tree.loc["layer1.0.se", "output_shape"] == "1x64x16x16"
+    assert (tree["param_bytes"] == tree["params"] * 4).all()  # fp32 parameters, each counted once

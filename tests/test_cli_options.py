@@ -72,7 +72,7 @@ def test_history_commands_without_results_say_so(tmp_path: Path, command: list[s
 def test_baseline_show_without_a_baseline(tmp_path: Path) -> None:
     result = run("baseline", "show", "--results", str(tmp_path))
     assert result.exit_code == 2
-    assert "no baseline for machine class" in result.stderr
+    assert "no baseline of any machine class" in result.stderr
 
 
 def test_help_shows_brackets_literally() -> None:

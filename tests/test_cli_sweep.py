@@ -61,9 +61,11 @@ def test_dry_run_lists_cases_from_a_toml_grid(tmp_path: Path) -> None:
     )
     result = run("sweep", "--grid", str(grid), "--modes", "infer", "--sweeps-dir", str(tmp_path), "--dry-run")
     assert result.exit_code == 0, result.stderr
-    lines = result.stdout.splitlines()
+    *lines, summary = result.stdout.splitlines()
     assert len(lines) == 2 + 2 + 4  # static and memory per batch; latency per batch and compile
     assert all(line.startswith("todo") for line in lines)
+    # four timed cases of 48 s (the default budget) and about 8 s each, four untimed of about 8 s
+    assert summary.startswith("8 cases: 0 done, 8 to run, about 4 min one after another")
     assert any(
         "latency resnet18 -> se_resnet18 b8 infer fp32 compiled threads=1 cpu" in line for line in lines
     )

@@ -77,8 +77,8 @@ def test_inference_peaks_are_explained_tensor_by_tensor():
     assert "peak difference (candidate - base): 1,024 bytes" in text
     differing = text.split("## Storages live at one peak and not at the other")[1].split("##")[0]
     rows = [line for line in differing.splitlines() if line.startswith(("| se_", "| resnet"))]
-    assert rows == [
-        "| se_resnet50 | layer1.1.se.gate | sigmoid | 1x256x1x1 | 1,024   | True    |",
+    assert [row.replace(" ", "") for row in rows] == [
+        "|se_resnet50|layer1.1.se.gate|sigmoid|1x256x1x1|1,024|True||",
     ]
 
 
@@ -94,3 +94,26 @@ def test_peaks_reconcile_with_the_unmatched_storages():
         sides, sizes = peaks.differing["model"], peaks.differing["bytes"]
         signed = [b if side == "candidate" else -b for side, b in zip(sides, sizes, strict=True)]
         assert sum(signed) == peaks.peak_delta == candidate.peak_bytes - base.peak_bytes
+
+
+def test_se_resnet50_training_names_the_blocks_x_kept_by_the_scale():
+    """By identity, not shape: each block's own extra is its x (the last BN's output) that x * s keeps."""
+    shape = (1, 3, 64, 64)
+    base, candidate = (
+        measure_memory(get_model(m, device="meta"), shape, mode="train", device="meta")
+        for m in ("resnet50", "se_resnet50")
+    )
+    differing = explain_peaks(base, candidate).differing
+    assert set(differing["model"]) == {"candidate"}
+    forward = differing[differing["module"] != "(top level / backward)"]
+    outside_se = forward[~forward["in_se"].astype(bool)]
+    # The peak falls in the last block's backward, whose x * s has already given back its x: 15 of 16.
+    blocks = 3 + 4 + 6 + 3
+    assert len(outside_se) == blocks - 1
+    assert set(outside_se["op"]) == {"native_batch_norm"}
+    assert all(module.endswith(".bn3") for module in outside_se["module"])
+    assert set(differing.loc[differing["module"] == "(top level / backward)", "op"]) <= {"mul", "sum"}
+    for module, kept in zip(outside_se["module"], outside_se["kept alive by"], strict=True):
+        block = module.rpartition(".")[0]
+        assert kept == f"{block}.se: mul (x * s: SE's scale keeps its input x)"
+    assert not differing["module"].str.endswith(".conv3").any()

@@ -125,3 +125,15 @@ def test_svg_is_byte_stable_between_saves(tmp_path) -> None:
     first = save(draw(), tmp_path / "a", "f")[1].read_bytes()
     second = save(draw(), tmp_path / "b", "f")[1].read_bytes()
     assert first == second
+
+
+def test_history_legend_is_capped_one_entry_a_series():
+    frames = []
+    for index in range(30):
+        frame = _history((100, 2)).assign(setting=f"infer b{index}")
+        frames.append(frame)
+    axis = plots.history_figure(pd.concat(frames, ignore_index=True), "history").axes[0]
+    texts = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert len(texts) == plots.MAX_LEGEND_SERIES + 1
+    assert texts[0] == f"{PAIR} (infer b0)"  # series in the order drawn, hollow points not a second entry
+    assert texts[-2].startswith("... 19 more series") and texts[-1].startswith("hollow: fewer than")

@@ -244,3 +244,16 @@ def test_the_command_line_splits_latency_over_as_many_processes_as_the_api():
 
     for command in (measure.profile_command, measure.compare_command):
         assert inspect.signature(command).parameters["processes"].default is Setting().processes is None
+
+
+def test_throughput_records_come_from_the_median_and_the_batch():
+    from senet_profile.analysis.latency import PairedLatency, SideStats
+
+    fast, slow = SideStats(0.02, 0.019, 0.021, (0.02,) * 30), SideStats(0.025, 0.024, 0.026, (0.025,) * 30)
+    single = {r["metric"]: r for r in fast.to_records(batch_size=8)}
+    assert single["throughput"]["unit"] == "img/s" and single["throughput"]["value"] == pytest.approx(400.0)
+    paired = PairedLatency(base=fast, candidate=slow, overhead_pct=25.0, ci_low_pct=None, ci_high_pct=None,
+                           pairs=30, wall_s=1.0, noisy=False, options=Setting())  # fmt: skip
+    rate = {r["metric"]: r for r in paired.to_records(batch_size=8)}["throughput"]
+    assert (rate["base"], rate["candidate"]) == (pytest.approx(400.0), pytest.approx(320.0))
+    assert rate["delta"] == pytest.approx(-80.0) and rate["overhead_pct"] == pytest.approx(-20.0)

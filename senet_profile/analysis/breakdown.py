@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from senet_profile.analysis.static import StaticProfile
+import torch
+from torch import nn
+from torch.utils._pytree import tree_leaves
+
+from senet_profile.analysis.static import StaticProfile, on_meta
 
 MODULE_COLUMNS = ("params", "macs", "activations", "bytes_moved")
-MODULE_UNITS = {"params": "params", "macs": "MACs", "activations": "elements", "bytes_moved": "bytes"}
+MODULE_UNITS = {
+    "params": "params", "param_bytes": "bytes", "macs": "MACs", "activations": "elements",
+    "bytes_moved": "bytes",
+}  # fmt: skip
 OP_COLUMNS = ("calls", "macs", "elements", "bytes_moved")
+TOTAL_ROW = "(total)"
 OP_UNITS = {"calls": "ops", "macs": "MACs", "elements": "elements", "bytes_moved": "bytes"}
 
 
@@ -35,8 +43,50 @@ def _marker(name: str, attention: dict[str, str], inside: dict[str, set[str]]) -
     return f"({', '.join(sorted(inside[name]))} inside)" if inside.get(name) else ""
 
 
-def module_rows(profile: StaticProfile, *, depth: int) -> list[dict]:
-    """The module tree to ``depth`` levels, in the model's order: name (indented), type, family, counts."""
+def _shape_text(output: object) -> str:
+    shapes = [
+        "x".join(map(str, leaf.shape)) for leaf in tree_leaves(output) if isinstance(leaf, torch.Tensor)
+    ]
+    return ", ".join(shapes)
+
+
+def module_outputs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tuple[str, int]]:
+    """Each module's output shape (its last call's; several outputs comma-separated) and the bytes of the
+    parameters in its subtree (each shared parameter once), from one forward on the meta device (shapes
+    only, no data) of an input of ``input_shape``.
+    """
+    model = on_meta(model)
+    inputs = torch.empty(input_shape, device="meta", dtype=next(model.parameters(), torch.empty(0)).dtype)
+    shapes: dict[str, str] = {}
+    handles = [
+        module.register_forward_hook(
+            lambda _m, _a, out, name=name: shapes.__setitem__(name, _shape_text(out))
+        )
+        for name, module in model.named_modules()
+    ]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    sizes = {
+        name: sum(p.numel() * p.element_size() for p in module.parameters())
+        for name, module in model.named_modules()
+    }
+    return {name: (shapes.get(name, ""), sizes[name]) for name in sizes}
+
+
+def module_rows(
+    profile: StaticProfile, *, depth: int, outputs: dict[str, tuple[str, int]] | None = None
+) -> list[dict]:
+    """The module tree to ``depth`` levels, in the model's order: name (indented), type, family, counts.
+
+    With ``outputs`` (``module_outputs``) each row also shows its output shape and its parameters' bytes.
+    """
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for module, counts in profile.by_module.items():
         for owner in _ancestors(module, depth):
@@ -60,14 +110,22 @@ def module_rows(profile: StaticProfile, *, depth: int) -> list[dict]:
             "type": kind,
             "attention": _marker(name, profile.attention | odd, inside),
         }
-        rows.append(row | {key: totals[name][key] for key in MODULE_COLUMNS})
+        counts = {key: totals[name][key] for key in MODULE_COLUMNS}
+        if outputs is not None:
+            shape, nbytes = outputs.get(name, ("", 0))
+            row |= {"output_shape": shape}
+            counts = {"params": counts.pop("params"), "param_bytes": nbytes, **counts}
+        rows.append(row | counts)
     return rows
 
 
 def op_rows(profile: StaticProfile) -> list[dict]:
-    """One row per aten op the model ran, most MACs first then most bytes: calls, MACs, elements, bytes."""
+    """One row per aten op the model ran, most MACs first then most bytes: calls, MACs, elements, bytes;
+    last, the ``(total)`` row (as the module tree's ``(model)`` row, the whole model)."""
     rows = [
         {"op": op, "calls": c.ops, "macs": c.macs, "elements": c.elements, "bytes_moved": c.bytes_moved}
         for op, c in profile.ops.items()
     ]
-    return sorted(rows, key=lambda r: (-r["macs"], -r["bytes_moved"], r["op"]))
+    rows = sorted(rows, key=lambda r: (-r["macs"], -r["bytes_moved"], r["op"]))
+    total = {"op": TOTAL_ROW, **{key: sum(r[key] for r in rows) for key in OP_COLUMNS}}
+    return [*rows, total]

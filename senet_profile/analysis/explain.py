@@ -7,16 +7,19 @@ follows saves nothing), the pooled vector fed to the first FC, the ReLU's output
 The explanation lists each of those tensors, groups them by kind, and reconciles their sum with the
 measured difference of the two peaks; whatever is left is shown, not hidden.
 
-For any pass (inference too) ``explain_peaks`` compares the storages live at each model's peak: two
-storages match when they have the same shape and bytes, whichever op or module made them (the two peaks may
-fall at different points of the pass, and the models may come from different code); each model's unmatched
-storages are listed with the module and op that allocated them, and their sums reconcile the peak
+For any pass (inference too) ``explain_peaks`` compares the storages live at each model's peak by identity:
+two storages are the same tensor when the same module and op made them and the same ops keep them alive for
+backward; failing that, when the same ops keep them alive (SE's product takes the place of a block's last
+BN output), then when the same module and op made them, and only then by shape and bytes alone (the peaks
+may fall at different points of the pass, and the models may come from different code). Each model's own
+storages are listed with the module and op that made them and what keeps them alive (for SE-ResNet-50 in
+training: each block's ``x``, the BN output kept by SE's ``x * s``), and their sums reconcile the peak
 difference exactly.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +91,7 @@ def explain(base: MemoryProfile, candidate: MemoryProfile) -> MemoryExplanation:
     return MemoryExplanation(delta, saved, delta - saved, tensors, by_kind)
 
 
-LIVE_COLUMNS = ["model", "module", "op", "shape", "bytes", "in_se"]
+LIVE_COLUMNS = ["model", "module", "op", "shape", "bytes", "in_se", "kept alive by"]
 
 
 @dataclass(frozen=True)
@@ -106,34 +109,73 @@ class PeakExplanation:
         return self.candidate_peak - self.base_peak
 
 
-def _key(tensor: LiveTensor) -> tuple[tuple[int, ...], int]:
-    return (tensor.shape, tensor.nbytes)
+# How two storages are the same tensor, most specific first: made by the same module and op and kept
+# alive by the same ops; kept alive by the same ops (whatever made them: SE's product takes the place of
+# the last BN's output as a block's output); made by the same module and op; the same size, both made in
+# backward (or both in the forward); the same size alone.
+_IDENTITIES = (
+    lambda t: (t.shape, t.nbytes, t.module, t.op, t.held_by),
+    lambda t: (t.shape, t.nbytes, t.held_by) if t.held_by else None,
+    lambda t: (t.shape, t.nbytes, t.module, t.op),
+    lambda t: (t.shape, t.nbytes, not t.module),  # a backward buffer with a backward buffer
+    lambda t: (t.shape, t.nbytes),
+)
 
 
-def _unmatched(ours: tuple[LiveTensor, ...], theirs: tuple[LiveTensor, ...]) -> list[LiveTensor]:
-    """``ours`` less one counterpart (same shape and bytes) in ``theirs`` per match, in order."""
-    spare = Counter(_key(t) for t in theirs)
-    left = []
-    for tensor in ours:
-        if spare[_key(tensor)]:
-            spare[_key(tensor)] -= 1
-        else:
-            left.append(tensor)
-    return left
+def _match(
+    ours: tuple[LiveTensor, ...], theirs: tuple[LiveTensor, ...]
+) -> tuple[list[LiveTensor], list[LiveTensor]]:
+    """Each side less the tensors with a counterpart at the other, matched by identity before size.
+
+    Pass by pass (``_IDENTITIES``), a tensor is matched with one not yet matched that has its identity;
+    what is left on each side is that side's own, named by what made it and what keeps it alive. The two
+    sides' leftovers add up to the difference of the totals, whatever the matching.
+    """
+    left_ours, left_theirs = list(ours), list(theirs)
+    for identity in _IDENTITIES:
+        spare: dict[object, list[int]] = defaultdict(list)
+        for index, tensor in enumerate(left_theirs):
+            key = identity(tensor)
+            if key is not None:
+                spare[key].append(index)
+        matched_theirs: set[int] = set()
+        kept = []
+        for tensor in left_ours:
+            key = identity(tensor)
+            if key is not None and spare.get(key):
+                matched_theirs.add(spare[key].pop(0))
+            else:
+                kept.append(tensor)
+        left_ours = kept
+        left_theirs = [t for i, t in enumerate(left_theirs) if i not in matched_theirs]
+    return left_ours, left_theirs
 
 
 def _rows(side: str, tensors: list[LiveTensor] | tuple[LiveTensor, ...]) -> list[dict]:
     return [
         {"model": side, "module": t.module or "(top level / backward)", "op": t.op,
-         "shape": "x".join(map(str, t.shape)), "bytes": t.nbytes, "in_se": t.in_se}
+         "shape": "x".join(map(str, t.shape)), "bytes": t.nbytes, "in_se": t.in_se,
+         "kept alive by": _kept_by(t)}
         for t in tensors
     ]  # fmt: skip
 
 
+def _kept_by(tensor: LiveTensor) -> str:
+    """What keeps a storage alive: the ops that saved it, SE's product named as ``x * s``."""
+    if not tensor.held_by:
+        return ""
+    named = []
+    for holder in tensor.held_by:
+        module, _, op = holder.rpartition(": ")
+        named.append(f"{holder} (x * s: SE's scale keeps its input x)" if op in ("mul", "addcmul")
+                     and tensor.op not in ("sigmoid", "hardsigmoid", "tanh") and ".se" in f".{module}"
+                     else holder)  # fmt: skip
+    return "; ".join(named)
+
+
 def explain_peaks(base: MemoryProfile, candidate: MemoryProfile) -> PeakExplanation:
     """Which storages are live at each model's peak, and which have no counterpart at the other's."""
-    base_only = _unmatched(base.peak_tensors, candidate.peak_tensors)
-    candidate_only = _unmatched(candidate.peak_tensors, base.peak_tensors)
+    base_only, candidate_only = _match(base.peak_tensors, candidate.peak_tensors)
     live = pd.DataFrame(
         _rows("base", base.peak_tensors) + _rows("candidate", candidate.peak_tensors), columns=LIVE_COLUMNS
     )
@@ -200,8 +242,10 @@ def to_markdown(report: MemoryReport, *, title: str) -> str:
         f"# {title}",
         "",
         "Generated by `senet-profile explain-memory` from exact storage accounting",
-        "(`senet_profile/analysis/memory.py`). A storage live at one peak matches one of the same shape and",
-        "bytes at the other, whichever op made it; the unmatched ones add up to the peak difference exactly.",
+        "(`senet_profile/analysis/memory.py`). A storage live at one peak matches the same tensor at the",
+        "other: made by the same module and op and kept alive by the same ops, else kept alive by the same",
+        "ops, else made by the same module and op, else of the same shape and bytes; the unmatched ones add",
+        "up to the peak difference exactly, each named with what keeps it alive.",
         "",
         f"- {report.base_name}: peak {peaks.base_peak:,} bytes, {_where(report.base_at)}",
         f"- {report.candidate_name}: peak {peaks.candidate_peak:,} bytes, {_where(report.candidate_at)}",

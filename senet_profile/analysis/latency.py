@@ -144,12 +144,14 @@ class SideStats:
         """The interquartile range of the samples, in seconds (the one place it is computed)."""
         return self.q3_s - self.q1_s
 
-    def to_records(self) -> list[dict]:
-        """Profile records: median latency with its 95 % CI (None below MIN_CI_SAMPLES), IQR, page faults."""
+    def to_records(self, *, batch_size: int = 1) -> list[dict]:
+        """Profile records: median latency with its 95 % CI (None below MIN_CI_SAMPLES), throughput (img/s,
+        from the median and the batch size), IQR, page faults."""
         interval = self.interval()
         count = len(self.samples)
         records = [
             _row("latency", "s", self.median_s, ci_low=interval.low, ci_high=interval.high, samples=count),
+            _row("throughput", "img/s", throughput(self.median_s, batch_size), samples=count),
             _row("latency_iqr", "s", self.iqr_s, samples=count),
         ]
         if self.page_faults_per_call is not None:
@@ -193,12 +195,15 @@ class PairedLatency:
         """The overhead as the difference of medians over the base's median, in percent."""
         return overhead_pct(self.base.median_s, self.candidate.median_s)
 
-    def to_records(self) -> list[dict]:
+    def to_records(self, *, batch_size: int = 1) -> list[dict]:
         """Compare records: both medians and their difference; the paired overhead with its CI (None below
-        ``MIN_CI_SAMPLES`` pairs, ``ci_reason`` saying why); each side's IQR and page faults."""
+        ``MIN_CI_SAMPLES`` pairs, ``ci_reason`` saying why); throughput (img/s, from each median and the
+        batch size); each side's IQR and page faults."""
         base, candidate = self.base, self.candidate
         pairs = {"samples": self.pairs}
         paired = self.overhead_pct
+        rates = (throughput(base.median_s, batch_size), throughput(candidate.median_s, batch_size))
+        rate_delta = None if rates[0] is None or rates[1] is None else rates[1] - rates[0]
         return [
             _pair_row(
                 "latency", "s", base.median_s, candidate.median_s, candidate.median_s - base.median_s,
@@ -207,6 +212,10 @@ class PairedLatency:
             _pair_row(
                 "latency_overhead", "%", None, None, None,
                 overhead_pct=paired, ci_low=self.ci_low_pct, ci_high=self.ci_high_pct, **pairs,
+            ),
+            _pair_row(
+                "throughput", "img/s", *rates, rate_delta, overhead_pct=overhead_pct(rates[0], rates[1]),
+                **pairs,
             ),
             _pair_row(
                 "latency_iqr", "s", base.iqr_s, candidate.iqr_s, candidate.iqr_s - base.iqr_s, **pairs
@@ -243,6 +252,11 @@ class PairedLatency:
 
 
 OURS = "senet-profile"
+
+
+def throughput(median_s: float, batch_size: int) -> float | None:
+    """Images per second at a median latency per batch (None for a zero latency)."""
+    return batch_size / median_s if median_s > 0 else None
 
 
 def _row(metric: str, unit: str, value: object, **extra: object) -> dict:

@@ -89,13 +89,19 @@ from senet_profile.errors import UserInputError
 
 @dataclass(frozen=True)
 class LiveTensor:
-    """One storage live at the peak: the module and aten op that allocated it, its shape and bytes."""
+    """One storage live at the peak: the module and aten op that allocated it, its shape and bytes.
+
+    ``held_by`` names what keeps it alive for backward: each ``module: op`` that saved it (in a training
+    pass; empty in inference, or for a storage no op saved). Together with where it was made, that is the
+    tensor's identity: the storages of two passes are matched by it before their shapes are.
+    """
 
     module: str
     op: str
     shape: tuple[int, ...]
     nbytes: int
     in_se: bool
+    held_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -278,10 +284,16 @@ class _SavedTensors:
         self._ops = ops
         self._seen: set[int] = set()
         self.records: list[_SavedTensor] = []
+        self.holders: dict[int, list[str]] = {}  # serial -> every "module: op" that saved it
 
     def pack(self, tensor: torch.Tensor) -> torch.Tensor:
         """Record ``tensor``'s storage if it is an activation not saved before; keep the tensor as is."""
         serial = self._allocations.serial_of(tensor)
+        if serial is not None:
+            holder = f"{self._stack.frames[-1].name or '(top level)'}: {self._ops.current()}"
+            held = self.holders.setdefault(serial, [])
+            if holder not in held:
+                held.append(holder)
         if serial is not None and serial not in self._seen:
             self._seen.add(serial)
             frame = self._stack.frames[-1]
@@ -403,15 +415,21 @@ def _replay(events: list[tuple[int, int]], owners: list[_Frame], excluded: set[i
     return _Peak(peak, se_at_peak, live, events[peak_index][0] if peak_index >= 0 else None)
 
 
-def _live_tensor(serial: int, nbytes: int, allocations: _Allocations) -> LiveTensor:
+def _live_tensor(
+    serial: int, nbytes: int, allocations: _Allocations, holders: dict[int, list[str]]
+) -> LiveTensor:
     frame = allocations.owners[serial]
     op, shape = allocations.origins[serial]
-    return LiveTensor(frame.name, op, shape, nbytes, frame.in_se)
+    return LiveTensor(frame.name, op, shape, nbytes, frame.in_se, tuple(holders.get(serial, ())))
 
 
-def _live_tensors(peak: _Peak, allocations: _Allocations) -> tuple[LiveTensor, ...]:
-    """The storages live at the peak, in allocation order."""
-    return tuple(_live_tensor(serial, peak.live[serial], allocations) for serial in sorted(peak.live))
+def _live_tensors(
+    peak: _Peak, allocations: _Allocations, holders: dict[int, list[str]]
+) -> tuple[LiveTensor, ...]:
+    """The storages live at the peak, in allocation order, each with what saved it for backward."""
+    return tuple(
+        _live_tensor(serial, peak.live[serial], allocations, holders) for serial in sorted(peak.live)
+    )
 
 
 def _grad_storages(model: nn.Module, allocations: _Allocations) -> tuple[set[int], int]:
@@ -476,8 +494,10 @@ def measure_memory(
         se_saved_tensors=tuple((r.module, r.op, r.shape, r.nbytes) for r in se_records),
         grad_bytes=grad_bytes,
         cuda_max_allocated=cuda_max,
-        peak_tensors=_live_tensors(peak, allocations),
-        peak_at=None if peak.at is None else _live_tensor(peak.at, peak.live[peak.at], allocations),
+        peak_tensors=_live_tensors(peak, allocations, saved.holders),
+        peak_at=(
+            None if peak.at is None else _live_tensor(peak.at, peak.live[peak.at], allocations, saved.holders)
+        ),
     )
 
 

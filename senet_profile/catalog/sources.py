@@ -230,7 +230,17 @@ def _build_torchvision(source: Source, device: str) -> Built:
         )
     builder = models.get_model_builder(source.name)
     kwargs = {"weights": None, **{k: literal(v) for k, v in source.kwargs}}
-    return Built(str(source), _call(builder, kwargs, where=f"torchvision:{source.name}", device=device))
+    module = _call(builder, kwargs, where=f"torchvision:{source.name}", device=device)
+    return Built(str(source), module, _torchvision_size(models, source.name))
+
+
+def _torchvision_size(models: Any, name: str) -> tuple[int, int] | None:
+    """A torchvision model's own input size: its default weights' crop (inception_v3: 299), if it has one."""
+    try:
+        crop = getattr(models.get_model_weights(name).DEFAULT.transforms(), "crop_size", None)
+    except (ValueError, AttributeError, TypeError):  # a model without weights (or a changed API)
+        return None
+    return (int(crop[0]), int(crop[-1])) if crop else None
 
 
 def _load_function(target: str) -> Callable[..., Any]:

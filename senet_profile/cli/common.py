@@ -176,7 +176,9 @@ def choose_format(fmt: str | None, output: Path | None) -> str:
 
 
 def _caption(frame: pd.DataFrame) -> str:
-    lines = [f"Convention: {frame.attrs['convention']}."] if "convention" in frame.attrs else []
+    # The counting convention only under a table of counts, not under memory-only or latency-only ones.
+    counts = "static" in frame.attrs.get("metrics", ["static"])
+    lines = [f"Convention: {frame.attrs['convention']}."] if "convention" in frame.attrs and counts else []
     for name, ops in frame.attrs.get("unknown_ops", {}).items():
         if ops:
             listed = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
@@ -243,8 +245,27 @@ def warn_unused(**given: bool) -> None:
             warnings.warn(f"{option} does nothing here; ignored", stacklevel=2)
 
 
-def emit(frame: pd.DataFrame, *, fmt: str | None, output: Path | None, title: str) -> None:
-    """Print ``frame`` in the chosen format, or write it atomically to ``output`` (``-``: stdout)."""
+TraceFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--trace",
+        help="Also write FILE: a Chrome/Perfetto trace (torch.profiler) of a few forwards of both models, "
+        "each SE (attention) module a named range.",
+    ),
+]
+Wide = Annotated[
+    bool, typer.Option("--wide", help="One table of every column, however wide (default: fit the terminal).")
+]
+
+
+def emit(
+    frame: pd.DataFrame, *, fmt: str | None, output: Path | None, title: str, wide: bool = False
+) -> None:
+    """Print ``frame`` in the chosen format, or write it atomically to ``output`` (``-``: stdout).
+
+    A table fits the terminal's width (folded into several tables when it must), or is printed whole with
+    ``wide``.
+    """
     from senet_profile.report import tables as report
 
     chosen = choose_format(fmt, output)
@@ -252,9 +273,12 @@ def emit(frame: pd.DataFrame, *, fmt: str | None, output: Path | None, title: st
     shown = _for_display(_widened(frame)) if chosen in ("table", "markdown") else frame
     caption = _caption(frame)
     if output is None and chosen == "table":
-        report.print_table(report.rich_table(shown, title=title, caption=caption))
+        report.print_frame(shown, title=title, caption=caption, wide=wide)
         return
-    text = report.render(shown, chosen, title=title, caption=caption)
+    if chosen == "table":
+        text = report.table_text(shown, title=title, caption=caption, wide=wide)
+    else:
+        text = report.render(shown, chosen, title=title, caption=caption)
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -264,16 +288,17 @@ def emit(frame: pd.DataFrame, *, fmt: str | None, output: Path | None, title: st
 
 @contextmanager
 def progress_bar(groups: tuple[str, ...], budget: float) -> Iterator[Callable[[int, float], None] | None]:
-    """A rich progress bar on stderr while latency is measured (time against the budget)."""
+    """A rich progress bar on stderr while latency is measured: seconds of the budget spent, of the total."""
     if "latency" not in groups:
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
     bar = Progress(
-        TextColumn("timing"), BarColumn(), TextColumn("{task.fields[pairs]} pairs, CI +/-{task.fields[hw]}"),
-        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+        TextColumn("timing"), BarColumn(), TextColumn("{task.completed:.0f} of {task.total:.0f} s budget"),
+        TextColumn("{task.fields[pairs]} pairs, CI +/-{task.fields[hw]}"), console=Console(stderr=True),
+        transient=True,
     )  # fmt: skip
     with bar:
         task = bar.add_task("latency", total=budget, pairs=0, hw="?")

@@ -17,7 +17,6 @@ from senet_profile.cli.common import (
     BatchSize,
     Budget,
     ChannelsLast,
-    Device,
     Dtype,
     Format,
     FpMath,
@@ -25,6 +24,7 @@ from senet_profile.cli.common import (
     Mode,
     Repeats,
     Threads,
+    TraceFile,
     choose_format,
     machine_file,
     progress_bar,
@@ -36,30 +36,35 @@ from senet_profile.history.locations import results_root
 from senet_profile.io import check_writable, write_atomic
 from senet_profile.setting import DEFAULT_REPEATS
 
-MS_COLUMNS = ("predicted_s_base", "predicted_s_candidate", "measured_s_base", "measured_s_candidate")
-
 
 def _shown_table(table):
-    """The per-class table as a person reads it: times in milliseconds, points with two decimals."""
-    import pandas as pd
+    """The per-class table as a person reads it: counts, bytes and times scaled to their units, pp signed."""
+    from senet_profile.report.wide import explain_header, explain_units
 
-    shown = table.copy().astype(object)
-    for column in MS_COLUMNS:
-        shown[column] = [None if pd.isna(v) else round(v * 1e3, 3) for v in table[column]]
-    shown = shown.rename(columns={c: c.replace("_s_", "_ms_") for c in MS_COLUMNS})
-    for column in ("predicted_pp", "measured_pp", "error_pp"):
-        shown[column] = [None if pd.isna(v) else f"{v:+.2f}" for v in table[column]]
+    empty = [c for c in table.columns if table[c].isna().all()]  # not measured (--no-measure)
+    shown = table.drop(columns=empty)
+    units = explain_units(shown.columns)
+    names = {c: explain_header(c) for c in shown.columns}
+    shown = shown.rename(columns=names)
+    shown.attrs = {**table.attrs, "units": {names[c]: u for c, u in units.items()}}
     return shown
 
 
-def _verdict_lines(rows: list[dict]) -> list[str]:
+def _verdict_lines(rows: list[dict], width: int | None = None) -> list[str]:
+    """One line per verdict; with ``width``, the detail wraps below the figure, indented, to fit it."""
+    import textwrap
+
     lines = []
     for row in rows:
         unit = "pp" if row["verdict"] == "prediction error" else "%"
         value = row["overhead_pct"]
         figure = f"{value:+7.2f} {unit}" if value is not None else f"{'n/a':>7} {unit}"
         interval = f" [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]" if row["ci_low"] is not None else ""
-        lines.append(f"{row['verdict']:<24} {figure}{interval}  ({row['detail']})")
+        line = f"{row['verdict']:<24} {figure}{interval}  ({row['detail']})"
+        if width is None or len(line) <= width:
+            lines.append(line)
+        else:
+            lines += textwrap.wrap(line, width=width, subsequent_indent=" " * 36, break_on_hyphens=False)
     return lines
 
 
@@ -72,7 +77,7 @@ def render_explanation(explanation, fmt: str, *, title: str) -> str:
         return json.dumps(explanation.to_records(), indent=2) + "\n"
     if fmt == "csv":
         return explanation.to_frame().to_csv(index=False)
-    lines = _verdict_lines(rows)
+    lines = _verdict_lines(rows, width=None if fmt == "markdown" else report.terminal_width())
     machine = explanation.machine
     caption = "\n".join(
         [
@@ -95,7 +100,7 @@ def explain_command(
     candidate: Annotated[str, typer.Argument(help="SE model argument, e.g. se_resnet50.")],
     input_size: InputSize = None,
     batch_size: BatchSize = 1,
-    device: Device = "cpu",
+    device: Annotated[str, typer.Option("--device", help="cpu | cuda: where the models are timed.")] = "cpu",
     dtype: Dtype = "fp32",
     threads: Threads = 1,
     budget: Budget = None,
@@ -135,13 +140,14 @@ def explain_command(
         list[Path] | None,
         typer.Option("--output", help="Write here (atomically), format from the suffix; repeatable."),
     ] = None,
+    trace: TraceFile = None,
 ) -> None:
     """Why CANDIDATE takes longer than BASE: MACs, bytes, predicted and measured time per op class."""
     from senet_profile import api
 
     outputs = output or []
     formats = [choose_format(fmt, path) for path in outputs] or [choose_format(fmt, None)]
-    for path in outputs:
+    for path in [*outputs, *([trace] if trace is not None else [])]:
         check_writable(path)
     if memory:
         if len(outputs) > 1:
@@ -183,6 +189,10 @@ def explain_command(
     destinations: list[Path | None] = [*outputs] if outputs else [None]
     for path_out, chosen in zip(destinations, formats, strict=True):
         _write(render_explanation(explanation, chosen, title=title), path_out)
+    if trace is not None:
+        from senet_profile.cli.measure import trace_forwards
+
+        trace_forwards((base, candidate), explanation.setting.shape, trace, setting=explanation.setting)
 
 
 def _write(text: str, path: Path | None) -> None:

@@ -37,6 +37,8 @@ from senet_profile.cli.common import (
     Output,
     Processes,
     Threads,
+    TraceFile,
+    Wide,
     choose_format,
     emit,
     machine_file,
@@ -88,18 +90,21 @@ def _print_list(rows: list[dict], *, fmt: str, title: str, caption: str) -> None
 
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    from rich.console import Console
     from rich.table import Table
 
-    from senet_profile.report.tables import print_table
+    from senet_profile.report.tables import Layout, print_table, terminal_width
 
-    table = Table(title=title, caption=caption, caption_justify="left")
-    for column in rows[0]:
-        prose = column == "description"  # wrapped at spaces, never cut mid-word
-        widest = max(len(column), *(len(str(row[column])) for row in rows))
-        table.add_column(column, no_wrap=not prose, min_width=min(widest, 40) if prose else widest)
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    print_table(table)
+    columns = list(rows[0])
+    layout = Layout(  # prose is wrapped at spaces, never cut mid-word; the table fits the terminal
+        headers=columns,
+        cells=[[str(row[c]) for c in columns] for row in rows],
+        right=[False] * len(columns),
+        prose=[c in ("description", "knobs (defaults)") for c in columns],
+    )
+    console = Console(width=terminal_width())
+    for part in layout.fit(width=console.width, title=title, caption=caption):
+        print_table(part, console, fitted=True) if isinstance(part, Table) else console.print(part)
 
 
 @app.command("list")
@@ -177,6 +182,7 @@ def profile_command(
     allocator: Allocator = "steady",
     processes: Processes = None,
     math: FpMath = "default",
+    wide: Wide = False,
 ) -> None:
     """Each model's parameters, MACs, activations (memory, latency), SE's share; several: one table."""
     from senet_profile import api
@@ -201,7 +207,7 @@ def profile_command(
             **_idle_timing((), **timing),
         )  # fmt: skip
         _breakdown(models, by_module=by_module, by_op=by_op, depth=depth, setting=setting,
-                   attention=classes, fmt=fmt, output=output)  # fmt: skip
+                   attention=classes, fmt=fmt, output=output, wide=wide)  # fmt: skip
         return
     warn_unused(
         **{"--depth": depth is not None, "--by-stage": by_stage and "static" not in groups},
@@ -223,7 +229,7 @@ def profile_command(
         ]
     frame = frames[0] if len(frames) == 1 else api.side_by_side(frames)
     names = ", ".join(frame.attrs["models"])
-    emit(frame, fmt=fmt, output=output, title=f"{names}, input {shape_text(frame)}")
+    emit(frame, fmt=fmt, output=output, title=f"{names}, input {shape_text(frame)}", wide=wide)
 
 
 class _Timing(TypedDict):
@@ -256,6 +262,7 @@ def _breakdown(
     attention: dict[str, str],
     fmt: str | None,
     output: Path | None,
+    wide: bool = False,
 ) -> None:
     """``profile --by-module`` / ``--by-op``: the module tree or the op table (several models: stacked)."""
     import pandas as pd
@@ -279,7 +286,7 @@ def _breakdown(
         frame.attrs["uncalled_modules"] = {}
     kind = f"modules to depth {2 if depth is None else depth}" if by_module else "aten ops"
     title = f"{', '.join(frame.attrs['models'])}: {kind}, input {shape_text(frame)}"
-    emit(frame, fmt=fmt, output=output, title=title)
+    emit(frame, fmt=fmt, output=output, title=title, wide=wide)
 
 
 def _default_groups(device: str | None, mode: str, breakdown: bool) -> tuple[str, ...]:
@@ -325,6 +332,8 @@ def compare_command(
     allocator: Allocator = "steady",
     processes: Processes = None,
     math: FpMath = "default",
+    wide: Wide = False,
+    trace: TraceFile = None,
 ) -> None:
     """What CANDIDATE costs over BASE: each metric, the delta and the overhead in percent."""
     from senet_profile import api
@@ -341,6 +350,10 @@ def compare_command(
         input_size=input_size, math=math,
     )  # fmt: skip
     _check_request(setting, groups)
+    if trace is not None:
+        if "latency" not in groups:
+            raise UserInputError("--trace records timed forwards: give it with --metrics latency (or all)")
+        check_writable(trace)
     warn_unused(**{"--by-stage": by_stage and "static" not in groups}, **_idle_timing(groups, **timing))
     machine_path = machine_file(results) if "predicted" in groups else None
     first_time = machine_path is not None and not machine_path.exists()
@@ -362,7 +375,28 @@ def compare_command(
     if "predicted" in groups and setting.mode == "infer":
         frame.attrs["notes"].append(_prediction_note(results, first_time, machine_path, metrics is None))
     names = frame.attrs["models"]
-    emit(frame, fmt=fmt, output=output, title=f"{names[0]} -> {names[1]}, input {shape_text(frame)}")
+    title = f"{names[0]} -> {names[1]}, input {shape_text(frame)}"
+    emit(frame, fmt=fmt, output=output, title=title, wide=wide)
+    if trace is not None:
+        trace_forwards((base, candidate), tuple(frame.attrs["input_shape"]), trace, setting=setting)
+
+
+def trace_forwards(models: tuple[str, str], shape: tuple[int, ...], path: Path, *, setting: Setting) -> None:
+    """``--trace``: a Chrome/Perfetto trace of a few forwards of both models, built anew on the CPU."""
+    from senet_profile import api
+
+    built = [api.resolve(model, device="cpu") for model in models]
+    with working("tracing a few forwards of each model"):
+        marked = api.write_trace(
+            [(b.name, b.module) for b in built], shape, path, device=setting.latency_device,
+            dtype=setting.torch_dtype,
+        )  # fmt: skip
+    ranges = ", ".join(f"{name}: {n}" for name, n in marked.items())
+    typer.echo(
+        f"wrote {path}: {api.TRACE_FORWARDS} forwards of each model, attention modules as ranges ({ranges}); "
+        "open it in a Chrome or Perfetto trace viewer",
+        err=True,
+    )
 
 
 @app.command("explain-memory")

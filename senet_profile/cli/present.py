@@ -13,7 +13,7 @@ from senet_profile.cli.common import (
     choose_format,
     count_bar,
 )
-from senet_profile.cli.track import ResultsDir, RunsDir, _report_problems
+from senet_profile.cli.track import MachineClass, ResultsDir, RunsDir, _report_problems
 from senet_profile.history.locations import existing_results, results_root
 from senet_profile.io import check_writable, write_atomic
 
@@ -44,7 +44,7 @@ def paper_command(
     caption = "\n".join([f"Source: {frame.attrs['citation']}", f"{frame.attrs['convention']}.", *notes])
     title = "Squeeze-and-Excitation Networks: printed vs computed"
     if chosen == "table":
-        report.print_table(report.rich_table(shown, title=title, caption=caption))
+        report.print_frame(shown, title=title, caption=caption)
     else:
         typer.echo(
             report.render(frame if chosen in ("csv", "json") else shown, chosen, caption=caption), nl=False
@@ -67,8 +67,13 @@ def plot_command(
     pair: Annotated[
         str, typer.Option("--pair", help="Timed pair of the batch-size plot.")
     ] = "resnet50 -> se_resnet50",
+    machine_class: MachineClass = None,
 ) -> None:
-    """SE overhead per stage, latency overhead against batch size, and FLOP vs latency overhead."""
+    """SE overhead per stage, latency overhead against batch size, and FLOP vs latency overhead.
+
+    The per-stage plot needs no run; the latency plots use the newest run of this machine's class, else of
+    the newest run among the classes present, and are skipped when there is none.
+    """
     from senet_profile.history import tracking
     from senet_profile.report import plots
 
@@ -77,12 +82,27 @@ def plot_command(
     for name in ("stage_overhead", "latency_vs_batch", "flops_vs_latency"):
         plots.check_destination(output_dir, name)
     plots.check_pair(pair)
-    record, problems = tracking.latest_run(runs_dir, tracking.current_class())
-    _report_problems(problems)
-    drawn = {  # every figure is drawn before any file is written: a refusal leaves nothing behind
-        "stage_overhead": plots.stage_overhead_figure(base, candidate),
-        "latency_vs_batch": plots.batch_figure(record.data, pair),
-        "flops_vs_latency": plots.flops_vs_latency_figure(record.data),
-    }
+    present = tracking.classes_in(runs_dir)
+    record = None
+    if present or machine_class is not None:
+        choice = tracking.choose_classes(present, here=tracking.current_class(), wanted=machine_class)
+        latest = []
+        for chosen in choice.classes:
+            found, problems = tracking.runs_of_class(runs_dir, chosen)
+            _report_problems(problems)
+            latest += found[-1:]
+        record = max(latest, key=lambda r: (r.data["time"], r.path.name), default=None)
+    drawn = {"stage_overhead": plots.stage_overhead_figure(base, candidate)}
+    if record is not None:  # every figure is drawn before any file is written: a refusal leaves nothing
+        drawn["latency_vs_batch"] = plots.batch_figure(record.data, pair)
+        drawn["flops_vs_latency"] = plots.flops_vs_latency_figure(record.data)
+        typer.echo(f"latency plots from the newest run of {choice.note}: {record.path.name}", err=True)
+    else:
+        typer.echo(
+            f"no run record in {runs_dir}: the latency plots are skipped (`senet-profile bench` records a "
+            "run); the per-stage plot needs none",
+            err=True,
+        )
     written = [path for stem, figure in drawn.items() for path in plots.save(figure, output_dir, stem)]
-    typer.echo(f"plotted run {record.path.name}: wrote {', '.join(str(p) for p in written)}")
+    source = f"plotted run {record.path.name}" if record is not None else "plotted static counts only"
+    typer.echo(f"{source}: wrote {', '.join(str(p) for p in written)}")

@@ -30,6 +30,23 @@ def _progress(total_s: float):
     )
 
 
+STARTUP_S = 4.0  # a fresh process importing torch and building two models
+TIMED_EXTRA_S = 4.0  # a timed case's warm-up and worker start beyond its budget
+UNTIMED_S = 4.0  # static counts or memory on the meta device
+DEFAULT_CASE_BUDGET_S = 48.0
+
+
+def _estimate_s(case) -> float:
+    """A rough wall time for one case, for --dry-run's estimate."""
+    if case.timed:
+        return STARTUP_S + TIMED_EXTRA_S + (case.budget_s or DEFAULT_CASE_BUDGET_S)
+    return STARTUP_S + UNTIMED_S
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(1, round(seconds / 60))} min"
+
+
 @app.command("sweep")
 def sweep_command(
     grid_file: Annotated[
@@ -115,8 +132,16 @@ def sweep_command(
     if dry_run:
         store = sweep.SweepStore(sweeps_dir / chosen_id)
         done, _ = store.finished(grid.cases()) if store.folder.is_dir() else ({}, [])
-        for case in grid.cases():
+        cases = grid.cases()
+        for case in cases:
             typer.echo(f"{'done' if case.id in done else 'todo'}  {case.id}  {case.describe()}")
+        todo = [case for case in cases if case.id not in done]
+        seconds = sum(_estimate_s(case) for case in todo)
+        typer.echo(
+            f"{len(cases)} cases: {len(cases) - len(todo)} done, {len(todo)} to run, about "
+            f"{_duration(seconds)} one after another (a timed case: its budget and about "
+            f"{STARTUP_S + TIMED_EXTRA_S:.0f} s; another: about {STARTUP_S + UNTIMED_S:.0f} s)"
+        )
         return
     from senet_profile.history.executors import make_executor
 

@@ -16,6 +16,7 @@ import typer
 from senet_profile.cli.app import app
 from senet_profile.cli.common import (
     PrintFormat,
+    Wide,
     choose_format,
     emit,
     working,
@@ -41,6 +42,16 @@ RunsDir = Annotated[
         "--runs-dir", help="Folder of run records (default: RESULTS/runs), one subfolder per class."
     ),
 ]
+MachineClass = Annotated[
+    str | None,
+    typer.Option(
+        "--machine-class",
+        help="Read this machine class's records (default: this machine's, else the classes present).",
+    ),
+]
+AllMachines = Annotated[
+    bool, typer.Option("--all-machines", help="Every machine class present, not only this one's.")
+]
 BaselinesDir = Annotated[
     Path | None, typer.Option("--baselines-dir", help="Folder of baselines (default: RESULTS/baselines).")
 ]
@@ -58,10 +69,17 @@ def _report_problems(problems: list[str]) -> None:
 
 
 def _print_findings(findings: list[regress.Finding], *, show_ok: bool) -> None:
+    unjudged: dict[str, list[regress.Finding]] = {}
     for finding in findings:
-        if finding.verdict != "ok" or show_ok:
+        if finding.verdict == "unjudged":  # one line per reason, not one per figure
+            unjudged.setdefault(finding.message, []).append(finding)
+        elif finding.verdict != "ok" or show_ok:
             where = f"{finding.model} {finding.metric} ({finding.setting})"
             typer.echo(f"{finding.verdict.upper():<10} {where}: {finding.message}")
+    for reason, group in unjudged.items():
+        metrics = Counter(f.metric for f in group)
+        listed = ", ".join(f"{metric} x{n}" for metric, n in metrics.items())
+        typer.echo(f"{'UNJUDGED':<10} {len(group)} figures ({listed}): {reason}")
     counts = Counter(f.verdict for f in findings)
     typer.echo("summary: " + (", ".join(f"{n} {verdict}" for verdict, n in counts.items()) or "no figures"))
 
@@ -123,12 +141,17 @@ def regress_command(
             "--skip-unreadable", help="Check the newest readable run when the newest is unreadable."
         ),
     ] = False,
+    machine_class: MachineClass = None,
 ) -> None:
-    """Check a run record against a baseline; exit 1 on a regression or a missing timing figure."""
+    """Check a run record against a baseline; exit 1 on a regression or a missing timing figure.
+
+    A class with no baseline of its own is checked against another class's baseline for the figures that
+    do not depend on the machine (counts, bytes, memory); timing figures are then reported unjudged.
+    """
     check_against_baseline(
         baseline=baseline, current=current, threshold=threshold, results=results, runs_dir=runs_dir,
         baselines_dir=baselines_dir, show_ok=show_ok, allow_missing=allow_missing,
-        skip_unreadable=skip_unreadable,
+        skip_unreadable=skip_unreadable, machine_class=machine_class,
     )  # fmt: skip
 
 
@@ -143,6 +166,7 @@ def check_against_baseline(
     show_ok: bool = False,
     allow_missing: bool = False,
     skip_unreadable: bool = False,
+    machine_class: str | None = None,
 ) -> None:
     """What ``regress`` and ``bench`` both do: check a run record against a baseline, print the findings,
     exit 1 on a regression or a missing timing figure."""
@@ -154,7 +178,7 @@ def check_against_baseline(
     thresholds = [regress.Threshold.parse(text) for text in threshold or []]
     if current is None:
         latest, problems = tracking.latest_run(
-            runs_dir, tracking.current_class(), skip_unreadable=skip_unreadable
+            runs_dir, machine_class or tracking.current_class(), skip_unreadable=skip_unreadable
         )
         _report_problems(problems)
         current_record = latest
@@ -162,11 +186,21 @@ def check_against_baseline(
         current_record = tracking.read_record_file(current, role="run record")
     baseline_path = baseline or tracking.baseline_file(baselines_dir, current_record.machine_class)
     if baseline is None and not baseline_path.exists():
+        other, problems = tracking.any_baseline(baselines_dir, current_record.machine_class)
+        _report_problems(problems)
+        if other is None:
+            typer.echo(
+                f"no baseline of any machine class in {baselines_dir}: no figure judged; create one with "
+                "`senet-profile baseline update`"
+            )
+            _print_findings(regress.no_baseline_findings(current_record.data), show_ok=False)
+            return
         typer.echo(
-            f"no baseline for machine class {current_record.machine_class} ({baseline_path}): nothing to "
-            "compare; create one with `senet-profile baseline update`"
+            f"no baseline for machine class {current_record.machine_class} ({baseline_path}); its "
+            f"deterministic figures are checked against {other.machine_class}'s; `senet-profile baseline "
+            "update` makes this run the class's own"
         )
-        return
+        baseline_path = other.path
     base_record = tracking.read_record_file(baseline_path, role="baseline")
     typer.echo(f"checking {current_record.path} against {baseline_path}")
     typer.echo(regress.class_note(base_record.data, current_record.data))
@@ -227,9 +261,8 @@ def history_command(
     ] = None,
     results: ResultsDir = None,
     runs_dir: RunsDir = None,
-    all_machines: Annotated[
-        bool, typer.Option("--all-machines", help="Every machine class, not only this one's.")
-    ] = False,
+    all_machines: AllMachines = False,
+    machine_class: MachineClass = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -245,6 +278,7 @@ def history_command(
         ),
     ] = None,
     fmt: PrintFormat = None,
+    wide: Wide = False,
 ) -> None:
     """The SE latency overhead of a pair across recorded runs (bench and sweeps), its shifts, and a plot."""
     from senet_profile.history import changepoints, tracking
@@ -259,25 +293,40 @@ def history_command(
     choose_format(fmt, None)
     stem = "history-" + re.sub(r"[^A-Za-z0-9_.]+", "_", pair).strip("_") if pair else "history"
     plots.check_destination(plot, stem)
-    classes = [tracking.current_class()]
-    if all_machines:
-        found_dirs = [*runs_dir.glob("*"), *(sweeps_dir.glob("*/*") if sweeps_dir else [])]
-        classes = sorted({p.name for p in found_dirs if p.is_dir()})
+    sweep_folders = sorted(p for p in sweeps_dir.glob("*") if p.is_dir()) if sweeps_dir else []
+    present = tracking.classes_in(runs_dir, *sweep_folders)
+    choice = tracking.choose_classes(
+        present, here=tracking.current_class(), wanted=machine_class, all_machines=all_machines
+    )
+    if choice.classes:
+        typer.echo(f"history of {choice.note}", err=True)
     records = []
-    for machine_class in classes:
-        sources = [tracking.runs_of_class(runs_dir, machine_class)]
+    for chosen in choice.classes:
+        sources = [tracking.runs_of_class(runs_dir, chosen)]
         if sweeps_dir is not None:
-            sources.append(sweep_runs_of_class(sweeps_dir, machine_class))
+            sources.append(sweep_runs_of_class(sweeps_dir, chosen))
         for found, problems in sources:
             _report_problems(problems)
             records += found
     history = tracking.overhead_history(records, pair)
     if history.empty:
-        raise UserInputError(f"no recorded latency overhead{f' for {pair!r}' if pair else ''} in {runs_dir}")
+        where = ", ".join(choice.classes) or "no machine class"
+        raise UserInputError(
+            f"no recorded latency overhead{f' for {pair!r}' if pair else ''} in {runs_dir} ({where}); "
+            "`senet-profile bench` records one"
+        )
     shifts = changepoints.mark_shifts(history)
     title = f"SE latency overhead across runs{f' ({pair})' if pair else ''}"
     paths = plots.save(plots.history_figure(history, title, shifts), plot, stem)
-    emit(history, fmt=fmt, output=None, title=title)
+    if choose_format(fmt, None) in ("csv", "json"):
+        emit(history, fmt=fmt, output=None, title=title)
+    else:  # one narrow table per pair and setting, each run a row
+        from senet_profile.api import MIN_CI_SAMPLES
+        from senet_profile.report.wide import history_series
+
+        typer.echo(f"{title}, one table per pair and setting (95 % CI: n/a below {MIN_CI_SAMPLES} samples)")
+        for series, runs in history_series(history):
+            emit(runs, fmt=fmt, output=None, title=series, wide=wide)
     _print_shifts(shifts, series=history.groupby(changepoints.SERIES_KEYS).ngroups)
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
 
@@ -298,18 +347,32 @@ def baseline_show_command(
     results: ResultsDir = None,
     baselines_dir: BaselinesDir = None,
     fmt: PrintFormat = None,
+    machine_class: MachineClass = None,
+    all_machines: AllMachines = False,
 ) -> None:
-    """Show this machine class's baseline: its run, commit and figures."""
+    """Show a machine class's baseline (this machine's, else those present): its run, commit and figures."""
+    import pandas as pd
+
     from senet_profile.history import tracking
 
     folder = baselines_dir or existing_results(results).baselines
-    machine_class = tracking.current_class()
-    path = tracking.baseline_file(folder, machine_class)
-    if not path.exists():
+    present = tracking.baseline_classes(folder)
+    if not present:
         raise UserInputError(
-            f"no baseline for machine class {machine_class} ({path}); create one with "
-            "`senet-profile baseline update`"
+            f"no baseline of any machine class in {folder}; create one with `senet-profile baseline update`"
         )
-    record = tracking.read_record_file(path, role="baseline")
-    frame = tracking.figures_frame(record.data)
-    emit(frame, fmt=fmt, output=None, title=f"Baseline of {machine_class}: {path}")
+    choice = tracking.choose_classes(
+        present, here=tracking.current_class(), wanted=machine_class, all_machines=all_machines,
+        what="baseline",
+    )  # fmt: skip
+    typer.echo(f"baseline of {choice.note}", err=True)
+    records = [
+        tracking.read_record_file(tracking.baseline_file(folder, c), role="baseline") for c in choice.classes
+    ]
+    frame = pd.concat([tracking.figures_frame(r.data) for r in records], ignore_index=True)
+    if choose_format(fmt, None) in ("table", "markdown"):  # what a person reads: the figure and its CI
+        several = ["machine_class"] if len(records) > 1 else []
+        shown = ["model", "metric", "setting", "unit", "value", "ci_low", "ci_high", "samples", *several]
+        frame = frame[[c for c in shown if c in frame.columns]]
+    title = f"Baseline of {', '.join(choice.classes)}: " + ", ".join(str(r.path) for r in records)
+    emit(frame, fmt=fmt, output=None, title=title)

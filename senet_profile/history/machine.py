@@ -13,6 +13,9 @@ from pathlib import Path
 import torch
 
 _VERSIONED = ("torch", "torchvision", "senet-profile", "fvcore", "ptflops")
+# Names the machine class instead of the CPU's: to read or check results as another class would
+# (tests fake a new machine with it; a CI fleet can pool unlike runners under one name on purpose).
+MACHINE_CLASS_ENV = "SENET_PROFILE_MACHINE_CLASS"
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,19 @@ def machine_class(cpu: str, cores: int, gpu: str | None) -> str:
     return re.sub(r"[^a-z0-9]+", "-", " ".join(parts).lower()).strip("-")
 
 
+def class_override() -> str | None:
+    """The machine class named by ``$SENET_PROFILE_MACHINE_CLASS`` (as a slug), or None when unset."""
+    given = os.environ.get(MACHINE_CLASS_ENV, "").strip()
+    return re.sub(r"[^a-z0-9]+", "-", given.lower()).strip("-") or None
+
+
 def describe_machine() -> MachineInfo:
-    """The machine this process runs on."""
+    """The machine this process runs on (its class from ``$SENET_PROFILE_MACHINE_CLASS`` when set)."""
     cores = os.cpu_count() or 1
     cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return MachineInfo(
-        machine_class=machine_class(cpu, cores, gpu),
+        machine_class=class_override() or machine_class(cpu, cores, gpu),
         cpu=cpu,
         cores=cores,
         gpu=gpu,

@@ -6,8 +6,10 @@
   interval lies above the baseline's by more than the tolerance: ``current.ci_low - baseline.ci_high >
   tolerance`` (``latency_overhead:2pp``). An unchanged tree on a noisy machine passes; a real slowdown of SE
   beyond the tolerance fails.
-- Timing figures are compared only between records of the same machine class; across classes the check says
-  so and compares the deterministic figures alone.
+- Timing figures are compared only between records of the same machine class; across classes each is
+  reported ``unjudged`` (with why) and the deterministic figures alone are judged. A machine class with no
+  baseline of its own is checked against another class's baseline for its deterministic figures: they do
+  not depend on the machine, so a new CI runner still catches a changed count.
 - Figures marked ``informational`` (e.g. how long the paper report took) are shown, never judged.
 
 Thresholds are small objects parsed from strings ``METRIC:AMOUNT[pp|%]`` (``METRIC`` may be a glob).
@@ -62,7 +64,7 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Finding:
-    """The verdict on one figure: ok, regression, improved, new, missing, allowed (missing) or info."""
+    """The verdict on one figure: ok, regression, improved, new, missing, allowed, info or unjudged."""
 
     verdict: str
     model: str
@@ -155,10 +157,16 @@ def compare_records(
         either = old or new
         assert either is not None  # the key came from one of the two records
         timing = not either["deterministic"]
-        if timing and not same_class:
-            continue
         if either.get("informational"):
             findings.append(Finding("info", model, metric, setting, _informational(old, new)))
+            continue
+        if timing and not same_class:
+            reason = (
+                f"a timing figure, judged only against a baseline of its own machine class "
+                f"({current['machine']['machine_class']}); the baseline is "
+                f"{baseline['machine']['machine_class']}'s"
+            )
+            findings.append(Finding("unjudged", model, metric, setting, reason))
             continue
         if old is None:
             verdict, message = "new", "not in the baseline"
@@ -187,6 +195,15 @@ def class_note(baseline: dict, current: dict) -> str:
     if base_class == current_class:
         return f"machine class {current_class}: deterministic and timing figures compared"
     return (
-        f"machine class {current_class} differs from the baseline's ({base_class}): timing figures are "
-        "compared only within one class, so only deterministic figures were compared"
+        f"machine class {current_class} differs from the baseline's ({base_class}): deterministic figures "
+        "(params, MACs, activations, bytes moved, memory peaks) judged, as they do not depend on the "
+        "machine; timing figures are compared only within one class, so they are not judged"
     )
+
+
+def no_baseline_findings(current: dict) -> list[Finding]:
+    """With no baseline of any class, every figure of ``current`` is unjudged (never a pass)."""
+    return [
+        Finding("unjudged", f["model"], f["metric"], f["setting"], "no baseline of any machine class")
+        for f in current["figures"]
+    ]

@@ -10,10 +10,12 @@ Layout under ``results/``:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from senet_profile.analysis.intervals import MIN_CI_SAMPLES
 from senet_profile.errors import UserInputError
 from senet_profile.history.bench import cases, deterministic_figures, figures_from_benchmark_json
 from senet_profile.history.machine import describe_machine
@@ -63,6 +65,60 @@ def current_class() -> str:
     return describe_machine().machine_class
 
 
+def classes_in(*folders: Path | None) -> list[str]:
+    """The machine classes with a folder of records under any of ``folders`` (runs/, or sweeps/*/)."""
+    found = set()
+    for folder in folders:
+        if folder is not None and folder.is_dir():
+            found |= {p.name for p in folder.iterdir() if p.is_dir() and record_files(p)}
+    return sorted(found)
+
+
+def baseline_classes(baselines_dir: Path) -> list[str]:
+    """The machine classes that have a baseline file in ``baselines_dir``."""
+    if not baselines_dir.is_dir():
+        return []
+    return sorted(p.stem for p in baselines_dir.glob("*.json") if not p.name.startswith("."))
+
+
+@dataclass(frozen=True)
+class ClassChoice:
+    """Which machine classes a reading command shows, and the one line that says so."""
+
+    classes: list[str]
+    note: str
+
+
+def choose_classes(
+    present: list[str],
+    *,
+    here: str,
+    wanted: str | None = None,
+    all_machines: bool = False,
+    what: str = "runs",
+) -> ClassChoice:
+    """The classes to read: ``wanted``, all with ``all_machines``, else this machine's, else all present.
+
+    A machine with no records of its own reads the classes that have some (a fresh clone on a new CPU shows
+    the shipped results) and says so; naming a class with none is refused, listing those there are.
+    """
+    listed = ", ".join(present) or "none"
+    if wanted is not None:
+        if wanted not in present:
+            raise UserInputError(f"no {what} of machine class {wanted!r}; classes with {what}: {listed}")
+        return ClassChoice(
+            [wanted], f"machine class {wanted}" + (" (this machine)" if wanted == here else "")
+        )
+    if all_machines:
+        return ClassChoice(present, f"machine classes {listed} (--all-machines; this machine is {here})")
+    if here in present:
+        return ClassChoice([here], f"machine class {here} (this machine)")
+    return ClassChoice(
+        present,
+        f"machine class {listed}: this machine ({here}) has no {what} of its own (--machine-class picks one)",
+    )
+
+
 def runs_of_class(runs_dir: Path, machine_class: str) -> tuple[list[RunRecord], list[str]]:
     """Valid records of one machine class, oldest first, and a line per unreadable file skipped."""
     return load_records(runs_dir / machine_class, kind=RECORD_KIND)
@@ -85,13 +141,46 @@ def latest_run(
             "(--skip-unreadable checks the newest readable one)"
         )
     if not records:
-        raise UserInputError(f"no readable run record for machine class {machine_class} in {runs_dir}")
+        raise UserInputError(no_runs_message(runs_dir, machine_class))
     return records[-1], problems
+
+
+def no_runs_message(runs_dir: Path, machine_class: str) -> str:
+    """Why there is no run to read for ``machine_class``: what exists instead and how to record one."""
+    others = {c: len(record_files(runs_dir / c)) for c in classes_in(runs_dir) if c != machine_class}
+    exists = (
+        "runs exist for " + ", ".join(f"{c} ({n} records)" for c, n in others.items())
+        + f" (--machine-class {next(iter(others))} reads one)"
+        if others
+        else "no class has any"
+    )  # fmt: skip
+    return (
+        f"no readable run record for machine class {machine_class} in {runs_dir}: {exists}; record one "
+        "with `senet-profile bench` (or `senet-profile record --benchmark-json F` after "
+        "`pytest bench --benchmark-json F`)"
+    )
 
 
 def baseline_file(baselines_dir: Path, machine_class: str) -> Path:
     """Where the baseline of a machine class lives."""
     return baselines_dir / f"{machine_class}.json"
+
+
+def any_baseline(baselines_dir: Path, machine_class: str) -> tuple[RunRecord | None, list[str]]:
+    """The newest readable baseline of another class (for the figures that need no machine), or None.
+
+    Returns it with one problem line per baseline file that could not be read.
+    """
+    found, problems = [], []
+    for other in baseline_classes(baselines_dir):
+        if other == machine_class:
+            continue
+        try:
+            found.append(read_record(baseline_file(baselines_dir, other)))
+        except ValueError as error:
+            problems.append(str(error))
+    found.sort(key=lambda r: (r.data["time"], r.path.name))
+    return (found[-1] if found else None), problems
 
 
 def read_record_file(path: Path, *, role: str) -> RunRecord:
@@ -131,8 +220,16 @@ def promote(record: RunRecord, baselines_dir: Path) -> Path:
     return target
 
 
+def _enough(figure: dict) -> bool:
+    samples = figure.get("samples")
+    return samples is None or samples >= MIN_CI_SAMPLES
+
+
 def overhead_history(records: list[RunRecord], pair: str | None) -> pd.DataFrame:
-    """The latency overhead of each timed pair (or one), run by run: time, commit, overhead and its CI."""
+    """The latency overhead of each timed pair (or one), run by run: time, commit, overhead and its CI.
+
+    A run of fewer than MIN_CI_SAMPLES samples has no interval (``ci_low``/``ci_high`` empty).
+    """
     rows = []
     for record in records:
         for figure in record.data["figures"]:
@@ -146,8 +243,9 @@ def overhead_history(records: list[RunRecord], pair: str | None) -> pd.DataFrame
                     "pair": figure["model"],
                     "setting": figure["setting"],
                     "overhead_pct": figure["value"],
-                    "ci_low": figure["ci_low"],
-                    "ci_high": figure["ci_high"],
+                    # No interval below MIN_CI_SAMPLES samples, as the plots and `regress` hold it.
+                    "ci_low": figure["ci_low"] if _enough(figure) else None,
+                    "ci_high": figure["ci_high"] if _enough(figure) else None,
                     "samples": figure.get("samples"),
                     "noisy": figure.get("noisy"),
                 }

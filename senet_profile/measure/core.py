@@ -16,7 +16,7 @@ import pandas as pd
 from torch import nn
 
 from senet_profile.analysis import roofline
-from senet_profile.analysis.breakdown import MODULE_UNITS, OP_UNITS, module_rows, op_rows
+from senet_profile.analysis.breakdown import MODULE_UNITS, OP_UNITS, module_outputs, module_rows, op_rows
 from senet_profile.analysis.crosscheck import ToolCount, crosscheck
 from senet_profile.analysis.latency import PairedLatency, measure_paired, measure_single
 from senet_profile.analysis.memory import measure_memory
@@ -474,7 +474,7 @@ def profile(
     if "latency" in request.metrics:
         timing = request.setting.for_latency()
         stats = measure_single(measured.module, timing)
-        records += stats.to_records()
+        records += stats.to_records(batch_size=timing.batch_size)
         reason = stats.interval().reason
         measured.notes += interval_notes("latency", reason)
         measured.notes.append(_processes_note(max(1, len(stats.process_sizes)), timing.worker_processes))
@@ -602,7 +602,7 @@ def compare(
         paired = measure_paired(
             sides[0].module, sides[1].module, request.setting.for_latency(), progress=progress
         )
-        records += paired.to_records()
+        records += paired.to_records(batch_size=paired.options.batch_size)
         sides[0].notes += latency_notes(paired)
     frame = _frame_for(records, COMPARE_COLUMNS, sides, request)
     if paired is not None and paired.precision:  # the math as the timing read it from torch
@@ -635,7 +635,14 @@ def side_by_side(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
         wide = wide.merge(
             frame[[*key, "value"]].rename(columns={"value": name}), on=key, how="outer", sort=False
         )
+    # Rows in the order the models gave them (an outer merge sorts its keys), numbers in the row's unit.
+    order = {
+        k: i for i, k in enumerate(dict.fromkeys(r for f in frames for r in f[key].itertuples(index=False)))
+    }
+    wide = wide.iloc[sorted(range(len(wide)), key=lambda i: order[tuple(wide[key].iloc[i])])]
+    wide = wide.reset_index(drop=True)
     wide.attrs = dict(frames[0].attrs)
+    wide.attrs["value_columns"] = [f.attrs["models"][0] for f in frames]
     for field_name in ("models", "notes"):
         wide.attrs[field_name] = [item for frame in frames for item in frame.attrs[field_name]]
     for field_name in ("unknown_ops", "uncalled_modules"):
@@ -643,10 +650,7 @@ def side_by_side(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return wide
 
 
-def _analyzed(
-    model: Model, *, name: str | None, setting: Setting, attention: Mapping[str, str] | None
-) -> StaticProfile:
-    built = resolve(model, name=name)
+def _analyzed(built: Built, *, setting: Setting, attention: Mapping[str, str] | None) -> StaticProfile:
     size, _ = _input_size(setting.input_size, [built])
     shape = setting.resolved(input_size=size).shape
     pairs = dict(_attention_pairs(attention))
@@ -688,8 +692,10 @@ def by_module(
     if not is_int(depth) or depth < 0:
         raise UserInputError(f"depth must be an integer 0 or more, got {depth!r}")
     chosen = setting_of(setting, batch_size=batch_size, input_size=input_size)
-    result = _analyzed(model, name=name, setting=chosen, attention=attention)
-    return _wide_frame(module_rows(result, depth=depth), MODULE_UNITS, result)
+    built = resolve(model, name=name)  # on meta: the tree's output shapes come from one more forward there
+    result = _analyzed(built, setting=chosen, attention=attention)
+    outputs = module_outputs(built.module, result.input_shape)
+    return _wide_frame(module_rows(result, depth=depth, outputs=outputs), MODULE_UNITS, result)
 
 
 def by_op(
@@ -703,5 +709,5 @@ def by_op(
 ) -> pd.DataFrame:
     """One row per aten op the model ran: calls, MACs, output elements and bytes moved."""
     chosen = setting_of(setting, batch_size=batch_size, input_size=input_size)
-    result = _analyzed(model, name=name, setting=chosen, attention=attention)
+    result = _analyzed(resolve(model, name=name), setting=chosen, attention=attention)
     return _wide_frame(op_rows(result), OP_UNITS, result)

@@ -127,9 +127,13 @@ def _points(
     samples: pd.Series,
     *,
     label: str,
+    hollow_labelled: bool = True,
     **style: object,
 ) -> None:
-    """Points with their CI as error bars; those without an interval hollow, without bars, labelled."""
+    """Points with their CI as error bars; those without an interval hollow, without bars, labelled.
+
+    With ``hollow_labelled`` False the hollow points share the series' legend entry (one entry a series).
+    """
     drawn = [has_interval(lo, hi, n) for lo, hi, n in zip(low, high, samples, strict=True)]
     mask = pd.Series(drawn, index=y.index)
     if mask.any():
@@ -137,7 +141,8 @@ def _points(
         axis.errorbar(x[mask], y[mask], yerr=errors, capsize=4, label=label, **style)
     if (~mask).any():
         counts = ", ".join(dict.fromkeys(_no_interval_label(n) for n in samples[~mask]))
-        axis.plot(x[~mask], y[~mask], ls="none", mfc="none", label=f"{label} ({counts})", **style)
+        hollow = f"{label} ({counts})" if hollow_labelled else (None if mask.any() else label)
+        axis.plot(x[~mask], y[~mask], ls="none", mfc="none", label=hollow or "_nolegend_", **style)
 
 
 def _latency_figures(record: dict) -> pd.DataFrame:
@@ -239,7 +244,7 @@ def history_figure(history: pd.DataFrame, title: str, shifts: pd.DataFrame | Non
     for index, ((pair, setting), points) in enumerate(series):
         _points(
             axis, points["time"].map(order), points["overhead_pct"], points["ci_low"], points["ci_high"],
-            points["samples"], label=f"{pair} ({setting})",
+            points["samples"], label=f"{pair} ({setting})", hollow_labelled=False,
             marker=HISTORY_MARKERS[index % len(HISTORY_MARKERS)], color=colours[index % len(colours)],
         )  # fmt: skip
         _draw_shifts(axis, shifts, pair, setting, order, colours[index % len(colours)])
@@ -252,10 +257,31 @@ def history_figure(history: pd.DataFrame, title: str, shifts: pd.DataFrame | Non
     axis.set_ylabel("SE latency overhead (%), 95 % CI")
     axis.set_title(title)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _capped_legend(axis, [f"{pair} ({setting})" for pair, setting in series.groups])
     machines = ", ".join(sorted(history["machine_class"].unique()))
     _captioned(figure, f"machine class {machines}; {len(order)} runs, {labels[0]} to {labels[-1]}")
     return figure
+
+
+MAX_LEGEND_SERIES = 12
+
+
+def _capped_legend(axis: Axes, order: list[str]) -> None:
+    """At most MAX_LEGEND_SERIES series in the legend (in ``order``), then one line for the rest, and one
+    for what hollow points mean."""
+    from matplotlib.lines import Line2D
+
+    found = dict(zip(*reversed(axis.get_legend_handles_labels()), strict=True))
+    labels = [label for label in order if label in found]
+    handles = [found[label] for label in labels]
+    if len(handles) > MAX_LEGEND_SERIES:
+        rest = len(handles) - MAX_LEGEND_SERIES + 1
+        handles, labels = handles[: MAX_LEGEND_SERIES - 1], labels[: MAX_LEGEND_SERIES - 1]
+        handles.append(Line2D([], [], ls="none"))
+        labels.append(f"... {rest} more series (`senet-profile history PAIR` shows one pair)")
+    handles.append(Line2D([], [], ls="none", marker="o", mfc="none", color="grey"))
+    labels.append(f"hollow: fewer than {MIN_CI_SAMPLES} pairs, no CI")
+    axis.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def short_commit(commit: str) -> str:

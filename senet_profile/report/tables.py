@@ -10,12 +10,15 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from senet_profile.report.formats import FORMATS, format_for_path  # noqa: F401  (re-exported)
 
@@ -48,7 +51,7 @@ _BINARY = ((1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB"))
 _TIME = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
 VALUE_COLUMNS = ("value", "base", "candidate", "delta")
 # Units whose values are real numbers, not counts: CSV and JSON keep their floats as they are.
-REAL_UNITS = frozenset({"s", "%", "pp", "x", "ratio"})
+REAL_UNITS = frozenset({"s", "%", "pp", "x", "ratio", "img/s"})
 
 
 def _short(number: float) -> str:
@@ -70,15 +73,23 @@ def scaled(value: object, unit: str) -> str:
         return f"{_short(value / scale)} {prefix}" if value else "0 s"
     if unit == "%":
         return f"{value:+.2f} %"
+    if unit == "pp":
+        return f"{value:+.2f} pp"
     if unit in REAL_UNITS:
         return format_cell("", value)
     scale, prefix = next(((f, p) for f, p in _SI if magnitude >= f), (1, ""))
     return f"{_short(value / scale)} {prefix}" if prefix else format_cell("", value)
 
 
+_SELF_EVIDENT = {"s", "bytes", "%", "pp"}  # their cells carry the unit: 87.11 ms, 408 MiB, +4.71 %
+
+
 def _header(column: str, unit: str | None) -> str:
-    """A wide column's header with its unit, unless the name already says it (macs, params, bytes_moved)."""
-    return column if unit is None or unit.lower() in column.lower() else f"{column} ({unit})"
+    """A wide column's header with its unit, unless the name or the cells already say it."""
+    if unit is None or unit in _SELF_EVIDENT:
+        return column
+    words = str(column).lower().replace("_", " ").replace("(", " ").replace(")", " ").split()
+    return column if unit.lower() in words else f"{column} ({unit})"
 
 
 def display_cells(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -105,25 +116,187 @@ def display_cells(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return headers, cells
 
 
-def rich_table(frame: pd.DataFrame, *, title: str = "", caption: str = "") -> Table:
-    """A rich Table with one row per record, numbers scaled to their units."""
-    # As wide as the title at least: a title is never broken mid-word.
-    table = Table(title=title or None, caption=caption or None, caption_justify="left", min_width=len(title))
-    headers, cells = display_cells(frame)
+_NUMBER_TEXT = re.compile(r"^[~+\-]?\d[\d,]*(\.\d+)?( ?(%|pp|[kMG]|[KMG]iB|B|s|ms|µs|ns|x))?$")
+
+
+def _numeric(frame: pd.DataFrame, column: object) -> bool:
+    """Whether a column holds numbers, or numbers already written as text (``3.8580``, ``~2.5``,
+    ``+9.90 %``), missing values and blanks aside: such a column is right-aligned."""
+    values = [v for v in frame[column] if not _missing(v) and v != ""]
+
+    def number(value: object) -> bool:
+        if isinstance(value, str):
+            return bool(_NUMBER_TEXT.match(value.strip()))
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    return bool(values) and all(number(v) for v in values)
+
+
+def right_aligned(frame: pd.DataFrame) -> set:
+    """The columns printed right-aligned: numbers, scaled values and percentages."""
     right = {*_RIGHT_ALIGNED, *frame.attrs.get("units", {}), *frame.attrs.get("value_columns", ())}
-    right |= {c for c in frame.columns if str(c).endswith("_pct")}
-    for index, (column, header) in enumerate(zip(frame.columns, headers, strict=True)):
-        widest = max([len(header), *(len(row[index]) for row in cells)])
-        prose = column in _PROSE
-        table.add_column(
-            header,
-            justify="right" if column in right else "left",
-            no_wrap=not prose,
-            min_width=None if prose else widest,
-        )
-    for row in cells:
-        table.add_row(*row)
-    return table
+    right |= {c for c in frame.columns if str(c).endswith("_pct") or str(c) == "95% CI"}
+    return right | {c for c in frame.columns if _numeric(frame, c)}
+
+
+def rich_table(frame: pd.DataFrame, *, title: str = "", caption: str = "") -> Table:
+    """A rich Table with one row per record, numbers scaled to their units (all columns, however wide)."""
+    return frame_layout(frame).table(title=title, caption=caption)
+
+
+def frame_layout(frame: pd.DataFrame) -> Layout:
+    """The frame's display cells, alignment and prose columns, ready to be fitted."""
+    headers, cells = display_cells(frame)
+    right = right_aligned(frame)
+    return Layout(
+        headers=headers,
+        cells=cells,
+        right=[c in right for c in frame.columns],
+        prose=[c in _PROSE for c in frame.columns],
+    )
+
+
+def frame_tables(
+    frame: pd.DataFrame, *, title: str = "", caption: str = "", width: int | None = None, wide: bool = False
+) -> list[Table | Text]:
+    """The frame as tables that fit ``width`` columns (the terminal's by default): see ``Layout.fit``.
+
+    A folded table's caption comes last, as text.
+    """
+    layout = frame_layout(frame)
+    if wide:
+        return [layout.table(title=title, caption=caption)]
+    return layout.fit(width=width or terminal_width(), title=title, caption=caption)
+
+
+def terminal_width() -> int:
+    """The terminal's width in columns ($COLUMNS first, as rich reads it; 100 when there is no terminal)."""
+    import os
+
+    given = os.environ.get("COLUMNS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    console = Console()
+    return console.width if console.is_terminal else 100
+
+
+PROSE_MIN_WIDTH = 24  # a prose column wraps at spaces, down to this width
+WRAPPED_MIN_WIDTH = 10  # a column of names, when the table must wrap them to fit
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Headers and text cells of a table, with each column's alignment, and how to make it fit a width.
+
+    ``fit`` tries, in order: the table as it is; headers stacked over several lines (words, and the parts
+    of snake_case names, one under another), so a column is only as wide as its numbers; then a fold: the
+    first column (the row's name) is repeated and the other columns are split over several tables, each
+    as wide as fits, keeping a metric's columns together (``params base``, ``params candidate``, ...).
+    The first table carries the title, the last the caption. ``--wide`` prints one table of every column.
+    """
+
+    headers: list[str]
+    cells: list[list[str]]
+    right: list[bool]
+    prose: list[bool]
+    prose_min: int = PROSE_MIN_WIDTH
+
+    def _width(self, index: int, header: str) -> int:
+        lines = [*header.splitlines(), *(row[index] for row in self.cells)]
+        natural = max((len(line) for line in lines), default=0)
+        if self.prose[index]:
+            return min(natural, max(self.prose_min, max((len(h) for h in header.split()), default=0)))
+        return natural
+
+    def _total(self, columns: list[int], headers: list[str]) -> int:
+        return sum(self._width(i, headers[i]) for i in columns) + 3 * len(columns) + 1
+
+    def _stacked(self) -> list[str]:
+        """Each header broken over lines no wider than its column's widest cell (or its longest word)."""
+        stacked = []
+        for index, header in enumerate(self.headers):
+            words = header.replace("_", " ").split()
+            cell = max((len(row[index]) for row in self.cells), default=0)
+            limit = max(cell, *(len(w) for w in words)) if words else cell
+            lines: list[str] = []
+            for word in words:
+                if lines and len(lines[-1]) + 1 + len(word) <= limit:
+                    lines[-1] += f" {word}"
+                else:
+                    lines.append(word)
+            stacked.append("\n".join(lines) if len(lines) > 1 else header)
+        return stacked
+
+    def table(
+        self, *, title: str = "", caption: str = "", columns: list[int] | None = None,
+        headers: list[str] | None = None, width: int | None = None,
+    ) -> Table:  # fmt: skip
+        """One rich Table of ``columns`` (all by default), with ``headers`` (the given ones by default)."""
+        columns = list(range(len(self.headers))) if columns is None else columns
+        headers = headers or self.headers
+        least = len(title) if width is None else min(len(title), width)  # a title is never broken mid-word
+        table = Table(title=title or None, caption=caption or None, caption_justify="left", min_width=least)
+        for index in columns:
+            prose = self.prose[index]
+            table.add_column(
+                headers[index],
+                justify="right" if self.right[index] else "left",
+                no_wrap=not prose,
+                overflow="fold" if prose else "ellipsis",  # a long word folds, never cut short
+                min_width=None if prose else self._width(index, headers[index]),
+            )
+        for row in self.cells:
+            table.add_row(*(row[i] for i in columns))
+        table.least_width = self._total(columns, headers)  # what it needs, text wrapped: see print_table
+        return table
+
+    def fit(self, *, width: int, title: str = "", caption: str = "") -> list[Table | Text]:
+        """Tables holding every column, each within ``width`` columns where a column can fit at all."""
+        everything = list(range(len(self.headers)))
+        for headers in (self.headers, self._stacked()):
+            if self._total(everything, headers) <= width:
+                return [self.table(title=title, caption=caption, headers=headers, width=width)]
+        headers = self._stacked()
+        # Names and settings may wrap (numbers never do): a long table of text stays one table.
+        wrapped = replace(self, prose=[p or not r for p, r in zip(self.prose, self.right, strict=True)])
+        wrapped = replace(wrapped, prose_min=WRAPPED_MIN_WIDTH)
+        if sum(not r for r in self.right) > 1 and wrapped._total(everything, headers) <= width:
+            return [wrapped.table(title=title, caption=caption, headers=headers, width=width)]
+        key, rest = everything[:1], everything[1:]
+        groups: list[list[int]] = []  # a metric's columns stay together: params base, params candidate ...
+        for index in rest:
+            stem = _stem(self.headers[index])
+            if groups and _stem(self.headers[groups[-1][-1]]) == stem:
+                groups[-1].append(index)
+            else:
+                groups.append([index])
+        chunks: list[list[int]] = []
+        for group in groups:
+            if chunks and self._total([*key, *chunks[-1], *group], headers) <= width:
+                chunks[-1] += group
+                continue
+            chunks.append([])
+            for index in group:  # a group too wide for one table is split column by column
+                if chunks[-1] and self._total([*key, *chunks[-1], index], headers) > width:
+                    chunks.append([])
+                chunks[-1].append(index)
+        tables = []
+        for number, chunk in enumerate(chunks):
+            part = f" ({number + 1}/{len(chunks)})"
+            tables.append(
+                self.table(
+                    title=(title + part) if title else part.strip(" ()"),
+                    columns=[*key, *chunk],
+                    headers=headers,
+                    width=width,
+                )
+            )
+        return [*tables, Text(caption)] if caption else tables  # the caption as wide as the terminal
+
+
+def _stem(header: str) -> str:
+    """The metric a wide column belongs to: its header's first word (``params`` of ``params base``)."""
+    return header.replace("_", " ").split(" ", 1)[0]
 
 
 def raw_records(frame: pd.DataFrame) -> list[dict]:
@@ -176,19 +349,45 @@ def to_markdown(frame: pd.DataFrame, *, title: str = "", caption: str = "") -> s
     return "".join(parts) + "\n"
 
 
-def print_table(table: Table, console: Console | None = None) -> None:
-    """Print a rich table, widening the console rather than cutting numbers short."""
+def print_table(table: Table, console: Console | None = None, *, fitted: bool = False) -> None:
+    """Print a rich table, widening the console rather than cutting numbers short.
+
+    A ``fitted`` table (``Layout.fit``) may fold long words of its text columns; only its columns that
+    never wrap (numbers) hold the console's width to their own.
+    """
     console = console or Console()
-    needed = Measurement.get(console, console.options.update(max_width=10_000), table).minimum
+    if fitted and hasattr(table, "least_width"):
+        needed = table.least_width
+    else:
+        needed = Measurement.get(console, console.options.update(max_width=10_000), table).minimum
     if needed > console.width:
         console.width = needed
     console.print(table)
 
 
-def table_text(frame: pd.DataFrame, *, title: str = "", caption: str = "") -> str:
-    """The rich table rendered to plain text (for files and tests)."""
-    console = Console(file=io.StringIO(), width=100, color_system=None, record=True)
-    print_table(rich_table(frame, title=title, caption=caption), console)
+def print_frame(
+    frame: pd.DataFrame,
+    *,
+    title: str = "",
+    caption: str = "",
+    wide: bool = False,
+    console: Console | None = None,
+) -> None:
+    """Print the frame as tables that fit the terminal (one table of every column with ``wide``)."""
+    console = console or Console(width=terminal_width())
+    for part in frame_tables(frame, title=title, caption=caption, width=console.width, wide=wide):
+        if isinstance(part, Table):
+            print_table(part, console, fitted=not wide)
+        else:
+            console.print(part)
+
+
+def table_text(
+    frame: pd.DataFrame, *, title: str = "", caption: str = "", width: int | None = None, wide: bool = False
+) -> str:
+    """The table(s) rendered to plain text, fitted to ``width`` (default: the terminal's, else 100)."""
+    console = Console(file=io.StringIO(), width=width or terminal_width(), color_system=None, record=True)
+    print_frame(frame, title=title, caption=caption, wide=wide, console=console)
     return console.export_text()
 
 

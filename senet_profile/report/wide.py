@@ -44,3 +44,56 @@ def compare_wide(frame: pd.DataFrame) -> pd.DataFrame:
     wide = pd.DataFrame(rows)
     wide.attrs = {**frame.attrs, "units": column_units}
     return wide
+
+
+def explain_units(columns) -> dict[str, str]:
+    """Units of ``explain``'s per-class columns: MACs, bytes, seconds (shown as ms, µs) and points."""
+    units = {}
+    for column in columns:
+        name = str(column)
+        if name.startswith("macs_"):
+            units[name] = "MACs"
+        elif name.startswith("bytes_"):
+            units[name] = "bytes"
+        elif "_s_" in name or name.endswith("_s"):
+            units[name] = "s"
+        elif name.endswith("_pp"):
+            units[name] = "pp"
+    return units
+
+
+def explain_header(column: object) -> str:
+    """A short header for an ``explain`` column (the unit is in each cell): ``predicted_s_base`` ->
+    ``predicted base``, ``macs_base`` -> ``MACs base``, ``predicted_pp`` -> ``predicted pp``."""
+    name = str(column).replace("_s_", "_").replace("macs_", "MACs_")
+    return name if name == "op_class" else name.replace("_", " ")
+
+
+def _run_label(time: str, commit: str) -> str:
+    """``YYYY-MM-DD HH:MM`` (UTC, as recorded) and the commit's first 7 digits, ``+`` for a dirty tree."""
+    sha, dirty, _ = str(commit).partition("-dirty")
+    return f"{str(time)[:16].replace('T', ' ')} {sha[:7]}{'+' if dirty else ''}"
+
+
+def history_series(history: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The history split into one narrow table per pair and setting (its title, its runs oldest first).
+
+    Each row is a run: its date and commit, the overhead, its 95 % CI (``n/a`` below the sample minimum,
+    with the count), the samples and whether the run was noisy; the machine class only when several show.
+    """
+    several = history["machine_class"].nunique() > 1
+    tables = []
+    for (pair, setting), runs in history.groupby(["pair", "setting"], sort=False):
+        rows = []
+        for run in runs.to_dict(orient="records"):
+            known = not (pd.isna(run["ci_low"]) or pd.isna(run["ci_high"]))
+            interval = f"[{run['ci_low']:+.2f}, {run['ci_high']:+.2f}] %" if known else "n/a"
+            row = {"run (UTC, commit)": _run_label(run["time"], run["commit"])}
+            row |= {"machine_class": run["machine_class"]} if several else {}
+            row |= {"overhead_pct": run["overhead_pct"], "95% CI": interval}
+            row |= {"samples": run["samples"], "noisy": run["noisy"]}
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        frame.attrs = {"value_columns": ["samples"]}
+        tables.append((f"{pair} ({setting})", frame))
+    return tables
