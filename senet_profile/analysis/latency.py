@@ -52,6 +52,7 @@ put in channels-last or compiled, so the caller's models are never changed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import math
@@ -59,7 +60,6 @@ import os
 import pickle
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -83,6 +83,7 @@ from senet_profile.analysis.intervals import (
 )
 from senet_profile.analysis.memory import scalar_loss
 from senet_profile.errors import UserInputError
+from senet_profile.io import WORKER_PREAMBLE, temp_folder
 
 try:
     from resource import RUSAGE_SELF, getrusage
@@ -596,7 +597,9 @@ class _Worker:
     def __init__(self, folder: Path, index: int, kind: str, options: LatencyOptions) -> None:
         job, self.answer = folder / f"job-{index}.pickle", folder / f"answer-{index}.pickle"
         job.write_bytes(pickle.dumps((kind, options)))
-        code = f"from pathlib import Path; from {__name__} import _worker; _worker(Path({str(job)!r}), "
+        # a worker ignores Ctrl-C (the parent stops it) and dies with its parent (Linux), before torch loads
+        code = f"{WORKER_PREAMBLE}; from pathlib import Path; from {__name__} import _worker; "
+        code += f"_worker(Path({str(job)!r}), "
         code += f"Path({str(self.answer)!r}))"
         self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
 
@@ -610,6 +613,12 @@ class _Worker:
     def stop(self) -> None:
         """Tell the worker to exit without timing, and wait until it has."""
         self.tell("stop")
+        self.process.wait()
+
+    def kill(self) -> None:
+        """End the worker now (the parent is stopping: Ctrl-C or an error) and reap it."""
+        with contextlib.suppress(OSError):
+            self.process.kill()
         self.process.wait()
 
     def result(self) -> PairedLatency | SideStats:
@@ -636,27 +645,34 @@ def _in_processes(
     """
     deadline = monotonic() + options.budget_s
     results: list = []
-    with tempfile.TemporaryDirectory(prefix="senet-profile-") as name:
-        folder = Path(name)
+    with temp_folder() as folder:  # named by pid: a killed run's models.pt is removed by the next run
         try:
             torch.save(models, folder / "models.pt")
         except (AttributeError, TypeError, ValueError, pickle.PicklingError) as error:
             raise UserInputError(
                 f"the models cannot be sent to a worker process ({error}); time them with processes=1"
             ) from None
-        waiting: _Worker | None = _Worker(folder, 0, kind, options)
-        for index in range(options.processes):
-            now = monotonic()
-            if waiting is None or (results and now >= deadline):
-                break
-            current = waiting
-            current.tell(repr(now + (deadline - now) / (options.processes - index)))
-            waiting = _Worker(folder, index + 1, kind, options) if index + 1 < options.processes else None
-            results.append(current.result())
-            if progress is not None:
-                progress(results)
-        if waiting is not None:
-            waiting.stop()
+        started: list[_Worker] = []
+        try:
+            waiting: _Worker | None = _Worker(folder, 0, kind, options)
+            started.append(waiting)
+            for index in range(options.processes):
+                now = monotonic()
+                if waiting is None or (results and now >= deadline):
+                    break
+                current = waiting
+                current.tell(repr(now + (deadline - now) / (options.processes - index)))
+                waiting = _Worker(folder, index + 1, kind, options) if index + 1 < options.processes else None
+                started += [waiting] if waiting is not None else []
+                results.append(current.result())
+                if progress is not None:
+                    progress(results)
+            if waiting is not None:
+                waiting.stop()
+        except BaseException:  # Ctrl-C or an error: no worker goes on timing after the parent stops
+            for worker in started:
+                worker.kill()
+            raise
     return results
 
 

@@ -28,17 +28,27 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
 from senet_profile.errors import UserInputError
 from senet_profile.history.records import RunRecord, load_records, new_record, read_record
 from senet_profile.history.schema import check_record
-from senet_profile.io import write_atomic
+from senet_profile.io import (
+    MAX_GRID_BYTES,
+    MAX_INT,
+    check_regular,
+    open_lock,
+    read_json,
+    read_regular,
+    write_atomic,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,6 +72,9 @@ GRID_KEYS = (
     "processes",
 )
 SWITCHES = {"on": True, "off": False, "true": True, "false": False}
+MAX_CASES = 10_000  # a larger grid is refused unless the user raises the limit (--max-cases)
+MAX_PROCESSES = 256
+MAX_BUDGET_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,17 +192,27 @@ class Grid:
 def canonical_model(text: str) -> str:
     """The canonical form of a model argument of any source; UserInputError for an unknown model or knob.
 
-    A catalog argument is checked against the catalog's knobs; any other source (``timm:``,
-    ``torchvision:``, ``module:function``) is built once on the meta device, so that a wrong name or
-    keyword is refused before anything runs.
+    Nothing of the model's code runs here: a catalog argument is checked against the catalog's knobs, a
+    ``timm:``/``torchvision:`` name against its library's list, a ``path/to/file.py:function`` for its
+    file. The models are built and tried at the grid's size by ``try_models``, outside ``--dry-run``.
     """
     from senet_profile.catalog.registry import parse_model_spec
-    from senet_profile.catalog.sources import build, parse_source
+    from senet_profile.catalog.sources import check_source, parse_source
 
     source = parse_source(text)
     if source.kind == "catalog":
         return str(parse_model_spec(text))
-    return build(source, device="meta").name
+    check_source(source)
+    return str(source)
+
+
+def try_models(grid: Grid) -> None:
+    """Build each model of the grid once on meta and run it at the grid's size; UserInputError naming the
+    first one that does not build or run (before the first case, so no case fails for it)."""
+    from senet_profile.catalog.sources import try_model
+
+    for model in dict.fromkeys(name for pair in grid.pairs for name in pair):
+        try_model(model, input_size=grid.input_size)
 
 
 def se_twin(name: str) -> str | None:
@@ -249,13 +272,23 @@ def _switch(value: object) -> bool:
 
 
 def _integers(name: str, values: Sequence[object]) -> tuple[int, ...]:
+    shown = ", ".join(str(v)[:20] for v in values[:5]) + (", ..." if len(values) > 5 else "")
     try:
-        numbers = tuple(int(str(v)) for v in values)
+        numbers = tuple(int(str(v)) if len(str(v)) <= 20 else MAX_INT + 1 for v in values)
     except ValueError:
-        raise UserInputError(f"{name} must be positive integers, got {', '.join(map(str, values))}") from None
-    if any(n <= 0 for n in numbers):
-        raise UserInputError(f"{name} must be positive integers, got {', '.join(map(str, values))}")
+        raise UserInputError(f"{name} must be positive integers, got {shown}") from None
+    if any(not 0 < n <= MAX_INT for n in numbers):
+        raise UserInputError(f"{name} must be positive integers up to {MAX_INT:,}, got {shown}")
     return numbers
+
+
+def case_count(axes: dict[str, list], pairs: int, metrics: Sequence[str]) -> int:
+    """How many cases a grid of these axes expands into (at most; duplicates counted), without expanding."""
+    size = {key: max(1, len(axes.get(key) or [])) for key in ("batch_sizes", "modes", "dtypes", "compile",
+                                                             "threads")}  # fmt: skip
+    per_batch = ("static" in metrics) + ("memory" in metrics) * size["modes"] * size["dtypes"]
+    per_batch += ("latency" in metrics) * size["modes"] * size["dtypes"] * size["compile"] * size["threads"]
+    return pairs * size["batch_sizes"] * per_batch
 
 
 def _listed(value: object) -> list:
@@ -269,8 +302,11 @@ def _listed(value: object) -> list:
     return [value]
 
 
-def build_grid(values: dict) -> Grid:
-    """A validated grid from raw values (keys of ``GRID_KEYS``); UserInputError on anything wrong in it."""
+def build_grid(values: dict, *, max_cases: int = MAX_CASES) -> Grid:
+    """A validated grid from raw values (keys of ``GRID_KEYS``); UserInputError on anything wrong in it.
+
+    A grid of more than ``max_cases`` cases is refused before its cases are listed or checked.
+    """
     from senet_profile.analysis.metrics import RuntimeOptions, parse_metrics
     from senet_profile.api import parse_input_size
 
@@ -287,8 +323,18 @@ def build_grid(values: dict) -> Grid:
             raise UserInputError(f"the grid is empty: {key} has no values")
     metrics = parse_metrics(",".join(map(str, axes["metrics"] or ["static"])))
     size = str(values.get("input_size") or 224)
+    if len(axes["pairs"]) > max_cases:
+        raise UserInputError(f"the grid has {len(axes['pairs']):,} pairs, over the limit of {max_cases:,} "
+                             "cases; split it, or raise the limit with --max-cases")  # fmt: skip
+    pairs = expand_pairs(map(str, axes["pairs"]))
+    count = case_count(axes, len(pairs), metrics)
+    if count > max_cases:
+        raise UserInputError(
+            f"the grid expands into {count:,} cases, over the limit of {max_cases:,}; "
+            "split it into smaller grids, or raise the limit with --max-cases"
+        )
     grid = Grid(
-        pairs=expand_pairs(map(str, axes["pairs"])),
+        pairs=pairs,
         batch_sizes=_integers("batch sizes", axes["batch_sizes"] or [1]),
         modes=tuple(map(str, axes["modes"] or ["infer"])),
         dtypes=tuple(map(str, axes["dtypes"] or ["fp32"])),
@@ -300,6 +346,8 @@ def build_grid(values: dict) -> Grid:
         budget_s=_budget(values.get("budget")),
         processes=_integers("processes", _listed(values.get("processes")) or [1])[0],
     )
+    if grid.processes > MAX_PROCESSES:
+        raise UserInputError(f"processes must be at most {MAX_PROCESSES}, got {grid.processes}")
     for mode in grid.modes:  # every value of every axis, even of an axis no case of the grid uses
         RuntimeOptions(mode=mode)
     for dtype in grid.dtypes:
@@ -314,6 +362,7 @@ def build_grid(values: dict) -> Grid:
             compile=bool(case.compile),
             budget_s=grid.budget_s,
         )
+        options.check_for(("latency",) if case.timed else (case.kind,))  # fp16 on the CPU, CUDA absent
         if case.timed:
             options.latency(batch_size=case.batch_size, input_size=case.input_size)
     return grid
@@ -326,19 +375,23 @@ def _budget(value: object) -> float:
         budget = float(str(value))
     except ValueError:
         raise UserInputError(f"budget must be a number of seconds, got {value!r}") from None
-    if not budget > 0:
-        raise UserInputError(f"budget must be a positive number of seconds, got {value!r}")
+    if not 0 < budget <= MAX_BUDGET_S:
+        raise UserInputError(f"budget must be a positive number of seconds up to {MAX_BUDGET_S:,.0f}, "
+                             f"got {value!r}")  # fmt: skip
     return budget
 
 
 def read_grid_file(path: Path) -> dict:
     """The raw grid values of a TOML file (keys of ``GRID_KEYS``), or a one-line error."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UserInputError(f"cannot read grid file {path}: {error.strerror or error}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise UserInputError(f"grid file {path} is not valid TOML: {error}") from None
+        content = read_regular(path, limit=MAX_GRID_BYTES)
+    except UserInputError as error:
+        raise UserInputError(f"grid file: {error}") from None
+    try:
+        data = tomllib.loads(content.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as error:
+        why = "nested too deeply" if isinstance(error, RecursionError) else str(error).splitlines()[0]
+        raise UserInputError(f"grid file {path} is not valid TOML: {why}") from None
     return data
 
 
@@ -408,12 +461,9 @@ class SweepStore:
             "grid": grid.as_dict(),
             "cases": [{"id": c.id, "describe": c.describe(), "case": c.as_dict()} for c in cases],
         }
-        if self.manifest_path.exists():
-            try:
-                known = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as error:
-                raise UserInputError(f"corrupt sweep manifest {self.manifest_path}: {error}") from None
-            if not isinstance(known, dict) or known.get("grid") != manifest["grid"]:
+        known = self.read_manifest()
+        if known is not None:
+            if known.get("grid") != manifest["grid"]:
                 raise UserInputError(
                     f"sweep {self.folder.name} exists with another grid ({self.manifest_path})"
                 )
@@ -421,8 +471,37 @@ class SweepStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
+    def read_manifest(self) -> dict | None:
+        """The manifest (None before the sweep's first run); a one-line error when it is not a manifest.
+
+        Read as a regular file only (a FIFO, device or link there is refused, never waited on).
+        """
+        if not check_regular(self.manifest_path, verb="read sweep manifest", absent_ok=True):
+            return None
+        try:
+            known = read_json(self.manifest_path, follow=False)
+        except UserInputError as error:
+            raise UserInputError(
+                f"corrupt sweep manifest: {error}; move it away to start the sweep anew"
+            ) from None
+        if not isinstance(known, dict) or not isinstance(known.get("grid"), dict):
+            raise UserInputError(f"corrupt sweep manifest {self.manifest_path}: no grid in it")
+        return known
+
+    def note_replaced(self, case: Case, path: Path, why: str) -> None:
+        """Say in the manifest that ``path``, unreadable, was replaced by a new record of ``case``."""
+        manifest = self.read_manifest() or {}
+        entry = {"case_id": case.id, "path": str(path.relative_to(self.folder)), "was": why,
+                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+        manifest["replaced"] = [*manifest.get("replaced", []), entry]
+        write_atomic(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
     def finished(self, cases: Sequence[Case]) -> tuple[dict[str, RunRecord], list[str]]:
-        """The valid record of each finished case (by id), and a line per file that is not one."""
+        """The valid record of each finished case (by id), and a line per file that is not one.
+
+        A case whose only record is corrupt or unreadable is not finished: it runs again, and its new
+        record replaces the bad file (``write``).
+        """
         wanted = {c.id for c in cases}
         done: dict[str, RunRecord] = {}
         problems: list[str] = []
@@ -431,7 +510,8 @@ class SweepStore:
             try:
                 record = read_record(path)
             except ValueError as error:
-                problems.append(str(error))
+                again = "; the case runs again and its new record replaces it" if case_id in wanted else ""
+                problems.append(f"{error}{again}")
                 continue
             if case_id not in wanted or record.data.get("settings", {}).get("case_id") != case_id:
                 problems.append(f"{path}: not a record of a case of this sweep")
@@ -450,8 +530,7 @@ class SweepStore:
         if not record["figures"]:
             raise ValueError(f"the worker's record of {case.describe()} has no figures")
         path = self.folder / str(machine["machine_class"]) / f"{case.id}.json"
-        if path.exists():
-            raise ValueError(f"{path} exists: case {case.id} is already recorded")
+        replaced = self._unusable(path, case)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(
             path,
@@ -461,18 +540,37 @@ class SweepStore:
             + "\n",
         )
         read_record(path)  # what was written reads back as a record
+        if replaced:
+            self.note_replaced(case, path, replaced)
         return path
+
+    def _unusable(self, path: Path, case: Case) -> str | None:
+        """Why the file at ``path`` may be replaced (corrupt), None when there is none; refuse a valid one."""
+        if not check_regular(path, verb="write", absent_ok=True):
+            return None
+        try:
+            record = read_record(path)
+        except ValueError as error:
+            return str(error).removeprefix(f"{path}: ")
+        if record.data.get("settings", {}).get("case_id") != case.id:
+            return "not a record of this case"
+        raise ValueError(f"{path} exists: case {case.id} is already recorded")
 
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the sweep's lock: a second driver of the same sweep is refused."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "w") as handle:
+        handle = open_lock(self.folder / ".lock")
+        try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UserInputError(f"sweep {self.folder.name} is already running ({self.folder})") from None
+                raise UserInputError(
+                    f"sweep {self.folder.name} is already running ({self.folder}); wait for it to end"
+                ) from None
             yield
+        finally:
+            os.close(handle)
 
 
 # --- the driver ---------------------------------------------------------------------------------------
