@@ -7,11 +7,13 @@ Records keep raw integers; scaling and rounding happen only in the reporter.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import pandas as pd
 from torch import nn
@@ -39,9 +41,10 @@ from senet_profile.analysis.static import (
     analyze,
 )
 from senet_profile.catalog.registry import get_model
-from senet_profile.catalog.sources import Built, build
+from senet_profile.catalog.sources import Built, build, model_failure, watch_sigint
 from senet_profile.catalog.spec import ModelSpec
 from senet_profile.errors import UserInputError
+from senet_profile.io import MAX_INT
 
 OURS = "senet-profile"
 PROFILE_COLUMNS = ["metric", "unit", "scope", "source", "value", "ci_low", "ci_high", "samples"]
@@ -90,13 +93,22 @@ class Workload:
     in_channels: int = 3
 
     def __post_init__(self) -> None:
-        if not _is_int(self.batch_size) or self.batch_size <= 0:
-            raise UserInputError(f"batch size must be a positive integer, got {self.batch_size!r}")
-        if not _is_int(self.in_channels) or self.in_channels <= 0:
+        if not _is_int(self.batch_size) or not 0 < self.batch_size <= MAX_INT:
+            raise UserInputError(
+                f"batch size must be a positive integer up to {MAX_INT:,}, got {self.batch_size!r}"
+            )
+        if not _is_int(self.in_channels) or not 0 < self.in_channels <= MAX_INT:
             raise UserInputError(f"in_channels must be a positive integer, got {self.in_channels!r}")
         sizes = self.input_size
-        if not isinstance(sizes, tuple) or len(sizes) != 2 or not all(_is_int(n) and n > 0 for n in sizes):
-            raise UserInputError(f"input size must be two positive integers (height, width), got {sizes!r}")
+        fine = (
+            isinstance(sizes, tuple)
+            and len(sizes) == 2
+            and all(_is_int(n) and 0 < n <= MAX_INT for n in sizes)
+        )
+        if not fine:
+            raise UserInputError(
+                f"input size must be two positive integers up to {MAX_INT:,} (height, width), got {sizes!r}"
+            )
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -106,6 +118,37 @@ class Workload:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _attention_items(attention: object) -> tuple[tuple[str, str], ...]:
+    """The user's attention classes as (class, family) pairs; UserInputError unless a mapping of text."""
+    if attention is None:
+        return ()
+    if not isinstance(attention, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in attention.items()
+    ):
+        raise UserInputError(
+            f"attention must map class names to families, e.g. {{'MyGate': 'gate'}}, got {attention!r}"
+        )
+    return tuple(attention.items())
+
+
+def _fenced(function: Callable[..., T]) -> Callable[..., T]:
+    """An API function whose user model's own failure (in its forward) raises a UserInputError naming it."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with watch_sigint() as watch:
+            try:
+                return function(*args, **kwargs)
+            except (KeyboardInterrupt, SystemExit, Exception) as error:
+                ctrl_c = isinstance(error, KeyboardInterrupt) and watch.interrupted
+                line = None if ctrl_c or isinstance(error, UserInputError) else model_failure(error)
+                if line is None:
+                    raise
+                raise UserInputError(line) from None
+
+    return wrapper
 
 
 def input_size_of(value: object) -> tuple[int, int]:
@@ -126,10 +169,12 @@ def parse_input_size(text: str) -> tuple[int, int]:
         sizes = [int(p) for p in parts]
     except ValueError:
         raise UserInputError(f"input size must be N or HxW, got {text!r}") from None
-    if len(sizes) not in (1, 2) or min(sizes) <= 0:
+    if len(sizes) not in (1, 2) or min(sizes) <= 0 or max(sizes) > MAX_INT:
         raise UserInputError(f"input size must be N or HxW with positive sizes, got {text!r}")
     return (sizes[0], sizes[-1])
 
+
+T = TypeVar("T")
 
 Model = str | ModelSpec | nn.Module
 DEFAULT_INPUT_SIZE = (224, 224)
@@ -434,6 +479,7 @@ def _processes_note(ran: int, asked: int) -> str:
     return f"the latency interval pools {ran} fresh processes (bootstrap over processes, then samples)"
 
 
+@_fenced
 def profile(
     model: Model,
     *,
@@ -463,7 +509,7 @@ def profile(
         by_stage=by_stage,
         by_class=by_class,
         crosscheck=crosscheck,
-        attention=tuple((attention or {}).items()),
+        attention=_attention_items(attention),
     )
     request.check_model(model)
     measured = _measure(model, request, built)
@@ -511,6 +557,7 @@ def _labelled(base: Built, candidate: Built) -> tuple[Built, Built]:
     return replace(base, name=f"{base.name} (base)"), replace(candidate, name=f"{candidate.name} (candidate)")
 
 
+@_fenced
 def compare(
     base: Model,
     candidate: Model,
@@ -546,7 +593,7 @@ def compare(
         by_stage=by_stage,
         by_class=by_class,
         crosscheck=crosscheck,
-        attention=tuple((attention or {}).items()),
+        attention=_attention_items(attention),
     )
     for model in (base, candidate):
         request.check_model(model)
@@ -612,8 +659,10 @@ def _analyzed(
     input_size: tuple[int, int] | None,
     attention: Mapping[str, str] | None,
 ) -> StaticProfile:
+    attention = dict(_attention_items(attention))
+    Workload(batch_size)  # the batch size checked before the model is built
     built = resolve(model, name=name)
-    size, _ = _input_size(input_size, [built])
+    size, _ = _input_size(None if input_size is None else input_size_of(input_size), [built])
     result = analyze(built.module, Workload(batch_size, size).shape, name=built.name, attention=attention)
     _warn_uncounted(result)
     return result
@@ -632,6 +681,7 @@ def _wide_frame(rows: list[dict], units: Mapping[str, str], result: StaticProfil
     return frame
 
 
+@_fenced
 def by_module(
     model: Model,
     *,
@@ -643,12 +693,13 @@ def by_module(
 ) -> pd.DataFrame:
     """The module tree to ``depth`` levels: module (indented), path, type, attention family, params, MACs,
     activations, bytes moved, each row covering its whole subtree."""
-    if depth < 0:
-        raise UserInputError(f"depth must be 0 or more, got {depth}")
+    if not _is_int(depth) or depth < 0:
+        raise UserInputError(f"depth must be an integer, 0 or more, got {depth!r}")
     result = _analyzed(model, name=name, batch_size=batch_size, input_size=input_size, attention=attention)
     return _wide_frame(module_rows(result, depth=depth), MODULE_UNITS, result)
 
 
+@_fenced
 def by_op(
     model: Model,
     *,

@@ -16,6 +16,7 @@ explain-memory`` shows the tensors behind it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from senet_profile.analysis.memory import MemoryProfile, measure_memory
 from senet_profile.catalog.attach import remove_se
 from senet_profile.catalog.se import se_module_names
 from senet_profile.errors import UserInputError
+from senet_profile.io import MAX_INT
 
 METRIC_GROUPS = ("static", "memory", "latency")
 DEVICES = ("cpu", "cuda", "meta")
@@ -37,6 +39,7 @@ OURS = "senet-profile"
 # Fresh worker processes a latency measurement is split over, so that its interval covers what moves
 # between processes; see ``senet_profile.analysis.latency`` ("Between processes").
 DEFAULT_PROCESSES = 4
+MAX_PROCESSES = 256  # fresh worker processes a timed measurement may be split over
 PAIRED_LABEL = "median of per-pair ratios"
 MEDIANS_LABEL = "difference of medians"
 
@@ -59,6 +62,7 @@ class RuntimeOptions:
     def __post_init__(self) -> None:
         types = (
             (self.threads is None or _is_int(self.threads), "threads must be an integer or None"),
+            (_is_int(self.processes), f"processes must be an integer, got {self.processes!r}"),
             (_is_number(self.budget_s), "budget must be a number of seconds"),
             (_is_number(self.target_halfwidth_pp), "the target CI half-width must be a number"),
             (isinstance(self.channels_last, bool), "channels_last must be True or False"),
@@ -75,12 +79,18 @@ class RuntimeOptions:
             (self.mode in MODES, f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}"),
             (self.dtype in DTYPES, f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}"),
             (
-                self.threads is None or self.threads > 0,
-                f"threads must be a positive integer, got {self.threads}",
+                self.threads is None or 0 < self.threads <= MAX_INT,
+                f"threads must be a positive integer up to {MAX_INT:,}, got {self.threads}",
             ),
-            (self.budget_s > 0, f"budget must be a positive number of seconds, got {self.budget_s}"),
+            (
+                0 < self.budget_s < math.inf,
+                f"budget must be a positive, finite number of seconds, got {self.budget_s}",
+            ),
             (self.target_halfwidth_pp > 0, "the target CI half-width must be positive"),
-            (self.processes >= 1, f"processes must be a positive integer, got {self.processes}"),
+            (
+                1 <= self.processes <= MAX_PROCESSES,
+                f"processes must be a positive integer up to {MAX_PROCESSES}, got {self.processes}",
+            ),
             (
                 self.allocator in ALLOCATORS,
                 f"unknown allocator {self.allocator!r}; choose one of {', '.join(ALLOCATORS)}",

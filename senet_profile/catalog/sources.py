@@ -498,7 +498,10 @@ _BUILDERS: dict[str, Callable[[Source, str], Built]] = {
 
 def build(text: str | Source, *, device: str = "meta") -> Built:
     """Build the model a model argument names, on ``device`` (meta by default: no weights allocated)."""
+    from senet_profile.catalog.registry import check_device
+
     source = parse_source(text) if isinstance(text, str) else text
+    check_device(device)
     return _BUILDERS[source.kind](source, device)
 
 

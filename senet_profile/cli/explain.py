@@ -142,6 +142,9 @@ def explain_command(
     if memory:
         from senet_profile.cli.measure import explain_memory_command
 
+        if output and len(output) > 1:
+            raise UserInputError(f"explain --memory writes one --output, got {len(output)}; give one")
+
         explain_memory_command(
             base, candidate, input_size=input_size, batch_size=batch_size, mode="train",
             device="meta" if device == "cpu" else device, output=output[0] if output else None,
@@ -163,6 +166,7 @@ def explain_command(
     size = api.parse_input_size(input_size)
     workload = api.Workload(batch_size, size)
     runtime = RuntimeOptions(device=device, threads=threads, dtype=dtype, budget_s=budget)
+    runtime.check_for(("latency",))  # fp16 on the CPU, no CUDA device: refused before the machine model
     latency = runtime.latency(batch_size=workload.batch_size, input_size=size) if measure else None
     op_times = OpTimeOptions(
         device=device, dtype=dtype, threads=threads, batch_size=batch_size, input_size=size, repeats=repeats
@@ -170,12 +174,16 @@ def explain_command(
     from senet_profile.catalog.registry import get_model
 
     models = [api.resolve_model(name) for name in (base, candidate)]
+    for name in (base, candidate):
+        api.check_runs(name, workload)  # an input too small for a model: refused before anything is measured
+    path = (machine_dir or results_root(results).machine) / f"{describe_machine().machine_class}.json"
+    check_writable(path, create_folder=True)
+    roofline.load(path, roofline.setting_key(device, dtype, threads))  # a corrupt file: refused now
     if measure:  # timed models are built on the CPU with weights; the timers move copies to the device
         models = [
             (name, get_model(arg, device="cpu"))
             for (name, _), arg in zip(models, (base, candidate), strict=True)
         ]
-    path = (machine_dir or results_root(results).machine) / f"{describe_machine().machine_class}.json"
     machine = roofline.load_or_measure(path, device=device, dtype=dtype, threads=threads, remeasure=remeasure)
     explanation = explain_time(
         models[0],

@@ -704,10 +704,11 @@ def summary_frame(records: Sequence[RunRecord]):
         common = {"pair": f"{case['base']} -> {case['candidate']}", "machine_class": record.machine_class}
         for figure in record.data["figures"]:
             if figure["metric"] == "latency_overhead":
+                base, candidate = figure.get("base_median_s"), figure.get("candidate_median_s")
                 rows.append({**common, "metric": "latency", "setting": figure["setting"],
-                             "base": figure["base_median_s"], "candidate": figure["candidate_median_s"],
-                             "overhead_pct": figure["value"], "ci_low": figure["ci_low"],
-                             "ci_high": figure["ci_high"], "samples": figure["samples"]})  # fmt: skip
+                             "base": base, "candidate": candidate,
+                             "overhead_pct": figure["value"], "ci_low": figure.get("ci_low"),
+                             "ci_high": figure.get("ci_high"), "samples": figure.get("samples")})  # fmt: skip
             elif figure["model"] == case["base"]:
                 match = by_model.get((case["candidate"], figure["metric"], figure["setting"]))
                 if match is None:
