@@ -93,22 +93,18 @@ class Workload:
     in_channels: int = 3
 
     def __post_init__(self) -> None:
-        if not _is_int(self.batch_size) or not 0 < self.batch_size <= MAX_INT:
-            raise UserInputError(
-                f"batch size must be a positive integer up to {MAX_INT:,}, got {self.batch_size!r}"
-            )
-        if not _is_int(self.in_channels) or not 0 < self.in_channels <= MAX_INT:
+        if not _is_int(self.batch_size) or self.batch_size <= 0:
+            raise UserInputError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        if not _is_int(self.in_channels) or self.in_channels <= 0:
             raise UserInputError(f"in_channels must be a positive integer, got {self.in_channels!r}")
         sizes = self.input_size
-        fine = (
-            isinstance(sizes, tuple)
-            and len(sizes) == 2
-            and all(_is_int(n) and 0 < n <= MAX_INT for n in sizes)
-        )
-        if not fine:
-            raise UserInputError(
-                f"input size must be two positive integers up to {MAX_INT:,} (height, width), got {sizes!r}"
-            )
+        if not isinstance(sizes, tuple) or len(sizes) != 2 or not all(_is_int(n) and n > 0 for n in sizes):
+            raise UserInputError(f"input size must be two positive integers (height, width), got {sizes!r}")
+        for what, number in (("batch size", self.batch_size), ("in_channels", self.in_channels),
+                             ("input size", max(sizes))):  # fmt: skip
+            if number > MAX_INT:
+                raise UserInputError(f"{what} must be at most {MAX_INT:,} (torch indexes with 32 bits), "
+                                     f"got {number}")  # fmt: skip
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

@@ -79,17 +79,25 @@ class RuntimeOptions:
             (self.mode in MODES, f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}"),
             (self.dtype in DTYPES, f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}"),
             (
-                self.threads is None or 0 < self.threads <= MAX_INT,
-                f"threads must be a positive integer up to {MAX_INT:,}, got {self.threads}",
+                self.threads is None or self.threads > 0,
+                f"threads must be a positive integer, got {self.threads}",
+            ),
+            (
+                self.threads is None or self.threads <= MAX_INT,
+                f"threads must be at most {MAX_INT:,}, got {self.threads}",
             ),
             (
                 0 < self.budget_s < math.inf,
-                f"budget must be a positive, finite number of seconds, got {self.budget_s}",
+                f"budget must be a positive number of seconds, got {self.budget_s}",
             ),
             (self.target_halfwidth_pp > 0, "the target CI half-width must be positive"),
             (
-                1 <= self.processes <= MAX_PROCESSES,
-                f"processes must be a positive integer up to {MAX_PROCESSES}, got {self.processes}",
+                self.processes >= 1,
+                f"processes must be a positive integer, got {self.processes}",
+            ),
+            (
+                self.processes <= MAX_PROCESSES,
+                f"processes must be at most {MAX_PROCESSES}, got {self.processes}",
             ),
             (
                 self.allocator in ALLOCATORS,

@@ -45,7 +45,7 @@ from torch import nn
 
 from senet_profile.analysis.trace import OpEvent
 from senet_profile.errors import UserInputError
-from senet_profile.io import read_json, write_atomic
+from senet_profile.io import parse_json, read_regular, write_atomic
 
 FORMAT_VERSION = 3  # 3: calibration calls timed in rounds among each other (2: each in a tight loop)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -397,7 +397,11 @@ def _from_json(data: object, where: str) -> MachineModel:
 def _read_file(path: Path) -> dict:
     if not path.exists():
         return {"version": FORMAT_VERSION, "models": {}}
-    data = read_json(path)  # a regular file, bounded, hardened JSON; one line otherwise
+    content = read_regular(path)  # a regular file, bounded; one line otherwise
+    try:
+        data = parse_json(content)  # hardened: depth, number range
+    except ValueError as error:
+        raise UserInputError(f"{path}: not readable as JSON ({error})") from None
     version = data.get("version") if isinstance(data, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and 0 < version < FORMAT_VERSION:
         return {"version": FORMAT_VERSION, "models": {}}  # stale: measured the old way, replaced on save

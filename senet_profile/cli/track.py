@@ -190,7 +190,7 @@ def baseline_update_command(
     else:
         record = tracking.read_record_file(source, role="run record")
     target = tracking.baseline_file(baselines_dir, record.machine_class)
-    check_writable(target)  # a folder, FIFO or link there is refused before anything is said or done
+    check_writable(target, create_folder=True)  # a folder, FIFO or link there: refused before a word
     old = None
     if target.exists() or target.is_symlink():
         try:
