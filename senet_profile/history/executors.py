@@ -114,8 +114,14 @@ def _reachable(address: str) -> None:
 
 
 def _remote_case(case_dict: dict) -> dict:
-    """What a Ray task runs: one case, in the worker's process, on the worker's machine."""
-    return run_case(Case.from_dict(case_dict))
+    """What a Ray task runs: one case, in the worker's process, on the worker's machine; the record says
+    which node and process measured it (one of each: a case is never split)."""
+    import ray
+
+    record = run_case(Case.from_dict(case_dict))
+    node = ray.get_runtime_context().get_node_id()
+    record["settings"] = {**record["settings"], "worker": {"node": node, "pid": os.getpid()}}
+    return record
 
 
 class RayExecutor:
