@@ -529,24 +529,6 @@ def check_source(source: Source) -> None:
             raise UserInputError(f"no such file {location!r} (in {source.name!r})")
 
 
-def try_model(text: str, *, input_size: tuple[int, int]) -> None:
-    """Build ``text`` on meta and run one image of ``input_size`` through it, fenced; UserInputError (one
-    line, naming the model and the size) when it does not build or run."""
-    import torch
-
-    built = build(text, device="meta")
-
-    def forward() -> None:
-        with torch.no_grad():
-            built.module(torch.empty(1, 3, *input_size, device="meta"))
-
-    size = "x".join(map(str, input_size))
-    try:
-        run_user_code(built.name, forward)
-    except UserInputError as error:
-        raise UserInputError(f"{error} (tried at input {size}); choose an input size it takes") from None
-
-
 def list_source(source: str, pattern: str = "*") -> list[str]:
     """The model names ``source`` (timm or torchvision) offers that match a shell-style ``pattern``."""
     if source == "timm":

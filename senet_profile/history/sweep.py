@@ -207,12 +207,29 @@ def canonical_model(text: str) -> str:
 
 
 def try_models(grid: Grid) -> None:
-    """Build each model of the grid once on meta and run it at the grid's size; UserInputError naming the
-    first one that does not build or run (before the first case, so no case fails for it)."""
-    from senet_profile.catalog.sources import try_model
+    """Build each model of the grid once on meta and count it at the grid's size (batch 1); UserInputError
+    naming the first one that does not build or run (before the first case, so no case fails for it)."""
+    from senet_profile.api import Workload, check_runs
+    from senet_profile.catalog.sources import model_failure, watch_sigint
 
+    size = "x".join(map(str, grid.input_size))
     for model in dict.fromkeys(name for pair in grid.pairs for name in pair):
-        try_model(model, input_size=grid.input_size)
+        with watch_sigint() as watch:
+            try:
+                check_runs(model, Workload(1, grid.input_size))
+            except UserInputError as error:
+                line = str(error)
+            except (KeyboardInterrupt, SystemExit, Exception) as error:
+                line = (
+                    None
+                    if isinstance(error, KeyboardInterrupt) and watch.interrupted
+                    else model_failure(error)
+                )
+                if line is None:
+                    raise
+            else:
+                continue
+        raise UserInputError(f"{model}, tried at input {size}: {line}; choose an input size it takes")
 
 
 def se_twin(name: str) -> str | None:
@@ -625,6 +642,7 @@ def run_sweep(
     """Run the cases of ``grid`` not yet recorded (at most ``limit``), writing each record as it returns."""
     store = SweepStore(sweeps_dir / (sweep_id or grid.sweep_id))
     cases = grid.cases()
+    store.read_manifest()  # a FIFO, link or corrupt manifest: refused before the lock file is made
     with store.locked():
         store.ensure_manifest(grid, cases)
         done, problems = store.finished(cases)
