@@ -83,7 +83,7 @@ from senet_profile.analysis.intervals import (
 )
 from senet_profile.analysis.memory import scalar_loss
 from senet_profile.errors import UserInputError
-from senet_profile.io import WORKER_PREAMBLE, temp_folder
+from senet_profile.io import WORKER_PREAMBLE, read_regular, temp_folder
 
 try:
     from resource import RUSAGE_SELF, getrusage
@@ -567,7 +567,7 @@ def _worker(job: Path, answer: Path) -> None:
     A line ``stop`` instead of a deadline ends the process untimed. The answer is ``("ok", result)`` or
     ``("error", message)`` for a UserInputError; it is read only once this process has exited.
     """
-    kind, options = pickle.loads(job.read_bytes())
+    kind, options = pickle.loads(read_regular(job, follow=False))  # our own private file
     try:
         models = _loaded(job.with_name("models.pt"))
         line = sys.stdin.readline().strip()
@@ -626,7 +626,7 @@ class _Worker:
         status = self.process.wait()
         if status != 0 or not self.answer.exists():
             raise RuntimeError(f"a latency worker process failed (exit status {status})")
-        reply = pickle.loads(self.answer.read_bytes())
+        reply = pickle.loads(read_regular(self.answer, follow=False))
         if reply[0] == "error":
             raise UserInputError(reply[1])
         return reply[1]
