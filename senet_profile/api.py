@@ -227,6 +227,10 @@ def resolve(model: Model, *, name: str | None = None, device: str = "meta") -> B
     if isinstance(model, ModelSpec):
         return Built(name or str(model), get_model(model, device=device))
     built = build(model, device=device)
+    try:  # a forward taking two inputs (RAFT) is refused here, not mid-trace
+        _check_module(built.module)
+    except UserInputError as error:
+        raise UserInputError(f"{built.name}: {error}") from None
     return replace(built, name=name) if name else built
 
 

@@ -518,6 +518,10 @@ def check_source(source: Source) -> None:
         if source.name not in names:
             hint = _close(source.name, names, listing=source.kind)
             raise UserInputError(f"unknown {source.kind} model {source.name!r}{hint}")
+    if source.kind == "timm" and any(k == "pretrained" and literal(v) for k, v in source.kwargs):
+        raise UserInputError(
+            f"timm:{source.name}: pretrained=True would download weights; senet-profile never does"
+        )
     if source.kind == "torchvision":
         given = [key for key, value in source.kwargs if key in _NO_WEIGHTS and literal(value) is not None]
         if given:
