@@ -282,9 +282,8 @@ def parse_json(content: str | bytes) -> object:
     """JSON, hardened: ValueError (one line) for bad syntax or encoding, nesting over 64 levels, integers
     over 30 digits, numbers out of a float's range, NaN/Infinity -- never RecursionError or OverflowError."""
     try:
-        data = json.loads(
-            content, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
-        )
+        text = content.decode("utf-8") if isinstance(content, bytes) else content
+        data = json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except UnicodeDecodeError as error:
