@@ -43,7 +43,10 @@ def _free_port() -> int:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # A test cluster on loopback: no token (a token left in ~/.ray by an earlier local ray.init() would
+    # otherwise turn authentication on for the head but not reach the second node)
+    quiet = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    return {**os.environ, **quiet, "PYTHONPATH": str(REPO)}
 
 
 class Node:
