@@ -517,6 +517,26 @@ def test_ctrl_c_during_latency_workers_is_one_line_and_leaves_nothing(tmp_path: 
     assert alive.stdout.strip() == "", "a worker outlived the interrupted command"
 
 
+@pytest.mark.slow
+def test_sigkill_leaves_no_worker_timing_and_the_next_run_sweeps_its_folder(tmp_path: Path) -> None:
+    args = ["compare", "resnet18", "se_resnet18", *SMALL, "--metrics", "latency", "--processes", "3",
+            "--budget", "30"]  # fmt: skip
+    process = _cli(args, env={"TMPDIR": str(tmp_path)}, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not list(tmp_path.glob("senet-profile-*/models.pt")):
+        time.sleep(0.2)
+    (models,) = tmp_path.glob("senet-profile-*/models.pt")
+    time.sleep(2)
+    process.kill()  # the command alone, as the OOM killer would
+    process.communicate(timeout=30)
+    time.sleep(2)
+    alive = subprocess.run(["pgrep", "-s", str(process.pid)], capture_output=True, text=True, check=False)
+    assert alive.stdout.strip() == "", "a worker went on timing after its command was killed"
+    assert models.exists()  # what the killed run left, until the next run
+    with io.temp_folder(tmp_path):  # what the next latency run does first
+        assert not models.parent.exists()
+
+
 def test_a_killed_runs_temporary_folder_is_removed_by_the_next(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
