@@ -522,13 +522,13 @@ class SweepStore:
         wanted = {c.id for c in cases}
         done: dict[str, RunRecord] = {}
         problems: list[str] = []
+        unreadable: list[tuple[str, str]] = []
         for path in sorted(self.folder.glob("*/*.json")):
             case_id = path.stem
             try:
                 record = read_record(path)
             except ValueError as error:
-                again = "; the case runs again and its new record replaces it" if case_id in wanted else ""
-                problems.append(f"{error}{again}")
+                unreadable.append((case_id, str(error)))
                 continue
             if case_id not in wanted or record.data.get("settings", {}).get("case_id") != case_id:
                 problems.append(f"{path}: not a record of a case of this sweep")
@@ -536,6 +536,12 @@ class SweepStore:
                 problems.append(f"{path}: case {case_id} recorded twice (also {done[case_id].path})")
             else:
                 done[case_id] = record
+        for case_id, error in unreadable:
+            if case_id in done:
+                problems.append(f"{error}; ignored: the case is recorded in {done[case_id].path}")
+            else:
+                again = "; the case runs again and its new record replaces it" if case_id in wanted else ""
+                problems.append(f"{error}{again}")
         return done, problems
 
     def write(self, case: Case, record: dict) -> Path:
