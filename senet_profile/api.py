@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and readers only
     from senet_profile.catalog.index import find as find_in_catalog
     from senet_profile.catalog.registry import get_model, list_models, parse_model_spec, register
     from senet_profile.catalog.se import SEConfig
-    from senet_profile.catalog.sources import Built, list_source
+    from senet_profile.catalog.sources import Built, guarded_stdout, list_source, model_failure, watch_sigint
     from senet_profile.catalog.spec import ModelSpec
     from senet_profile.measure.core import (
         COMPARE_COLUMNS,
@@ -125,6 +125,9 @@ _HOMES: dict[str, tuple[str, str]] = {
     "setting_of": ("senet_profile.measure.core", "setting_of"),
     "side_by_side": ("senet_profile.measure.core", "side_by_side"),
     "time_pair": ("senet_profile.measure.core", "time_pair"),
+    "guarded_stdout": ("senet_profile.catalog.sources", "guarded_stdout"),
+    "model_failure": ("senet_profile.catalog.sources", "model_failure"),
+    "watch_sigint": ("senet_profile.catalog.sources", "watch_sigint"),
     "MIN_CI_SAMPLES": ("senet_profile.analysis.intervals", "MIN_CI_SAMPLES"),
     "write_trace": ("senet_profile.analysis.profiler_trace", "write_trace"),
     "TRACE_FORWARDS": ("senet_profile.analysis.profiler_trace", "DEFAULT_FORWARDS"),
@@ -167,11 +170,13 @@ __all__ = [
     "explain_tool",
     "find_in_catalog",
     "get_model",
+    "guarded_stdout",
     "input_size_of",
     "latency_notes",
     "list_models",
     "list_source",
     "machine_model",
+    "model_failure",
     "overhead_pct",
     "pair_records",
     "parse_attention_classes",
@@ -187,6 +192,7 @@ __all__ = [
     "setting_of",
     "side_by_side",
     "time_pair",
+    "watch_sigint",
     "write_trace",
 ]
 

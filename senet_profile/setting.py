@@ -43,6 +43,7 @@ DEFAULT_REPEATS = 20
 # but no real input comes near 2**31 elements on a side; above it torch fails with an overflow.
 MAX_COUNT = 2**31 - 1
 MAX_BUDGET_S = 7 * 24 * 3600.0
+MAX_PROCESSES = 256  # fresh worker processes a timed measurement may be split over
 # The method's version: a change to how figures are measured bumps it, so that the regression gate never
 # compares figures taken by two different methods.
 METHOD_VERSION = 1
@@ -130,6 +131,9 @@ class Setting:
             _count("in_channels", self.in_channels),
             _count("threads", self.threads, none_ok=True),
             _count("processes", self.processes, none_ok=True),
+            ""
+            if self.processes is None or not is_int(self.processes) or self.processes <= MAX_PROCESSES
+            else f"processes must be at most {MAX_PROCESSES}, got {self.processes}",
             _count("warm-up count", self.warmup, low=0),
             _count("min_pairs", self.min_pairs, low=2),
             _count("repeats", self.repeats, low=3),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from senet_profile import io
 from senet_profile.errors import UserInputError
 from senet_profile.io import check_folder, check_writable, write_atomic
 
@@ -147,3 +148,37 @@ def test_a_folder_is_checked_creatable_without_being_created(tmp_path: Path) -> 
     (tmp_path / "file").write_text("x", encoding="utf-8")
     with pytest.raises(UserInputError, match="is not a folder"):
         check_folder(tmp_path / "file" / "sub")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[" * 100_000, "nested deeper"),
+        ("[" * 70 + "]" * 70, "nested deeper"),
+        ('{"n": 1' + "0" * 400 + "}", "out of range"),
+        ('{"n": 1e400}', "out of range"),
+        ('{"n": NaN}', "NaN"),
+        ('{"n": -Infinity}', "Infinity"),
+        (b"\xff\xfe", "UTF-8"),
+        ('{"n": ', "not valid JSON"),
+    ],
+)
+def test_parse_json_refuses_in_one_line(text: str | bytes, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle) as caught:
+        io.parse_json(text)
+    assert "\n" not in str(caught.value)
+
+
+def test_parse_json_reads_what_the_tool_writes() -> None:
+    assert io.parse_json('{"a": [1, 2.5, -3], "b": {"c": null}}') == {"a": [1, 2.5, -3], "b": {"c": None}}
+    assert io.parse_json("[" * 64 + "]" * 64)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2**31 + 1, 2**63, 1.5, "2", True, None])
+def test_check_int_refuses(value: object) -> None:
+    with pytest.raises(UserInputError):
+        io.check_int("--batch-size", value)
+
+
+def test_check_int_accepts_the_bounds() -> None:
+    assert io.check_int("n", 1) == 1 and io.check_int("n", 2**31) == 2**31

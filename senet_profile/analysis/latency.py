@@ -59,6 +59,7 @@ put in channels-last or compiled, so the caller's models are never changed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import math
@@ -66,7 +67,6 @@ import os
 import pickle
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -91,6 +91,7 @@ from senet_profile.analysis.intervals import (
 from senet_profile.analysis.memory import scalar_loss
 from senet_profile.analysis.precision import fp32_math, precision_label
 from senet_profile.errors import UserInputError
+from senet_profile.io import WORKER_PREAMBLE, read_regular, temp_folder
 from senet_profile.setting import Setting, overhead_pct
 
 if TYPE_CHECKING:
@@ -633,7 +634,7 @@ def _worker(job: Path, answer: Path) -> None:
     A line ``stop`` instead of a deadline ends the process untimed. The answer is ``("ok", result)`` or
     ``("error", message)`` for a UserInputError; it is read only once this process has exited.
     """
-    kind, options = pickle.loads(job.read_bytes())
+    kind, options = pickle.loads(read_regular(job, follow=False))  # our own private file
     try:
         models = _loaded(job.with_name("models.pt"))
         line = sys.stdin.readline().strip()
@@ -669,7 +670,9 @@ class _Worker:
     def __init__(self, folder: Path, index: int, kind: str, options: Setting) -> None:
         job, self.answer = folder / f"job-{index}.pickle", folder / f"answer-{index}.pickle"
         job.write_bytes(pickle.dumps((kind, options)))
-        code = f"from pathlib import Path; from {__name__} import _worker; _worker(Path({str(job)!r}), "
+        # a worker ignores Ctrl-C (the parent stops it) and dies with its parent (Linux), before torch loads
+        code = f"{WORKER_PREAMBLE}; from pathlib import Path; from {__name__} import _worker; "
+        code += f"_worker(Path({str(job)!r}), "
         code += f"Path({str(self.answer)!r}))"
         self.process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
 
@@ -685,12 +688,18 @@ class _Worker:
         self.tell("stop")
         self.process.wait()
 
+    def kill(self) -> None:
+        """End the worker now (the parent is stopping: Ctrl-C or an error) and reap it."""
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self.process.wait()
+
     def result(self) -> PairedLatency | SideStats:
         """Wait for the worker to exit and return what it measured."""
         status = self.process.wait()
         if status != 0 or not self.answer.exists():
             raise RuntimeError(f"a latency worker process failed (exit status {status})")
-        reply = pickle.loads(self.answer.read_bytes())
+        reply = pickle.loads(read_regular(self.answer, follow=False))
         if reply[0] == "error":
             raise UserInputError(reply[1])
         return reply[1]
@@ -710,27 +719,34 @@ def _in_processes(
     deadline = monotonic() + options.budget_s
     processes = options.worker_processes
     results: list = []
-    with tempfile.TemporaryDirectory(prefix="senet-profile-") as name:
-        folder = Path(name)
+    with temp_folder() as folder:  # named by pid: a killed run's models.pt is removed by the next run
         try:
             torch.save(models, folder / "models.pt")
         except (AttributeError, TypeError, ValueError, pickle.PicklingError) as error:
             raise UserInputError(
                 f"the models cannot be sent to a worker process ({error}); time them with processes=1"
             ) from None
-        waiting: _Worker | None = _Worker(folder, 0, kind, options)
-        for index in range(processes):
-            now = monotonic()
-            if waiting is None or (results and now >= deadline):
-                break
-            current = waiting
-            current.tell(repr(now + (deadline - now) / (processes - index)))
-            waiting = _Worker(folder, index + 1, kind, options) if index + 1 < processes else None
-            results.append(current.result())
-            if progress is not None:
-                progress(results)
-        if waiting is not None:
-            waiting.stop()
+        started: list[_Worker] = []
+        try:
+            waiting: _Worker | None = _Worker(folder, 0, kind, options)
+            started.append(waiting)
+            for index in range(processes):
+                now = monotonic()
+                if waiting is None or (results and now >= deadline):
+                    break
+                current = waiting
+                current.tell(repr(now + (deadline - now) / (processes - index)))
+                waiting = _Worker(folder, index + 1, kind, options) if index + 1 < processes else None
+                started += [waiting] if waiting is not None else []
+                results.append(current.result())
+                if progress is not None:
+                    progress(results)
+            if waiting is not None:
+                waiting.stop()
+        except BaseException:  # Ctrl-C or an error: no worker goes on timing after the parent stops
+            for worker in started:
+                worker.kill()
+            raise
     return results
 
 

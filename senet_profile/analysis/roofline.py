@@ -50,7 +50,7 @@ from torch import nn
 
 from senet_profile.analysis.trace import OpEvent
 from senet_profile.errors import UserInputError
-from senet_profile.io import write_atomic
+from senet_profile.io import parse_json, read_regular, write_atomic
 from senet_profile.setting import torch_dtype
 
 FORMAT_VERSION = 3  # 3: calibration calls timed in rounds among each other (2: each in a tight loop)
@@ -524,12 +524,11 @@ def from_dict(data: object, where: str) -> MachineModel:
 def _read_file(path: Path) -> dict:
     if not path.exists():
         return {"version": FORMAT_VERSION, "models": {}}
-    if not path.is_file():
-        raise UserInputError(f"{path}: not a regular file")
+    content = read_regular(path)  # a regular file, bounded; one line otherwise
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise UserInputError(f"{path}: not readable as JSON ({type(error).__name__})") from None
+        data = parse_json(content)  # hardened: depth, number range
+    except ValueError as error:
+        raise UserInputError(f"{path}: not readable as JSON ({error})") from None
     version = data.get("version") if isinstance(data, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and 0 < version < FORMAT_VERSION:
         return {"version": FORMAT_VERSION, "models": {}}  # stale: measured the old way, replaced on save

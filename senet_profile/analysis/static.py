@@ -320,7 +320,7 @@ def analyze(
     meta_model.eval()
     inputs = torch.empty(input_shape, device="meta", dtype=dtype or torch.float32)
     try:
-        trace = trace_ops(meta_model, inputs)
+        trace = trace_ops(meta_model, inputs, model_name=name)
     finally:
         meta_model.train(was_training)
     return summarize(

@@ -410,7 +410,7 @@ def _check_resolution(args: Sequence[object], module: str) -> None:
             )
 
 
-def trace_ops(model: nn.Module, inputs: torch.Tensor, *, timed: bool = False) -> Trace:
+def trace_ops(model: nn.Module, inputs: torch.Tensor, *, timed: bool = False, model_name: str = "") -> Trace:
     """Run ``model(inputs)`` once under the recorder and return every op with its module.
 
     ``timed``: also keep each op's wall time (``perf_counter`` around the op alone; CPU ops are synchronous).
@@ -444,7 +444,7 @@ def trace_ops(model: nn.Module, inputs: torch.Tensor, *, timed: bool = False) ->
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         shape = "x".join(str(s) for s in inputs.shape)
         raise UserInputError(
-            f"{type(model).__name__} cannot run on input {shape}: {type(error).__name__}"
+            f"{model_name or type(model).__name__} cannot run on input {shape}: {type(error).__name__}"
             + (f": {first_line}" if first_line else "")
         ) from None
     finally:

@@ -81,12 +81,23 @@ def parse_model_spec(text: str) -> ModelSpec:
     return build_spec(name, pairs, get_entry(name).knobs)
 
 
+def check_device(device: object) -> None:
+    """Refuse, before building, a device that is not one or is absent here (``cuda`` without a GPU)."""
+    try:
+        kind = torch.device(device).type  # type: ignore[arg-type]
+    except (RuntimeError, TypeError):
+        raise UserInputError(f"unknown device {device!r}; use 'meta', 'cpu' or 'cuda'") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"device {device!r} asked for, but there is no CUDA device on this machine")
+
+
 def get_model(spec: str | ModelSpec, *, device: str | torch.device = "meta") -> nn.Module:
     """Build the model named by ``spec``; on the meta device by default (no weights allocated)."""
     if not isinstance(spec, ModelSpec):
         _need_text(spec, "a model argument such as 'se_resnet50:r=8' or a ModelSpec")
     parsed = parse_model_spec(spec) if isinstance(spec, str) else spec
     entry = get_entry(parsed.name)
+    check_device(device)
     with torch.device(device):
         model = entry.builder(**knob_values(parsed, entry.knobs))
     return model.eval()

@@ -12,24 +12,35 @@ A model argument is one of
 
 Keyword values of the last three are read as Python literals where they are one (``3``, ``0.5``,
 ``'a'``), ``on``/``off``/``true``/``false`` as booleans, ``none`` as None, and anything else as text.
-Nothing is downloaded: weights are never loaded. Models are built on the meta device (no memory for
-weights) unless the caller asks for a real device.
+Nothing is downloaded: weights are never loaded (torchvision's ``weights`` and ``weights_backbone`` are
+forced off, and a model whose building would download anything is refused). Models are built on the meta
+device (no memory for weights) unless the caller asks for a real device.
+
+A user's (or a third party's) model code is fenced (``run_user_code``): while it runs, what it prints goes
+to stderr (so ``--format json`` stays valid), and ``sys.exit``, a KeyboardInterrupt it raises (not a
+Ctrl-C) and every exception it raises become one UserInputError naming the model. ``model_failure`` tells
+an exception raised later, inside such a model's forward, from a bug in the tool's own code (which stays
+a traceback).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import fnmatch
 import importlib
 import importlib.util
 import inspect
+import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from senet_profile.catalog.spec import split_spec
 from senet_profile.errors import UserInputError
@@ -41,6 +52,175 @@ SOURCES = ("catalog", "timm", "torchvision", "function")
 TIMM_HINT = "timm is not installed; install it with: pip install 'senet-profile[timm]'"
 _WORDS: dict[str, Any] = {"on": True, "true": True, "off": False, "false": False, "none": None}
 _DRIVE = re.compile(r"[A-Za-z]:[\\/]")  # a Windows drive: C:\ or C:/
+_NO_WEIGHTS = ("weights", "weights_backbone")
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_MODEL_CODE: dict[str, str] = {}  # a file (or a package's folder) of a model's own code -> the model's name
+T = TypeVar("T")
+
+
+class SigintWatch:
+    """Counts real Ctrl-Cs (SIGINT) while installed, so a KeyboardInterrupt that model code raises itself
+    is told apart from the user's Ctrl-C; the count is shared by nested watches."""
+
+    received = 0  # every SIGINT this process took while a watch was installed
+
+    def __init__(self) -> None:
+        self.start = SigintWatch.received
+        self.unsure = False  # not in the main thread, or SIGINT ignored: every interrupt counts as real
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a real Ctrl-C arrived since this watch began."""
+        return self.unsure or SigintWatch.received > self.start
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    SigintWatch.received += 1
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def watch_sigint() -> Iterator[SigintWatch]:
+    """Install a SIGINT handler that counts Ctrl-Cs (and raises KeyboardInterrupt, as Python's does)."""
+    watch = SigintWatch()
+    if threading.current_thread() is not threading.main_thread():
+        watch.unsure = True
+        yield watch
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # SIG_IGN / SIG_DFL: leave the process's choice alone
+        watch.unsure = True
+        yield watch
+        return
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield watch
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _refuse_download(*args: object, **kwargs: object) -> None:
+    url = next((a for a in args if isinstance(a, str)), kwargs.get("url", "a URL"))
+    raise UserInputError(f"building it would download {url}; senet-profile never downloads weights")
+
+
+@contextlib.contextmanager
+def _no_downloads() -> Iterator[None]:
+    """Downloads through torch.hub (and torchvision's weights) raise a UserInputError meanwhile."""
+    import torch.hub
+
+    targets = [(torch.hub, "download_url_to_file"), (torch.hub, "load_state_dict_from_url")]
+    vision = sys.modules.get("torchvision.models._api")
+    if vision is not None and hasattr(vision, "load_state_dict_from_url"):
+        targets.append((vision, "load_state_dict_from_url"))
+    saved = [(owner, name, getattr(owner, name)) for owner, name in targets]
+    for owner, name, _ in saved:
+        setattr(owner, name, _refuse_download)
+    try:
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+
+
+def run_user_code(name: str, fn: Callable[[], T]) -> T:
+    """Run model code of ``name`` (a builder, a module's import, a forward): its stdout goes to stderr,
+    downloads are refused, and its ``sys.exit``, raised KeyboardInterrupt or exception becomes one
+    UserInputError naming the model. A real Ctrl-C stays a KeyboardInterrupt (the CLI exits 130)."""
+    with watch_sigint() as watch:
+        try:
+            with contextlib.redirect_stdout(sys.stderr), _no_downloads():
+                return fn()
+        except UserInputError as error:
+            raise UserInputError(str(error) if str(error).startswith(name) else f"{name}: {error}") from None
+        except SystemExit as error:
+            raise UserInputError(
+                f"{name} called sys.exit({error.code!r}) while being built or run; a model must not end "
+                "the program (remove the call)"
+            ) from None
+        except KeyboardInterrupt:
+            if watch.interrupted:
+                raise
+            raise UserInputError(f"{name} raised KeyboardInterrupt while being built or run") from None
+        except Exception as error:
+            raise UserInputError(f"{name} failed: {type(error).__name__}: {_first_line(error)}") from None
+
+
+def _code_files(module: nn.Module) -> set[str]:
+    files = set()
+    for sub in module.modules():
+        with contextlib.suppress(TypeError, OSError):
+            files.add(os.path.abspath(inspect.getfile(type(sub))))
+    return files
+
+
+def _remember(name: str, module: nn.Module, *extra: str) -> None:
+    """Note the files a non-catalog model's code lives in, so ``model_failure`` can tell its errors."""
+    for path in [*_code_files(module), *extra]:
+        if not path.startswith(_PACKAGE_DIR + os.sep) and "/torch/" not in path.replace(os.sep, "/"):
+            _MODEL_CODE.setdefault(path, name)
+
+
+def _model_of(filename: str) -> str | None:
+    path = os.path.abspath(filename)
+    if path in _MODEL_CODE:
+        return _MODEL_CODE[path]
+    return next((name for root, name in _MODEL_CODE.items() if path.startswith(root + os.sep)), None)
+
+
+class _GuardedStdout:
+    """Standard output that sends what a model's own code prints to stderr (machine-readable output stays
+    valid); everything else passes through to the stream it wraps."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text``: to stderr when the caller is a model's code, else to the wrapped stream."""
+        frame = sys._getframe(1)
+        for _ in range(2):
+            if frame is None:
+                break
+            if _MODEL_CODE and _model_of(frame.f_code.co_filename) is not None:
+                return sys.stderr.write(text)
+            frame = frame.f_back
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def guarded_stdout() -> Iterator[None]:
+    """While the block runs, what a built model's own code prints goes to stderr, not stdout."""
+    previous = sys.stdout
+    sys.stdout = _GuardedStdout(previous)
+    try:
+        yield
+    finally:
+        sys.stdout = previous
+
+
+def model_failure(error: BaseException) -> str | None:
+    """One line when ``error`` came out of a non-catalog model's own code (its forward or builder), after
+    the tool's last frame; None for anything else (a bug of the tool's own stays a traceback)."""
+    if not _MODEL_CODE:
+        return None
+    last_tool, last_model, model = -1, -1, None
+    tb, index = error.__traceback__, 0
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep):
+            last_tool = index
+        elif (found := _model_of(filename)) is not None:
+            last_model, model = index, found
+        tb, index = tb.tb_next, index + 1
+    if model is None or last_model < last_tool:
+        return None
+    if isinstance(error, SystemExit):
+        return f"{model} called sys.exit({error.code!r}) while running; a model must not end the program"
+    what = "raised KeyboardInterrupt" if isinstance(error, KeyboardInterrupt) else "failed"
+    return f"{model} {what} while running: {type(error).__name__}: {_first_line(error)}"
 
 
 @dataclass(frozen=True)
@@ -116,7 +296,8 @@ def _check_module(value: object, where: str) -> nn.Module:
 
 
 def _call(builder: Callable[..., Any], kwargs: dict[str, Any], *, where: str, device: str) -> nn.Module:
-    """Call a builder on ``device``; its failures become one-line errors naming the argument.
+    """Call a builder on ``device``, fenced (``run_user_code``); its failures become one-line errors
+    naming the argument.
 
     On the meta device a builder that reads tensor values while building (``linspace(...).tolist()``)
     fails; it is then built on the CPU and moved to meta. The SE keys (``attach.MODEL_KEYS``: se=off, ...)
@@ -130,6 +311,12 @@ def _call(builder: Callable[..., Any], kwargs: dict[str, Any], *, where: str, de
         rest = {k: v for k, v in kwargs.items() if k not in keys}
         return apply_model_keys(_call(builder, rest, where=where, device=device), keys, where=where)
     _check_kwargs(builder, kwargs, where)
+    return run_user_code(where, lambda: _call_unfenced(builder, kwargs, where=where, device=device))
+
+
+def _call_unfenced(
+    builder: Callable[..., Any], kwargs: dict[str, Any], *, where: str, device: str
+) -> nn.Module:
     try:
         return _invoke(builder, kwargs, where=where, device=device)
     except UserInputError:
@@ -213,8 +400,11 @@ def _build_timm(source: Source, device: str) -> Built:
         )
     kwargs = {k: literal(v) for k, v in source.kwargs}
     where = f"timm:{source.name}"
+    if "pretrained" in kwargs and kwargs.pop("pretrained"):
+        raise UserInputError(f"{where}: pretrained=True would download weights; senet-profile never does")
     module = _call(lambda **kw: timm.create_model(source.name, pretrained=False, **kw), kwargs, where=where,
                    device=device)  # fmt: skip
+    _remember(str(source), module, os.path.dirname(os.path.abspath(timm.__file__)))
     cfg = getattr(module, "pretrained_cfg", None) or {}
     size = cfg.get("input_size")
     return Built(str(source), module, (int(size[1]), int(size[2])) if size else None)
@@ -229,8 +419,20 @@ def _build_torchvision(source: Source, device: str) -> Built:
             f"unknown torchvision model {source.name!r}{_close(source.name, names, listing='torchvision')}"
         )
     builder = models.get_model_builder(source.name)
-    kwargs = {"weights": None, **{k: literal(v) for k, v in source.kwargs}}
-    module = _call(builder, kwargs, where=f"torchvision:{source.name}", device=device)
+    where = f"torchvision:{source.name}"
+    kwargs = {k: literal(v) for k, v in source.kwargs}
+    given = [key for key in _NO_WEIGHTS if kwargs.get(key) is not None]
+    if given:
+        raise UserInputError(
+            f"{where}: {given[0]}={kwargs[given[0]]!r} would load downloaded weights; senet-profile never "
+            f"downloads (drop {given[0]}=...)"
+        )
+    parameters = _parameters(builder)
+    forced = {key: None for key in _NO_WEIGHTS if parameters is None or key in parameters}
+    module = _call(builder, {**kwargs, **forced}, where=where, device=device)
+    import torchvision
+
+    _remember(str(source), module, os.path.dirname(os.path.abspath(torchvision.__file__)))
     return Built(str(source), module, _torchvision_size(models, source.name))
 
 
@@ -241,6 +443,17 @@ def _torchvision_size(models: Any, name: str) -> tuple[int, int] | None:
     except (ValueError, AttributeError, TypeError):  # a model without weights (or a changed API)
         return None
     return (int(crop[0]), int(crop[-1])) if crop else None
+
+
+def _parameters(builder: Callable[..., Any]) -> set[str] | None:
+    """The keyword names ``builder`` takes; None when it takes any (``**kwargs``) or cannot be read."""
+    try:
+        parameters = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return set(parameters) | set(_NO_WEIGHTS[:1])
+    return set(parameters)
 
 
 def _load_function(target: str) -> Callable[..., Any]:
@@ -257,21 +470,15 @@ def _load_function(target: str) -> Callable[..., Any]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
-        except Exception as error:
+            run_user_code(f"{location} (loading it)", lambda: spec.loader.exec_module(module))
+        except BaseException:
             del sys.modules[module_name]
-            raise UserInputError(
-                f"{location} failed to load: {type(error).__name__}: {_first_line(error)}"
-            ) from None
+            raise
     else:
         try:
-            module = importlib.import_module(location)
+            module = run_user_code(f"{location} (importing it)", lambda: _import(location))
         except ModuleNotFoundError as error:
             raise UserInputError(f"cannot import {location!r}: no module named {error.name!r}") from None
-        except Exception as error:
-            raise UserInputError(
-                f"{location} failed to import: {type(error).__name__}: {_first_line(error)}"
-            ) from None
     builder = getattr(module, function, None)
     if builder is None:
         public = [n for n in dir(module) if not n.startswith("_")]
@@ -281,10 +488,22 @@ def _load_function(target: str) -> Callable[..., Any]:
     return builder
 
 
+def _import(location: str) -> Any:
+    try:
+        return importlib.import_module(location)
+    except ModuleNotFoundError as error:
+        if error.name and location.startswith(error.name):
+            raise UserInputError(f"cannot import {location!r}: no module named {error.name!r}") from None
+        raise
+
+
 def _build_function(source: Source, device: str) -> Built:
     builder = _load_function(source.name)
     kwargs = {k: literal(v) for k, v in source.kwargs}
-    return Built(str(source), _call(builder, kwargs, where=source.name, device=device))
+    module = _call(builder, kwargs, where=source.name, device=device)
+    with contextlib.suppress(TypeError, OSError):
+        _remember(str(source), module, os.path.abspath(inspect.getfile(builder)))
+    return Built(str(source), module)
 
 
 def _build_catalog(source: Source, device: str) -> Built:
@@ -313,8 +532,39 @@ _BUILDERS: dict[str, Callable[[Source, str], Built]] = {
 
 def build(text: str | Source, *, device: str = "meta") -> Built:
     """Build the model a model argument names, on ``device`` (meta by default: no weights allocated)."""
+    from senet_profile.catalog.registry import check_device
+
     source = parse_source(text) if isinstance(text, str) else text
+    check_device(device)
     return _BUILDERS[source.kind](source, device)
+
+
+def check_source(source: Source) -> None:
+    """Check a model argument without running any of its code: a timm or torchvision name against its
+    library's list, a ``file.py:function``'s file for existence; UserInputError (one line) otherwise."""
+    if source.kind in ("timm", "torchvision"):
+        if source.kind == "timm":
+            names = list(_timm().list_models())
+        else:
+            from torchvision import models
+
+            names = list(models.list_models())
+        if source.name not in names:
+            hint = _close(source.name, names, listing=source.kind)
+            raise UserInputError(f"unknown {source.kind} model {source.name!r}{hint}")
+    if source.kind == "timm" and any(k == "pretrained" and literal(v) for k, v in source.kwargs):
+        raise UserInputError(
+            f"timm:{source.name}: pretrained=True would download weights; senet-profile never does"
+        )
+    if source.kind == "torchvision":
+        given = [key for key, value in source.kwargs if key in _NO_WEIGHTS and literal(value) is not None]
+        if given:
+            raise UserInputError(f"torchvision:{source.name}: {given[0]}=... would load downloaded weights; "
+                                 f"senet-profile never downloads (drop {given[0]}=...)")  # fmt: skip
+    elif source.kind == "function":
+        location = source.name.rpartition(":")[0]
+        if location.endswith(".py") and not Path(location).is_file():
+            raise UserInputError(f"no such file {location!r} (in {source.name!r})")
 
 
 def list_source(source: str, pattern: str = "*") -> list[str]:

@@ -76,6 +76,8 @@ class _OneLineErrors(TyperGroup):
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _one_line_warning
+                # PYTHONWARNINGS=error would turn the tool's one-line warnings into tracebacks
+                warnings.filters[:] = [f for f in warnings.filters if f[0] != "error"]
                 result = super().main(*args, **kwargs)
         except UserInputError as error:
             typer.echo(f"error: {error}", err=True)
@@ -102,6 +104,31 @@ class _OneLineErrors(TyperGroup):
             typer.echo("aborted", err=True)
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; a user model's exit or error, or a Ctrl-C, ends it in one line."""
+        from senet_profile.api import guarded_stdout, watch_sigint
+
+        with watch_sigint() as watch:
+            try:
+                with guarded_stdout():
+                    return super().invoke(ctx)
+            except (KeyboardInterrupt, SystemExit, Exception) as error:
+                _model_or_interrupt(error, ctrl_c=watch.interrupted)
+                raise
+
+
+def _model_or_interrupt(error: BaseException, *, ctrl_c: bool) -> None:
+    """Exit with one line when ``error`` came out of a user's model (2) or is a Ctrl-C (130); else return."""
+    from senet_profile.api import model_failure
+
+    line = None if isinstance(error, KeyboardInterrupt) and ctrl_c else model_failure(error)
+    if line is not None:
+        typer.echo(f"error: {line}", err=True)
+        sys.exit(2)
+    if isinstance(error, KeyboardInterrupt):
+        typer.echo("interrupted (Ctrl-C); what was already recorded is kept, rerun to go on", err=True)
+        sys.exit(130)
 
 
 app = typer.Typer(

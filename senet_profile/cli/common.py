@@ -295,6 +295,9 @@ def progress_bar(groups: tuple[str, ...], budget: float) -> Iterator[Callable[[i
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
+    if not Console(stderr=True).is_terminal:  # no live bar in a pipe or a log: it would leave a blank line
+        yield lambda pairs, halfwidth_pp: None
+        return
     bar = Progress(
         TextColumn("timing"), BarColumn(), TextColumn("{task.completed:.0f} of {task.total:.0f} s budget"),
         TextColumn("{task.fields[pairs]} pairs, CI +/-{task.fields[hw]}"), console=Console(stderr=True),
@@ -320,6 +323,10 @@ def count_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr for work counted in items: ``update(done, total)``."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not Console(stderr=True).is_terminal:  # no live bar in a pipe or a log: it would leave a blank line
+        yield lambda done, total: None
+        return
 
     bar = Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -151,7 +151,7 @@ def explain_command(
         check_writable(path)
     if memory:
         if len(outputs) > 1:
-            raise UserInputError("explain --memory writes one Markdown report: give --output once")
+            raise UserInputError(f"explain --memory writes one --output, got {len(outputs)}; give one")
         setting = setting_from_options(
             device="meta" if device == "cpu" else device, mode="train", batch_size=batch_size,
             input_size=input_size,
@@ -179,6 +179,8 @@ def explain_command(
         path = machine_dir / f"{describe_machine().machine_class}.json"
     else:
         path = machine_file(results)
+    if not stored_only:
+        check_writable(path, create_folder=True)  # the machine model may be stored there: checked first
     with progress_bar(("latency",) if measure else (), setting.budget_s) as progress:
         explanation = api.explain(
             base, candidate, setting=setting, measure=measure, machine_path=path,

@@ -101,6 +101,9 @@ def sweep_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the cases and what is left; run nothing.")
     ] = False,
+    max_cases: Annotated[
+        int, typer.Option("--max-cases", help="Refuse a grid of more cases than this (guards against typos).")
+    ] = 10_000,
     fmt: PrintFormat = None,
 ) -> None:
     """Run a grid of SE pairs and settings: resumable, each case in a fresh process, one record per case."""
@@ -123,9 +126,12 @@ def sweep_command(
         "processes": processes,
     }
     values |= {key: value for key, value in given.items() if value is not None}
-    if limit is not None and limit <= 0:
-        raise UserInputError(f"--limit must be a positive number of cases, got {limit}")
-    grid = sweep.build_grid(values)
+    from senet_profile.io import check_int
+
+    for option, number in (("--limit", limit), ("--jobs", jobs), ("--max-cases", max_cases)):
+        if number is not None:
+            check_int(option, number)
+    grid = sweep.build_grid(values, max_cases=max_cases)
     if sweep_id is not None and (not sweep_id or "/" in sweep_id or sweep_id.startswith(".")):
         raise UserInputError(f"sweep id must be a plain folder name, got {sweep_id!r}")
     chosen_id = sweep_id or grid.sweep_id
@@ -145,6 +151,7 @@ def sweep_command(
         return
     from senet_profile.history.executors import make_executor
 
+    sweep.try_models(grid)  # each model once, on meta at the grid's size: no case fails for it later
     runner = make_executor(executor, address=address, jobs=jobs)
     try:
         result = _run_with_progress(sweep, grid, runner, sweeps_dir, chosen_id, limit)

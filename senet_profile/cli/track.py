@@ -23,6 +23,7 @@ from senet_profile.cli.common import (
 )
 from senet_profile.errors import UserInputError
 from senet_profile.history.locations import RESULTS_ENV, existing_results, results_root
+from senet_profile.io import check_writable
 
 if TYPE_CHECKING:  # pragma: no cover
     from senet_profile.history import regress
@@ -184,6 +185,13 @@ def check_against_baseline(
         current_record = latest
     else:
         current_record = tracking.read_record_file(current, role="run record")
+    known = sorted({figure["metric"] for figure in current_record.data["figures"]})
+    for rule in thresholds:
+        if not any(rule.applies_to(metric) for metric in known):
+            raise UserInputError(
+                f"--threshold {rule}: no metric {rule.metric!r} in {current_record.path.name}; "
+                f"its metrics are {', '.join(known)}"
+            )
     baseline_path = baseline or tracking.baseline_file(baselines_dir, current_record.machine_class)
     if baseline is None and not baseline_path.exists():
         other, problems = tracking.any_baseline(baselines_dir, current_record.machine_class)
@@ -237,6 +245,7 @@ def baseline_update_command(
     else:
         record = tracking.read_record_file(source, role="run record")
     target = tracking.baseline_file(baselines_dir, record.machine_class)
+    check_writable(target, create_folder=True)  # a folder, FIFO or link there: refused before a word
     old = None
     if target.exists() or target.is_symlink():
         try:

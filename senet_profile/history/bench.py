@@ -17,7 +17,6 @@ A figure is a flat dict keyed by (model, metric, setting):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from senet_profile.analysis.latency import PairedLatency
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.errors import UserInputError
 from senet_profile.history.schema import benchmark_figures
+from senet_profile.io import parse_json, read_regular
 from senet_profile.setting import Setting
 
 STATIC_SHAPE = (1, 3, 224, 224)
@@ -231,13 +231,15 @@ def figures_from_benchmark_json(path: Path) -> list[dict]:
 
     Refused (UserInputError) when the file is unreadable, has no figure, or has a malformed one.
     """
-    if path.exists() and not path.is_file():  # reading a FIFO would block
-        raise UserInputError(f"{path}: not a regular file")
     try:
-        data = json.loads(path.read_bytes())
-    except OSError as error:
-        raise UserInputError(f"{path}: cannot read the benchmark file ({error.strerror})") from None
-    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        content = read_regular(path)  # a FIFO or device refused, never waited on; bounded
+    except UserInputError as error:
+        raise UserInputError(
+            f"{path}: cannot read the benchmark file ({str(error).rpartition(': ')[2]})"
+        ) from None
+    try:
+        data = parse_json(content)  # hardened: depth, number range
+    except ValueError as error:
         raise UserInputError(f"{path}: not a readable pytest-benchmark JSON file ({error})") from None
     try:
         return benchmark_figures(data)

@@ -17,44 +17,59 @@ failure: the case stays missing, and rerunning the sweep runs it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from senet_profile.errors import UserInputError
 from senet_profile.history.sweep import Case, Outcome, run_case
+from senet_profile.io import WORKER_PREAMBLE, parse_json
 
 RESULT_MARK = "senet-profile-case-record: "
 EXECUTORS = ("local", "ray")
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the worker gets SIGKILL when the driver dies, so a killed sweep leaves no worker behind."""
-    try:
-        import ctypes
+_RUNNING: set[subprocess.Popen] = set()  # the case workers running now, stopped when the driver stops
+_RUNNING_LOCK = threading.Lock()
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+
+def _stop_workers() -> None:
+    """Kill every case worker still running (the driver is stopping: Ctrl-C or an error)."""
+    with _RUNNING_LOCK:
+        workers = list(_RUNNING)
+    for process in workers:
+        with contextlib.suppress(OSError):
+            process.kill()
 
 
 def run_in_subprocess(case: Case) -> Outcome:
     """Run one case in a fresh Python process; its record, or a line saying why it failed."""
-    command = [sys.executable, "-m", "senet_profile.history.executors", json.dumps(case.as_dict())]
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    done = subprocess.run(command, capture_output=True, text=True, preexec_fn=preexec, check=False)
-    marked = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    if done.returncode == 0 and marked:
-        return case, json.loads(marked[-1][len(RESULT_MARK) :])
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    command = [sys.executable, "-c", WORKER_PREAMBLE + "; from senet_profile.history.executors import _main; "
+               "sys.exit(_main(sys.argv[1:]))", json.dumps(case.as_dict())]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
+    try:
+        stdout, stderr = process.communicate()
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
+    marked = [line for line in stdout.splitlines() if line.startswith(RESULT_MARK)]
+    if process.returncode == 0 and marked:
+        try:
+            return case, parse_json(marked[-1][len(RESULT_MARK) :])  # type: ignore[return-value]
+        except ValueError as error:
+            return case, f"the worker's record is not readable ({error})"
+    lines = [line for line in stderr.splitlines() if line.strip()]
     why = next((line for line in reversed(lines) if line.startswith("error: ")), lines[-1] if lines else "")
-    return case, f"worker exited with status {done.returncode}: {why or 'no message'}"
+    return case, f"worker exited with status {process.returncode}: {why or 'no message'}"
 
 
 @dataclass(frozen=True)
@@ -67,12 +82,20 @@ class LocalExecutor:
     def run(self, cases: Sequence[Case]) -> Iterator[Outcome]:
         """Each case's record (or failure) as it finishes."""
         untimed = [c for c in cases if not c.timed]
-        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
-            futures = [pool.submit(run_in_subprocess, case) for case in untimed]
-            for future in as_completed(futures):
-                yield future.result()
-        for case in (c for c in cases if c.timed):
-            yield run_in_subprocess(case)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+                futures = [pool.submit(run_in_subprocess, case) for case in untimed]
+                try:
+                    for future in as_completed(futures):
+                        yield future.result()
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+            for case in (c for c in cases if c.timed):
+                yield run_in_subprocess(case)
+        finally:
+            _stop_workers()  # after a Ctrl-C (or the driver's error) no worker goes on
 
     def close(self) -> None:
         """Nothing to release: every worker has ended."""
@@ -91,8 +114,14 @@ def _reachable(address: str) -> None:
 
 
 def _remote_case(case_dict: dict) -> dict:
-    """What a Ray task runs: one case, in the worker's process, on the worker's machine."""
-    return run_case(Case.from_dict(case_dict))
+    """What a Ray task runs: one case, in the worker's process, on the worker's machine; the record says
+    which node and process measured it (one of each: a case is never split)."""
+    import ray
+
+    record = run_case(Case.from_dict(case_dict))
+    node = ray.get_runtime_context().get_node_id()
+    record["settings"] = {**record["settings"], "worker": {"node": node, "pid": os.getpid()}}
+    return record
 
 
 class RayExecutor:
@@ -185,12 +214,20 @@ def make_executor(name: str, *, address: str | None = None, jobs: int | None = N
 
 def _main(argv: list[str]) -> int:
     """Worker entry: run the case given as JSON, print its record on one marked line."""
+    from senet_profile.catalog.sources import guarded_stdout, model_failure
     from senet_profile.errors import UserInputError as InputError
 
     try:
-        record = run_case(Case.from_dict(json.loads(argv[0])))
+        with guarded_stdout():
+            record = run_case(Case.from_dict(json.loads(argv[0])))
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (SystemExit, Exception) as error:
+        line = model_failure(error)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     print(RESULT_MARK + json.dumps(record, sort_keys=True), flush=True)
     return 0

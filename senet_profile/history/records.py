@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from senet_profile.errors import UserInputError
 from senet_profile.history.machine import describe_machine, git_commit
 from senet_profile.history.schema import SCHEMA, check_record
-from senet_profile.io import write_atomic
+from senet_profile.io import parse_json, read_regular, write_atomic
 from senet_profile.setting import METHOD_VERSION
 
 __all__ = ["SCHEMA", "RunRecord", "load_records", "new_record", "parse_record", "read_record", "record_files",
@@ -68,8 +68,8 @@ def save_record(folder: Path, record: dict) -> Path:
 def parse_record(text: str | bytes, *, source: Path) -> RunRecord:
     """A record from a file's content; ValueError naming ``source`` and the problem if it is not valid."""
     try:
-        data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = parse_json(text)
+    except ValueError as error:
         raise ValueError(f"{source}: not a readable JSON record ({error})") from None
     try:
         return RunRecord(source, check_record(data))
@@ -80,11 +80,9 @@ def parse_record(text: str | bytes, *, source: Path) -> RunRecord:
 def read_record(path: Path) -> RunRecord:
     """One record; ValueError naming the file and the problem if it is not a valid record."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise ValueError(f"{path}: not a regular file")
-        content = path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"{path}: not a readable JSON record ({error.strerror or error})") from None
+        content = read_regular(path)
+    except UserInputError as error:
+        raise ValueError(f"{path}: not a readable JSON record ({str(error).rpartition(': ')[2]})") from None
     return parse_record(content, source=path)
 
 

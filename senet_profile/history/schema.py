@@ -17,7 +17,7 @@ never met later as a KeyError. Unknown extra keys are kept (a figure carries its
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -55,11 +55,18 @@ class Figure(_Open):
     informational: StrictBool = False
     ci_low: Number | None = None
     ci_high: Number | None = None
+    # optional details that history, regress and the sweep's summary read: typed when present
+    samples: Annotated[StrictInt, Field(ge=0)] | None = None
+    noisy: StrictBool | None = None
+    base_median_s: Number | None = None
+    candidate_median_s: Number | None = None
 
     @model_validator(mode="after")
     def _judgeable(self) -> Figure:
-        if not math.isfinite(self.value):
-            raise ValueError(f"value {self.value} is not a finite number")
+        for name in ("value", "base_median_s", "candidate_median_s"):
+            number = getattr(self, name)
+            if number is not None and not math.isfinite(number):
+                raise ValueError(f"{name} {number} is not a finite number")
         if self.metric == "latency_overhead":
             extra = self.model_extra or {}
             if " -> " not in self.model:
@@ -117,6 +124,10 @@ class RunRecord(_Open):
             raise ValueError(f"time {self.time!r} is not an ISO 8601 time") from None
         if moment.tzinfo is None:
             raise ValueError(f"time {self.time!r} has no time zone")
+        try:
+            moment.astimezone(timezone.utc)  # what the history plot's labels do
+        except OverflowError:
+            raise ValueError(f"time {self.time!r} is out of range in UTC") from None
         seen: set[tuple[str, str, str]] = set()
         for figure in self.figures:
             key = (figure.model, figure.metric, figure.setting)

@@ -29,17 +29,27 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
 from senet_profile.errors import UserInputError
 from senet_profile.history.records import RunRecord, load_records, new_record, read_record
 from senet_profile.history.schema import check_record
-from senet_profile.io import write_atomic
+from senet_profile.io import (
+    MAX_GRID_BYTES,
+    MAX_INT,
+    check_regular,
+    open_lock,
+    read_json,
+    read_regular,
+    write_atomic,
+)
 from senet_profile.setting import DEFAULT_BUDGET_S, Setting, overhead_pct
 
 if sys.version_info >= (3, 11):
@@ -64,6 +74,8 @@ GRID_KEYS = (
     "processes",
 )
 SWITCHES = {"on": True, "off": False, "true": True, "false": False}
+MAX_CASES = 10_000  # a larger grid is refused unless the user raises the limit (--max-cases)
+MAX_BUDGET_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,12 +206,44 @@ class Grid:
 def canonical_model(text: str) -> str:
     """The canonical form of a model argument of any source; UserInputError for an unknown model or knob.
 
-    A catalog argument is checked against the catalog's knobs; any other source (``timm:``,
-    ``torchvision:``, ``module:function``) is read, not run: validating a grid executes no model code.
+    Nothing of the model's code runs here: a catalog argument is checked against the catalog's knobs, a
+    ``timm:``/``torchvision:`` name against its library's list, a ``path/to/file.py:function`` for its
+    file. The models are built and tried at the grid's size by ``try_models``, outside ``--dry-run``.
     """
-    from senet_profile.api import canonical_name
+    from senet_profile.catalog.registry import parse_model_spec
+    from senet_profile.catalog.sources import check_source, parse_source
 
-    return canonical_name(text)
+    source = parse_source(text)
+    if source.kind == "catalog":
+        return str(parse_model_spec(text))
+    check_source(source)
+    return str(source)
+
+
+def try_models(grid: Grid) -> None:
+    """Build each model of the grid once on meta and count it at the grid's size (batch 1); UserInputError
+    naming the first one that does not build or run (before the first case, so no case fails for it)."""
+    from senet_profile.api import check_runs
+    from senet_profile.catalog.sources import model_failure, watch_sigint
+
+    size = "x".join(map(str, grid.input_size))
+    for model in dict.fromkeys(name for pair in grid.pairs for name in pair):
+        with watch_sigint() as watch:
+            try:
+                check_runs(model, Setting(batch_size=1, input_size=grid.input_size))
+            except UserInputError as error:
+                line = str(error)
+            except (KeyboardInterrupt, SystemExit, Exception) as error:
+                line = (
+                    None
+                    if isinstance(error, KeyboardInterrupt) and watch.interrupted
+                    else model_failure(error)
+                )
+                if line is None:
+                    raise
+            else:
+                continue
+        raise UserInputError(f"{model}, tried at input {size}: {line}; choose an input size it takes")
 
 
 def se_twin(name: str) -> str | None:
@@ -285,13 +329,23 @@ def _switch(value: object) -> bool:
 
 
 def _integers(name: str, values: Sequence[object]) -> tuple[int, ...]:
+    shown = ", ".join(str(v)[:20] for v in values[:5]) + (", ..." if len(values) > 5 else "")
     try:
-        numbers = tuple(int(str(v)) for v in values)
+        numbers = tuple(int(str(v)) if len(str(v)) <= 20 else MAX_INT + 1 for v in values)
     except ValueError:
-        raise UserInputError(f"{name} must be positive integers, got {', '.join(map(str, values))}") from None
-    if any(n <= 0 for n in numbers):
-        raise UserInputError(f"{name} must be positive integers, got {', '.join(map(str, values))}")
+        raise UserInputError(f"{name} must be positive integers, got {shown}") from None
+    if any(not 0 < n <= MAX_INT for n in numbers):
+        raise UserInputError(f"{name} must be positive integers up to {MAX_INT:,}, got {shown}")
     return numbers
+
+
+def case_count(axes: dict[str, list], pairs: int, metrics: Sequence[str]) -> int:
+    """How many cases a grid of these axes expands into (at most; duplicates counted), without expanding."""
+    size = {key: max(1, len(axes.get(key) or [])) for key in ("batch_sizes", "modes", "dtypes", "compile",
+                                                             "threads")}  # fmt: skip
+    per_batch = ("static" in metrics) + ("memory" in metrics) * size["modes"] * size["dtypes"]
+    per_batch += ("latency" in metrics) * size["modes"] * size["dtypes"] * size["compile"] * size["threads"]
+    return pairs * size["batch_sizes"] * per_batch
 
 
 def _listed(value: object) -> list:
@@ -305,8 +359,11 @@ def _listed(value: object) -> list:
     return [value]
 
 
-def build_grid(values: dict) -> Grid:
-    """A validated grid from raw values (keys of ``GRID_KEYS``); UserInputError on anything wrong in it."""
+def build_grid(values: dict, *, max_cases: int = MAX_CASES) -> Grid:
+    """A validated grid from raw values (keys of ``GRID_KEYS``); UserInputError on anything wrong in it.
+
+    A grid of more than ``max_cases`` cases is refused before its cases are listed or checked.
+    """
     from senet_profile.setting import parse_input_size, parse_metrics
 
     unknown = sorted(set(values) - set(GRID_KEYS))
@@ -322,8 +379,18 @@ def build_grid(values: dict) -> Grid:
             raise UserInputError(f"the grid is empty: {key} has no values")
     metrics = parse_metrics(",".join(map(str, axes["metrics"] or ["static"])))
     size = str(values.get("input_size") or 224)
+    if len(axes["pairs"]) > max_cases:
+        raise UserInputError(f"the grid has {len(axes['pairs']):,} pairs, over the limit of {max_cases:,} "
+                             "cases; split it, or raise the limit with --max-cases")  # fmt: skip
+    pairs = expand_pairs(map(str, axes["pairs"]))
+    count = case_count(axes, len(pairs), metrics)
+    if count > max_cases:
+        raise UserInputError(
+            f"the grid expands into {count:,} cases, over the limit of {max_cases:,}; "
+            "split it into smaller grids, or raise the limit with --max-cases"
+        )
     grid = Grid(
-        pairs=expand_pairs(map(str, axes["pairs"])),
+        pairs=pairs,
         batch_sizes=_integers("batch sizes", axes["batch_sizes"] or [1]),
         modes=tuple(map(str, axes["modes"] or ["infer"])),
         dtypes=tuple(map(str, axes["dtypes"] or ["fp32"])),
@@ -335,6 +402,7 @@ def build_grid(values: dict) -> Grid:
         budget_s=_budget(values.get("budget")),
         processes=_integers("processes", _listed(values.get("processes")) or [1])[0],
     )
+    Setting(processes=grid.processes)  # bounded where every setting is
     for mode in grid.modes:  # every value of every axis, even of an axis no case of the grid uses
         Setting(mode=mode)
     for dtype in grid.dtypes:
@@ -342,7 +410,7 @@ def build_grid(values: dict) -> Grid:
     Setting(device=grid.device)
     for case in grid.cases():  # every setting through the one setting's checks, before anything runs
         setting = case.setting
-        setting.check_for((case.kind,))
+        setting.check_for(("latency",) if case.timed else (case.kind,))  # fp16 on the CPU, CUDA absent
         if case.timed:
             setting.for_latency()
     return grid
@@ -355,19 +423,23 @@ def _budget(value: object) -> float:
         budget = float(str(value))
     except ValueError:
         raise UserInputError(f"budget must be a number of seconds, got {value!r}") from None
-    if not budget > 0:
-        raise UserInputError(f"budget must be a positive number of seconds, got {value!r}")
+    if not 0 < budget <= MAX_BUDGET_S:
+        raise UserInputError(f"budget must be a positive number of seconds up to {MAX_BUDGET_S:,.0f}, "
+                             f"got {value!r}")  # fmt: skip
     return budget
 
 
 def read_grid_file(path: Path) -> dict:
     """The raw grid values of a TOML file (keys of ``GRID_KEYS``), or a one-line error."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UserInputError(f"cannot read grid file {path}: {error.strerror or error}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise UserInputError(f"grid file {path} is not valid TOML: {error}") from None
+        content = read_regular(path, limit=MAX_GRID_BYTES)
+    except UserInputError as error:
+        raise UserInputError(f"grid file: {error}") from None
+    try:
+        data = tomllib.loads(content.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as error:
+        why = "nested too deeply" if isinstance(error, RecursionError) else str(error).splitlines()[0]
+        raise UserInputError(f"grid file {path} is not valid TOML: {why}") from None
     return data
 
 
@@ -424,12 +496,9 @@ class SweepStore:
             "grid": grid.as_dict(),
             "cases": [{"id": c.id, "describe": c.describe(), "case": c.as_dict()} for c in cases],
         }
-        if self.manifest_path.exists():
-            try:
-                known = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as error:
-                raise UserInputError(f"corrupt sweep manifest {self.manifest_path}: {error}") from None
-            if not isinstance(known, dict) or known.get("grid") != manifest["grid"]:
+        known = self.read_manifest()
+        if known is not None:
+            if known.get("grid") != manifest["grid"]:
                 raise UserInputError(
                     f"sweep {self.folder.name} exists with another grid ({self.manifest_path})"
                 )
@@ -437,17 +506,47 @@ class SweepStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
+    def read_manifest(self) -> dict | None:
+        """The manifest (None before the sweep's first run); a one-line error when it is not a manifest.
+
+        Read as a regular file only (a FIFO, device or link there is refused, never waited on).
+        """
+        if not check_regular(self.manifest_path, verb="read sweep manifest", absent_ok=True):
+            return None
+        try:
+            known = read_json(self.manifest_path, follow=False)
+        except UserInputError as error:
+            raise UserInputError(
+                f"corrupt sweep manifest: {error}; move it away to start the sweep anew"
+            ) from None
+        if not isinstance(known, dict) or not isinstance(known.get("grid"), dict):
+            raise UserInputError(f"corrupt sweep manifest {self.manifest_path}: no grid in it")
+        return known
+
+    def note_replaced(self, case: Case, path: Path, why: str) -> None:
+        """Say in the manifest that ``path``, unreadable, was replaced by a new record of ``case``."""
+        manifest = self.read_manifest() or {}
+        entry = {"case_id": case.id, "path": str(path.relative_to(self.folder)), "was": why,
+                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+        manifest["replaced"] = [*manifest.get("replaced", []), entry]
+        write_atomic(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
     def finished(self, cases: Sequence[Case]) -> tuple[dict[str, RunRecord], list[str]]:
-        """The valid record of each finished case (by id), and a line per file that is not one."""
+        """The valid record of each finished case (by id), and a line per file that is not one.
+
+        A case whose only record is corrupt or unreadable is not finished: it runs again, and its new
+        record replaces the bad file (``write``).
+        """
         wanted = {c.id for c in cases}
         done: dict[str, RunRecord] = {}
         problems: list[str] = []
+        unreadable: list[tuple[str, str]] = []
         for path in sorted(self.folder.glob("*/*.json")):
             case_id = path.stem
             try:
                 record = read_record(path)
             except ValueError as error:
-                problems.append(str(error))
+                unreadable.append((case_id, str(error)))
                 continue
             if case_id not in wanted or record.data.get("settings", {}).get("case_id") != case_id:
                 problems.append(f"{path}: not a record of a case of this sweep")
@@ -455,6 +554,12 @@ class SweepStore:
                 problems.append(f"{path}: case {case_id} recorded twice (also {done[case_id].path})")
             else:
                 done[case_id] = record
+        for case_id, error in unreadable:
+            if case_id in done:
+                problems.append(f"{error}; ignored: the case is recorded in {done[case_id].path}")
+            else:
+                again = "; the case runs again and its new record replaces it" if case_id in wanted else ""
+                problems.append(f"{error}{again}")
         return done, problems
 
     def write(self, case: Case, record: dict) -> Path:
@@ -466,8 +571,7 @@ class SweepStore:
         if not record["figures"]:
             raise ValueError(f"the worker's record of {case.describe()} has no figures")
         path = self.folder / str(machine["machine_class"]) / f"{case.id}.json"
-        if path.exists():
-            raise ValueError(f"{path} exists: case {case.id} is already recorded")
+        replaced = self._unusable(path, case)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(
             path,
@@ -477,18 +581,37 @@ class SweepStore:
             + "\n",
         )
         read_record(path)  # what was written reads back as a record
+        if replaced:
+            self.note_replaced(case, path, replaced)
         return path
+
+    def _unusable(self, path: Path, case: Case) -> str | None:
+        """Why the file at ``path`` may be replaced (corrupt), None when there is none; refuse a valid one."""
+        if not check_regular(path, verb="write", absent_ok=True):
+            return None
+        try:
+            record = read_record(path)
+        except ValueError as error:
+            return str(error).removeprefix(f"{path}: ")
+        if record.data.get("settings", {}).get("case_id") != case.id:
+            return "not a record of this case"
+        raise ValueError(f"{path} exists: case {case.id} is already recorded")
 
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the sweep's lock: a second driver of the same sweep is refused."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "w") as handle:
+        handle = open_lock(self.folder / ".lock")
+        try:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UserInputError(f"sweep {self.folder.name} is already running ({self.folder})") from None
+                raise UserInputError(
+                    f"sweep {self.folder.name} is already running ({self.folder}); wait for it to end"
+                ) from None
             yield
+        finally:
+            os.close(handle)
 
 
 # --- the driver ---------------------------------------------------------------------------------------
@@ -543,6 +666,7 @@ def run_sweep(
     """Run the cases of ``grid`` not yet recorded (at most ``limit``), writing each record as it returns."""
     store = SweepStore(sweeps_dir / (sweep_id or grid.sweep_id))
     cases = grid.cases()
+    store.read_manifest()  # a FIFO, link or corrupt manifest: refused before the lock file is made
     with store.locked():
         store.ensure_manifest(grid, cases)
         done, problems = store.finished(cases)
@@ -622,10 +746,11 @@ def summary_frame(records: Sequence[RunRecord]):
         common = {"pair": f"{case['base']} -> {case['candidate']}", "machine_class": record.machine_class}
         for figure in record.data["figures"]:
             if figure["metric"] == "latency_overhead":
+                base, candidate = figure.get("base_median_s"), figure.get("candidate_median_s")
                 rows.append({**common, "metric": "latency", "unit": "s", "setting": figure["setting"],
-                             "base": figure["base_median_s"], "candidate": figure["candidate_median_s"],
-                             "overhead_pct": figure["value"], "ci_low": figure["ci_low"],
-                             "ci_high": figure["ci_high"], "samples": figure["samples"]})  # fmt: skip
+                             "base": base, "candidate": candidate,
+                             "overhead_pct": figure["value"], "ci_low": figure.get("ci_low"),
+                             "ci_high": figure.get("ci_high"), "samples": figure.get("samples")})  # fmt: skip
             elif figure["model"] == case["base"]:
                 match = by_model.get((case["candidate"], figure["metric"], figure["setting"]))
                 if match is None:

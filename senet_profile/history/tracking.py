@@ -28,7 +28,7 @@ from senet_profile.history.records import (
     record_files,
     save_record,
 )
-from senet_profile.io import check_folder, write_atomic
+from senet_profile.io import check_folder, read_regular, write_atomic
 
 RUNS_DIR = Path("results/runs")
 BASELINES_DIR = Path("results/baselines")
@@ -207,10 +207,7 @@ def promote(record: RunRecord, baselines_dir: Path) -> Path:
     temporary file, and the last rename wins.
     """
     target = baseline_file(baselines_dir, record.machine_class)
-    try:
-        content = record.path.read_bytes()
-    except OSError as error:
-        raise UserInputError(f"cannot read {record.path}: {error.strerror}") from None
+    content = read_regular(record.path)
     try:
         parse_record(content, source=record.path)
     except ValueError as error:
@@ -244,8 +241,8 @@ def overhead_history(records: list[RunRecord], pair: str | None) -> pd.DataFrame
                     "setting": figure["setting"],
                     "overhead_pct": figure["value"],
                     # No interval below MIN_CI_SAMPLES samples, as the plots and `regress` hold it.
-                    "ci_low": figure["ci_low"] if _enough(figure) else None,
-                    "ci_high": figure["ci_high"] if _enough(figure) else None,
+                    "ci_low": figure.get("ci_low") if _enough(figure) else None,
+                    "ci_high": figure.get("ci_high") if _enough(figure) else None,
                     "samples": figure.get("samples"),
                     "noisy": figure.get("noisy"),
                 }

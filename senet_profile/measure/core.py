@@ -7,10 +7,12 @@ Records keep raw integers; scaling and rounding happen only in the reporter.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 from torch import nn
@@ -37,8 +39,8 @@ from senet_profile.analysis.static import (
     StaticProfile,
     analyze,
 )
-from senet_profile.catalog.sources import Built
-from senet_profile.errors import UserInputError
+from senet_profile.catalog.sources import Built, model_failure, watch_sigint
+from senet_profile.errors import ToolBug, UserInputError
 from senet_profile.measure.resolve import Model, check_model_argument, on_meta, resolve, runnable
 from senet_profile.setting import (
     DEFAULT_INPUT_SIZE,
@@ -87,13 +89,36 @@ CLASS_METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+T = TypeVar("T")
+
+
+def _fenced(function: Callable[..., T]) -> Callable[..., T]:
+    """An API function whose user model's own failure (in its forward) raises a UserInputError naming it;
+    a Ctrl-C stays a KeyboardInterrupt, and the tool's own failures keep their traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with watch_sigint() as watch:
+            try:
+                return function(*args, **kwargs)
+            except (KeyboardInterrupt, SystemExit, Exception) as error:
+                ctrl_c = isinstance(error, KeyboardInterrupt) and watch.interrupted
+                own = isinstance(error, UserInputError | ToolBug)
+                line = None if ctrl_c or own else model_failure(error)
+                if line is None:
+                    raise
+                raise UserInputError(line) from None
+
+    return wrapper
+
+
 class UncountedOpWarning(UserWarning):
     """A model ran an aten op that has no counting rule: its work is in no total."""
 
 
-def check_runs(model: Model, setting: Setting) -> None:
+def check_runs(model: Model | Built, setting: Setting) -> None:
     """Refuse a model that cannot run on ``setting``'s input (e.g. an input too small for its strides)."""
-    built = resolve(model)
+    built = model if isinstance(model, Built) else resolve(model)
     analyze(built.module, setting.shape, name=built.name)
 
 
@@ -286,6 +311,17 @@ def _measure(model: Model, request: Request, built: Built) -> _Measured:
         extra, tool_notes = crosscheck_records(meta_module, result)
         records += extra
         notes += tool_notes
+    return _Measured(result, meta_module, records, notes)
+
+
+def _measure_runtime(model: Model, request: Request, built: Built, measured: _Measured) -> None:
+    """Add the runtime groups (memory, peaks) to ``measured`` and pick the module latency will time.
+
+    Called for both models only once both have been counted, so that a model that cannot run at all is
+    refused before anything runs of the other."""
+    meta_module = built.module
+    setting = request.setting
+    records = measured.records
     runtime_module = meta_module
     on_cpu = {"memory": setting.memory_device == "cpu", "latency": setting.latency_device == "cpu"}
     if any(on_cpu[group] for group in on_cpu if group in request.metrics) and on_meta(meta_module):
@@ -297,7 +333,7 @@ def _measure(model: Model, request: Request, built: Built) -> _Measured:
         records += _peak_records(meta_module, setting)
     if "latency" in request.metrics:
         runtime_module = runnable(model, built, setting.latency_device)
-    return _Measured(result, runtime_module, records, notes)
+    measured.module = runtime_module
 
 
 PEAK_MODES = ("infer", "train")
@@ -307,8 +343,21 @@ def _peak_records(module: nn.Module, setting: Setting) -> list[dict]:
     """Tracked peak bytes of an inference pass and of a training pass, on the meta device (no allocation;
     byte-identical to the CPU's figure)."""
     dtype = setting.torch_dtype
-    peaks = {m: measure_memory(module, setting.shape, mode=m, device="meta", dtype=dtype) for m in PEAK_MODES}
-    return [_row(f"memory_peak_{mode}", "bytes", profile.peak_bytes) for mode, profile in peaks.items()]
+    records = []
+    for mode in PEAK_MODES:
+        try:
+            peak = measure_memory(module, setting.shape, mode=mode, device="meta", dtype=dtype).peak_bytes
+        except (UserInputError, ToolBug):
+            raise
+        except Exception as error:  # a pass the model cannot take here (batch norm on 1x1 at batch 1)
+            warnings.warn(
+                f"memory_peak_{mode}: the {mode} pass fails at input "
+                f"{'x'.join(map(str, setting.shape))}: {type(error).__name__}: {error}",
+                stacklevel=2,
+            )
+            peak = None
+        records.append(_row(f"memory_peak_{mode}", "bytes", peak))
+    return records
 
 
 def _row(metric: str, unit: str, value: object) -> dict:
@@ -424,6 +473,7 @@ def _check_progress(progress: object) -> None:
         raise UserInputError(f"progress must be a callable or None, got {type(progress).__name__}")
 
 
+@_fenced
 def profile(
     model: Model,
     *,
@@ -467,6 +517,7 @@ def profile(
     )
     request.check_model(model)
     measured = _measure(model, request, built)
+    _measure_runtime(model, request, built, measured)
     records = list(measured.records)
     reason = ""
     if "memory" in request.metrics:
@@ -483,6 +534,7 @@ def profile(
     return frame
 
 
+@_fenced
 def time_pair(
     base: Model,
     candidate: Model,
@@ -508,7 +560,9 @@ def _attention_pairs(attention: Mapping[str, str] | None) -> tuple[tuple[str, st
     if not isinstance(attention, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in attention.items()
     ):
-        raise UserInputError(f"attention maps class names to families, got {attention!r}")
+        raise UserInputError(
+            f"attention must map class names to families, e.g. {{'MyGate': 'gate'}}, got {attention!r}"
+        )
     return tuple(attention.items())
 
 
@@ -536,6 +590,7 @@ def _labelled(base: Built, candidate: Built) -> tuple[Built, Built]:
     return replace(base, name=f"{base.name} (base)"), replace(candidate, name=f"{candidate.name} (candidate)")
 
 
+@_fenced
 def compare(
     base: Model,
     candidate: Model,
@@ -582,6 +637,8 @@ def compare(
     for model in (base, candidate):
         request.check_model(model)
     sides = [_measure(m, request, b) for m, b in zip((base, candidate), built, strict=True)]
+    for side, model, plan in zip(sides, (base, candidate), built, strict=True):
+        _measure_runtime(model, request, plan, side)
     sides[0].notes.extend(size_notes)
     if "static" in request.metrics:  # a family on one side only: the other side's share is 0
         scopes = sorted({scope for side in sides for scope in _attention_shares(side.result)})
@@ -677,6 +734,7 @@ def _wide_frame(rows: list[dict], units: Mapping[str, str], result: StaticProfil
     return frame
 
 
+@_fenced
 def by_module(
     model: Model,
     *,
@@ -698,6 +756,7 @@ def by_module(
     return _wide_frame(module_rows(result, depth=depth, outputs=outputs), MODULE_UNITS, result)
 
 
+@_fenced
 def by_op(
     model: Model,
     *,

@@ -22,7 +22,7 @@ from senet_profile.analysis.metrics import MemoryResult, memory_result
 from senet_profile.analysis.overhead import TimeExplanation, explain_time, verdicts
 from senet_profile.analysis.resources import check_fits
 from senet_profile.errors import UserInputError
-from senet_profile.measure.core import _input_size, check_runs
+from senet_profile.measure.core import _fenced, _input_size, check_runs
 from senet_profile.measure.resolve import Model, resolve
 from senet_profile.setting import Setting, cuda_available
 
@@ -125,6 +125,7 @@ def machine_model(
     )
 
 
+@_fenced
 def explain(
     base: Model,
     candidate: Model,
@@ -158,7 +159,7 @@ def explain(
     size, _ = _input_size(chosen.input_size, planned)
     chosen = chosen.resolved(input_size=size, device=chosen.latency_device)
     for plan in planned:
-        check_runs(plan.module, chosen)  # an input too small is refused before anything is measured
+        check_runs(plan, chosen)  # an input too small is refused before anything is measured
     if machine is None:
         machine = machine_model(
             chosen, path=machine_path, remeasure=remeasure_machine, stored_only=stored_machine_only
@@ -200,6 +201,7 @@ class MemoryExplanation:
         return to_markdown(self.report, title=title)
 
 
+@_fenced
 def explain_memory(base: Model, candidate: Model, *, setting: Setting | None = None) -> MemoryExplanation:
     """The tensors live at each model's peak, SE's part of them (``setting``: default training, batch 8)."""
     chosen = setting or Setting(mode="train", batch_size=8)
@@ -210,7 +212,7 @@ def explain_memory(base: Model, candidate: Model, *, setting: Setting | None = N
     size, _ = _input_size(chosen.input_size, planned)
     chosen = chosen.resolved(input_size=size)
     for plan in planned:
-        check_runs(plan.module, chosen)  # an input too small is refused as `profile` does
+        check_runs(plan, chosen)  # an input too small is refused as `profile` does
         if chosen.memory_device == "cpu":
             check_fits(plan.module, chosen.shape, mode=chosen.mode, dtype=chosen.torch_dtype)
     where = "meta" if chosen.memory_device == "meta" else "cpu"

@@ -78,6 +78,10 @@ def resolve(
         built = Built(str(model), get_model(model, device=where))
     else:
         built = build(model, device=where)
+        try:  # a forward taking two inputs (RAFT) is refused here, not mid-trace
+            _check_module(built.module)
+        except UserInputError as error:
+            raise UserInputError(f"{built.name}: {error}") from None
     if device not in ("meta", "cpu"):
         built = replace(built, module=built.module.to(device))
     if dtype not in (None, "fp32"):
