@@ -156,8 +156,8 @@ class Setting:
 
         The one place every command and the API check the device, the dtype, the math and compilation.
         """
-        if self.device == "cuda" and not cuda_available():
-            raise UserInputError("device 'cuda' asked for, but there is no CUDA device on this machine")
+        if self.device == "cuda":
+            require_cuda()
         timed = "latency" in metrics
         predicted = "predicted" in metrics
         checks = (
@@ -288,6 +288,12 @@ def cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def require_cuda(device: str = "cuda") -> None:
+    """Refuse, in one line, a CUDA device asked for on a machine without one (the one place it is said)."""
+    if not cuda_available():
+        raise UserInputError(f"device {device!r} asked for, but there is no CUDA device on this machine")
 
 
 def parse_input_size(text: str) -> tuple[int, int]:

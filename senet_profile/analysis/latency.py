@@ -252,7 +252,7 @@ class PairedLatency:
         }
 
 
-OURS = "senet-profile"
+OURS = "senet-profile"  # the tool's name in the ``source`` column of its records (one place)
 
 
 def throughput(median_s: float, batch_size: int) -> float | None:

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from torch import nn
 
 from senet_profile.analysis.intervals import MIN_CI_SAMPLES
+from senet_profile.analysis.latency import OURS
 from senet_profile.analysis.memory import MemoryProfile, measure_memory
 from senet_profile.catalog.attach import remove_se
 from senet_profile.catalog.se import se_module_names
 from senet_profile.setting import Setting
 
-OURS = "senet-profile"
 PAIRED_LABEL = "median of per-pair ratios"
 MEDIANS_LABEL = "difference of medians"
 

@@ -51,7 +51,7 @@ from torch import nn
 from senet_profile.analysis.trace import OpEvent
 from senet_profile.errors import UserInputError
 from senet_profile.io import parse_json, read_regular, write_atomic
-from senet_profile.setting import torch_dtype
+from senet_profile.setting import require_cuda, torch_dtype
 
 FORMAT_VERSION = 3  # 3: calibration calls timed in rounds among each other (2: each in a tight loop)
 # Working sets (bytes touched by one op) at which bandwidth is measured: L2-, L3- and DRAM-sized here.
@@ -425,8 +425,8 @@ def measure_machine(
 ) -> MachineModel:
     """Measure this machine's bandwidth by working set, MAC rates and fixed costs (a few seconds)."""
     torch_dtype(dtype)  # an unknown dtype is refused in one line
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("device 'cuda' asked for, but there is no CUDA device on this machine")
+    if device == "cuda":
+        require_cuda()
     if device not in ("cpu", "cuda"):
         raise UserInputError(f"a machine model is measured on cpu or cuda, not {device!r}")
     started = time.perf_counter()

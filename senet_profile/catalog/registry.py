@@ -13,6 +13,7 @@ from torch import nn
 
 from senet_profile.catalog.spec import Knob, ModelSpec, build_spec, knob_values, split_spec
 from senet_profile.errors import UserInputError
+from senet_profile.setting import require_cuda
 
 Builder = Callable[..., nn.Module]
 
@@ -87,8 +88,8 @@ def check_device(device: object) -> None:
         kind = torch.device(device).type  # type: ignore[arg-type]
     except (RuntimeError, TypeError):
         raise UserInputError(f"unknown device {device!r}; use 'meta', 'cpu' or 'cuda'") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(f"device {device!r} asked for, but there is no CUDA device on this machine")
+    if kind == "cuda":
+        require_cuda(str(device))
 
 
 def get_model(spec: str | ModelSpec, *, device: str | torch.device = "meta") -> nn.Module:

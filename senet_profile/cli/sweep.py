@@ -10,6 +10,7 @@ import typer
 from senet_profile.cli.app import app
 from senet_profile.cli.common import PrintFormat, emit
 from senet_profile.errors import UserInputError
+from senet_profile.setting import DEFAULT_BUDGET_S
 
 Listed = Annotated[str | None, typer.Option(help="Comma-separated values.")]
 
@@ -33,7 +34,7 @@ def _progress(total_s: float):
 STARTUP_S = 4.0  # a fresh process importing torch and building two models
 TIMED_EXTRA_S = 4.0  # a timed case's warm-up and worker start beyond its budget
 UNTIMED_S = 4.0  # static counts or memory on the meta device
-DEFAULT_CASE_BUDGET_S = 48.0
+DEFAULT_CASE_BUDGET_S = DEFAULT_BUDGET_S
 
 
 def _estimate_s(case) -> float:

@@ -210,14 +210,13 @@ def canonical_model(text: str) -> str:
     ``timm:``/``torchvision:`` name against its library's list, a ``path/to/file.py:function`` for its
     file. The models are built and tried at the grid's size by ``try_models``, outside ``--dry-run``.
     """
-    from senet_profile.catalog.registry import parse_model_spec
+    from senet_profile.api import canonical_name
     from senet_profile.catalog.sources import check_source, parse_source
 
     source = parse_source(text)
-    if source.kind == "catalog":
-        return str(parse_model_spec(text))
-    check_source(source)
-    return str(source)
+    if source.kind != "catalog":
+        check_source(source)
+    return canonical_name(text)
 
 
 def try_models(grid: Grid) -> None:

@@ -20,7 +20,7 @@ from torch import nn
 from senet_profile.analysis import roofline
 from senet_profile.analysis.breakdown import MODULE_UNITS, OP_UNITS, module_outputs, module_rows, op_rows
 from senet_profile.analysis.crosscheck import ToolCount, crosscheck
-from senet_profile.analysis.latency import PairedLatency, measure_paired, measure_single
+from senet_profile.analysis.latency import OURS, PairedLatency, measure_paired, measure_single
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.metrics import (
     interval_notes,
@@ -51,7 +51,6 @@ from senet_profile.setting import (
     overhead_pct,
 )
 
-OURS = "senet-profile"
 PROFILE_COLUMNS = ["metric", "unit", "scope", "source", "value", "ci_low", "ci_high", "samples"]
 COMPARE_COLUMNS = ["metric", "unit", "scope", "source", "base", "candidate", "delta", "overhead_pct"]
 COMPARE_COLUMNS += ["ci_low", "ci_high", "samples"]
