@@ -103,6 +103,16 @@ Compile = Annotated[
 Budget = Annotated[
     float | None, typer.Option("--budget", help="Latency: stop after this many seconds at most (default 48).")
 ]
+RemeasureMachine = Annotated[
+    bool, typer.Option("--remeasure-machine", help="Measure the machine model again, even if stored.")
+]
+MachineDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--machine-dir",
+        help="Folder of machine models, one file per machine class (default: RESULTS/machine).",
+    ),
+]
 Repeats = Annotated[int, typer.Option("--repeats", help="Op-timed forward passes per model.")]
 Processes = Annotated[
     int | None,

@@ -21,7 +21,9 @@ from senet_profile.cli.common import (
     Format,
     FpMath,
     InputSize,
+    MachineDir,
     Mode,
+    RemeasureMachine,
     Repeats,
     Threads,
     TraceFile,
@@ -124,17 +126,9 @@ def explain_command(
     memory: Annotated[
         bool, typer.Option("--memory", help="Explain the extra peak memory instead (as explain-memory).")
     ] = False,
-    remeasure: Annotated[
-        bool, typer.Option("--remeasure-machine", help="Measure the machine model again, even if stored.")
-    ] = False,
+    remeasure: RemeasureMachine = False,
     results: ResultsDir = None,
-    machine_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--machine-dir",
-            help="Folder of machine models, one file per machine class (default: RESULTS/machine).",
-        ),
-    ] = None,
+    machine_dir: MachineDir = None,
     fmt: Format = None,
     output: Annotated[
         list[Path] | None,

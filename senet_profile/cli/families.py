@@ -24,8 +24,10 @@ from senet_profile.cli.common import (
     Dtype,
     FpMath,
     InputSize,
+    MachineDir,
     Metrics,
     PrintFormat,
+    RemeasureMachine,
     Threads,
     choose_format,
     count_bar,
@@ -83,14 +85,9 @@ def families_command(
     predict: Annotated[
         bool, typer.Option("--predict/--no-predict", help="Add the machine model's predicted overhead.")
     ] = True,
-    remeasure: Annotated[
-        bool, typer.Option("--remeasure-machine", help="Measure the machine model again, even if stored.")
-    ] = False,
+    remeasure: RemeasureMachine = False,
     results: ResultsDir = None,
-    machine_dir: Annotated[
-        Path | None,
-        typer.Option("--machine-dir", help="Folder of machine models (default: RESULTS/machine)."),
-    ] = None,
+    machine_dir: MachineDir = None,
     output_dir: Annotated[
         Path | None,
         typer.Option(
