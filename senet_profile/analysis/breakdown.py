@@ -9,6 +9,7 @@ modules holding them with ``(se inside)``.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import torch
 from torch import nn
@@ -110,19 +111,19 @@ def module_rows(
             "type": kind,
             "attention": _marker(name, profile.attention | odd, inside),
         }
-        counts = {key: totals[name][key] for key in MODULE_COLUMNS}
+        values = {key: totals[name][key] for key in MODULE_COLUMNS}
         if outputs is not None:
             shape, nbytes = outputs.get(name, ("", 0))
             row |= {"output_shape": shape}
-            counts = {"params": counts.pop("params"), "param_bytes": nbytes, **counts}
-        rows.append(row | counts)
+            values = {"params": values.pop("params"), "param_bytes": nbytes, **values}
+        rows.append(row | values)
     return rows
 
 
 def op_rows(profile: StaticProfile) -> list[dict]:
     """One row per aten op the model ran, most MACs first then most bytes: calls, MACs, elements, bytes;
     last, the ``(total)`` row (as the module tree's ``(model)`` row, the whole model)."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"op": op, "calls": c.ops, "macs": c.macs, "elements": c.elements, "bytes_moved": c.bytes_moved}
         for op, c in profile.ops.items()
     ]

@@ -281,9 +281,9 @@ def profile_forward(
                         model(x)
                 torch.cuda.synchronize()
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "trace.json"
-            prof.export_chrome_trace(str(path))
-            return read_trace(path)
+            trace_path = Path(folder) / "trace.json"
+            prof.export_chrome_trace(str(trace_path))
+            return read_trace(trace_path)
     finally:
         for handle in handles:
             handle.remove()

@@ -541,7 +541,9 @@ def _paired(
 
 def _label(options: Setting) -> str:
     """The math in force now (inside the timing conditions), named."""
-    return precision_label(device=options.device, dtype=options.dtype, channels_last=options.channels_last)
+    # latency_device: the device, or the CPU where none is named (labelled alike: only cuda has TF32)
+    device = options.latency_device
+    return precision_label(device=device, dtype=options.dtype, channels_last=options.channels_last)
 
 
 def _summary(
@@ -728,8 +730,9 @@ def _in_processes(
             ) from None
         started: list[_Worker] = []
         try:
-            waiting: _Worker | None = _Worker(folder, 0, kind, options)
-            started.append(waiting)
+            first = _Worker(folder, 0, kind, options)
+            started.append(first)
+            waiting: _Worker | None = first
             for index in range(processes):
                 now = monotonic()
                 if waiting is None or (results and now >= deadline):

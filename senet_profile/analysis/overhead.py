@@ -137,10 +137,10 @@ def static_side(
 def _table(base: Side, candidate: Side) -> pd.DataFrame:
     present = set(base.static.op_classes) | set(candidate.static.op_classes)
     rows = []
-    measured = base.op_times is not None and candidate.op_times is not None
+    sides = (("base", base), ("candidate", candidate))
     for op_class in [c for c in OP_CLASSES if c in present]:
         row: dict[str, object] = {"op_class": op_class}
-        for label, side in (("base", base), ("candidate", candidate)):
+        for label, side in sides:
             counts = side.static.op_classes.get(op_class)
             row[f"macs_{label}"] = counts.macs if counts else 0
             row[f"bytes_{label}"] = counts.bytes_moved if counts else 0
@@ -148,13 +148,16 @@ def _table(base: Side, candidate: Side) -> pd.DataFrame:
             row[f"measured_s_{label}"] = (
                 side.op_times.by_class.get(op_class, 0.0) if side.op_times is not None else None
             )
-        row["predicted_pp"] = (
-            (row["predicted_s_candidate"] - row["predicted_s_base"]) / base.prediction.total_s * 100
+        predicted = {label: side.prediction.by_class.get(op_class, 0.0) for label, side in sides}
+        predicted_pp = (predicted["candidate"] - predicted["base"]) / base.prediction.total_s * 100
+        measured_pp = (
+            class_overhead_pp(base.op_times, candidate.op_times, op_class)
+            if base.op_times is not None and candidate.op_times is not None
+            else None
         )
-        row["measured_pp"] = (
-            class_overhead_pp(base.op_times, candidate.op_times, op_class) if measured else None
-        )
-        row["error_pp"] = row["predicted_pp"] - row["measured_pp"] if measured else None
+        row["predicted_pp"] = predicted_pp
+        row["measured_pp"] = measured_pp
+        row["error_pp"] = predicted_pp - measured_pp if measured_pp is not None else None
         rows.append(row)
     total: dict[str, object] = {"op_class": "total"}
     for column in COLUMNS[1:]:

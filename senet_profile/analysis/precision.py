@@ -19,12 +19,31 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol, cast
 
 import torch
 
 from senet_profile.errors import UserInputError
 from senet_profile.setting import DTYPE_NAMES as DTYPES
 from senet_profile.setting import MATHS
+
+
+class _Fp32Precision(Protocol):
+    """A torch backend with the ``fp32_precision`` property (torch 2.9 and later)."""
+
+    fp32_precision: str
+
+
+def _conv() -> _Fp32Precision:
+    """cuDNN convolutions' settings (``torch.backends.cudnn.conv``, new API only)."""
+    # torch sets ``conv`` on the cudnn module at import; its type hints do not declare it
+    return cast(_Fp32Precision, torch.backends.cudnn.conv)  # type: ignore[attr-defined]
+
+
+def _all() -> _Fp32Precision:
+    """The backends' common setting (``torch.backends.fp32_precision``, new API only)."""
+    # a property of torch.backends' module class, missing from its type hints
+    return cast(_Fp32Precision, torch.backends)
 
 
 def _new_api() -> bool:
@@ -46,14 +65,14 @@ def tf32_in_force() -> tuple[bool, bool]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy getters warn on some versions
         if _new_api():
-            conv = backends.cudnn.conv.fp32_precision
+            conv = _conv().fp32_precision
             if conv == "none":
                 conv = backends.cudnn.fp32_precision
             if conv == "none":
-                conv = backends.fp32_precision
+                conv = _all().fp32_precision
             matmul = backends.cuda.matmul.fp32_precision
             if matmul == "none":
-                matmul = backends.fp32_precision
+                matmul = _all().fp32_precision
             matmul_tf32 = matmul == "tf32" or (
                 matmul == "none" and torch.get_float32_matmul_precision() != "highest"
             )
@@ -65,7 +84,7 @@ def _set(conv: str, matmul: str) -> None:
     """Set the fp32 precision of cuDNN convolutions and CUDA matmuls (``tf32`` or ``ieee``)."""
     backends = torch.backends
     if _new_api():
-        backends.cudnn.conv.fp32_precision = conv
+        _conv().fp32_precision = conv
         backends.cuda.matmul.fp32_precision = matmul
         return
     with warnings.catch_warnings():
@@ -83,7 +102,7 @@ def fp32_math(math: str) -> Iterator[None]:
         return
     backends = torch.backends
     if _new_api():
-        before = (backends.cudnn.conv.fp32_precision, backends.cuda.matmul.fp32_precision)
+        before = (_conv().fp32_precision, backends.cuda.matmul.fp32_precision)
     else:
         conv_tf32, matmul_tf32 = tf32_in_force()
         before = ("tf32" if conv_tf32 else "ieee", "tf32" if matmul_tf32 else "ieee")
@@ -92,7 +111,7 @@ def fp32_math(math: str) -> Iterator[None]:
         yield
     finally:
         if _new_api():
-            backends.cudnn.conv.fp32_precision, backends.cuda.matmul.fp32_precision = before
+            _conv().fp32_precision, backends.cuda.matmul.fp32_precision = before
         else:
             _set(*before)
 

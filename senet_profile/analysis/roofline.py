@@ -334,6 +334,11 @@ class _Probe:
     moved: int = 0
 
 
+def _adding(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> Callable[[], object]:
+    """A call that adds ``a`` and ``b`` into ``c`` (the bare bandwidth probe)."""
+    return lambda: torch.add(a, b, out=c)
+
+
 def _sync(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
@@ -406,9 +411,7 @@ def _probes(device: str, dtype: torch.dtype) -> list[_Probe]:
     for working_set in BANDWIDTH_SIZES:
         n = max(1, working_set // (3 * size))
         a, b, c = (torch.ones(n, device=device, dtype=dtype) for _ in range(3))
-        probes.append(
-            _Probe(f"add {working_set}", lambda a=a, b=b, c=c: torch.add(a, b, out=c), moved=3 * n * size)
-        )
+        probes.append(_Probe(f"add {working_set}", _adding(a, b, c), moved=3 * n * size))
     for kind, make, shape in RATE_LAYERS:
         probes.append(_layer_probe(kind, make, shape, device, dtype))
         probes.append(_layer_probe(f"{kind} tiny", make, _tiny_shape(shape), device, dtype))
@@ -529,7 +532,9 @@ def _read_file(path: Path) -> dict:
         data = parse_json(content)  # hardened: depth, number range
     except ValueError as error:
         raise UserInputError(f"{path}: not readable as JSON ({error})") from None
-    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path}: not a machine-model file of version {FORMAT_VERSION}")
+    version = data.get("version")
     if isinstance(version, int) and not isinstance(version, bool) and 0 < version < FORMAT_VERSION:
         return {"version": FORMAT_VERSION, "models": {}}  # stale: measured the old way, replaced on save
     if version != FORMAT_VERSION:

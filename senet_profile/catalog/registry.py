@@ -85,7 +85,9 @@ def parse_model_spec(text: str) -> ModelSpec:
 def check_device(device: object) -> None:
     """Refuse, before building, a device that is not one or is absent here (``cuda`` without a GPU)."""
     try:
-        kind = torch.device(device).type  # type: ignore[arg-type]
+        # any value on purpose: torch's own parser is the check, and it takes more than its hints list
+        # (bytes, numpy integers), so no narrowing here could match it
+        kind = torch.device(device).type  # type: ignore[call-overload]
     except (RuntimeError, TypeError):
         raise UserInputError(f"unknown device {device!r}; use 'meta', 'cpu' or 'cuda'") from None
     if kind == "cuda":

@@ -40,6 +40,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from senet_profile.catalog.spec import split_spec
@@ -177,7 +178,7 @@ class _GuardedStdout:
 
     def write(self, text: str) -> int:
         """Write ``text``: to stderr when the caller is a model's code, else to the wrapped stream."""
-        frame = sys._getframe(1)
+        frame: FrameType | None = sys._getframe(1)
         for _ in range(2):
             if frame is None:
                 break
@@ -467,10 +468,11 @@ def _load_function(target: str) -> Callable[..., Any]:
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise UserInputError(f"cannot load {location!r} as Python")
+        loader = spec.loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            run_user_code(f"{location} (loading it)", lambda: spec.loader.exec_module(module))
+            run_user_code(f"{location} (loading it)", lambda: loader.exec_module(module))
         except BaseException:
             del sys.modules[module_name]
             raise

@@ -7,7 +7,7 @@ import re
 import sys
 import traceback
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import typer
 from typer.core import TyperGroup
@@ -77,7 +77,9 @@ class _OneLineErrors(TyperGroup):
             with warnings.catch_warnings():
                 warnings.showwarning = _one_line_warning
                 # PYTHONWARNINGS=error would turn the tool's one-line warnings into tracebacks
-                warnings.filters[:] = [f for f in warnings.filters if f[0] != "error"]
+                # a list at runtime, changed in place as before; typeshed types it a read-only Sequence
+                filters = cast(list, warnings.filters)
+                filters[:] = [f for f in filters if f[0] != "error"]
                 result = super().main(*args, **kwargs)
         except UserInputError as error:
             typer.echo(f"error: {error}", err=True)

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from senet_profile.errors import UserInputError
 from senet_profile.history.records import RunRecord, load_records, new_record, read_record
@@ -133,7 +133,16 @@ class Case:
         parts = [self.kind, f"{self.base} -> {self.candidate}", f"b{self.batch_size}"]
         parts += [v for v in (self.mode, self.dtype) if v]
         parts += ["compiled"] * bool(self.compile) + [f"threads={self.threads}"] * (self.threads is not None)
-        return " ".join(parts + [self.device] * bool(self.device))
+        return " ".join(parts + ([self.device] if self.device else []))
+
+
+class _PairFields(TypedDict):
+    """The fields every case of one pair and batch shares."""
+
+    base: str
+    candidate: str
+    batch_size: int
+    input_size: tuple[int, int]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,8 +176,9 @@ class Grid:
         found: list[Case] = []
         for base, candidate in self.pairs:
             for batch in self.batch_sizes:
-                common = {"base": base, "candidate": candidate, "batch_size": batch}
-                common["input_size"] = self.input_size
+                common: _PairFields = {
+                    "base": base, "candidate": candidate, "batch_size": batch, "input_size": self.input_size,
+                }  # fmt: skip
                 if "static" in self.metrics:
                     found.append(Case(kind="static", **common))
                 if "memory" in self.metrics:
@@ -228,6 +238,7 @@ def try_models(grid: Grid) -> None:
     size = "x".join(map(str, grid.input_size))
     for model in dict.fromkeys(name for pair in grid.pairs for name in pair):
         with watch_sigint() as watch:
+            line: str | None
             try:
                 check_runs(model, Setting(batch_size=1, input_size=grid.input_size))
             except UserInputError as error:
@@ -453,6 +464,8 @@ def run_case(case: Case) -> dict:
     if case.kind == "static":
         figures = bench.static_figures(models, shape=(case.batch_size, 3, *case.input_size))
     elif case.kind == "memory":
+        # Grid.cases gives every memory case its mode, dtype and device
+        assert case.mode is not None and case.dtype is not None and case.device is not None
         figures = bench.memory_figures(
             models,
             settings=((case.mode, case.batch_size),),
@@ -553,12 +566,12 @@ class SweepStore:
                 problems.append(f"{path}: case {case_id} recorded twice (also {done[case_id].path})")
             else:
                 done[case_id] = record
-        for case_id, error in unreadable:
+        for case_id, why in unreadable:
             if case_id in done:
-                problems.append(f"{error}; ignored: the case is recorded in {done[case_id].path}")
+                problems.append(f"{why}; ignored: the case is recorded in {done[case_id].path}")
             else:
                 again = "; the case runs again and its new record replaces it" if case_id in wanted else ""
-                problems.append(f"{error}{again}")
+                problems.append(f"{why}{again}")
         return done, problems
 
     def write(self, case: Case, record: dict) -> Path:

@@ -31,11 +31,15 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 
 from senet_profile.errors import UserInputError
 from senet_profile.setting import Setting, overhead_pct
+
+if TYPE_CHECKING:  # pragma: no cover
+    from senet_profile.analysis.roofline import MachineModel
 
 DEFAULT_SETTING = Setting(input_size=(224, 224))
 
@@ -205,7 +209,7 @@ def measure_static(
     try:
         if machine is not None:
             profile, prediction = static_side(
-                built.module, shape, name=built.name, dtype=dtype, machine=machine
+                built.module, shape, name=built.name, dtype=dtype, machine=cast("MachineModel", machine)
             )
             predicted_s, uncovered = prediction.total_s, dict(prediction.uncovered)
         else:

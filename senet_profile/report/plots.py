@@ -14,10 +14,12 @@ import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, SupportsInt, cast
 
 import pandas as pd
 from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from senet_profile import api
@@ -110,11 +112,11 @@ def stage_overhead_figure(base: str, candidate: str) -> Figure:
 def has_interval(low: object, high: object, samples: object) -> bool:
     """Whether a timing figure's interval may be drawn: both ends known, from MIN_CI_SAMPLES samples up."""
     known = not (pd.isna(low) or pd.isna(high) or pd.isna(samples))
-    return known and int(samples) >= MIN_CI_SAMPLES
+    return known and int(cast(SupportsInt, samples)) >= MIN_CI_SAMPLES
 
 
 def _no_interval_label(samples: object) -> str:
-    count = "?" if pd.isna(samples) else f"{int(samples)}"
+    count = "?" if pd.isna(samples) else f"{int(cast(SupportsInt, samples))}"
     return f"{count} pairs: no CI (fewer than {MIN_CI_SAMPLES})"
 
 
@@ -128,7 +130,7 @@ def _points(
     *,
     label: str,
     hollow_labelled: bool = True,
-    **style: object,
+    **style: Any,  # matplotlib's Line2D keywords (marker, color, ...), passed through
 ) -> None:
     """Points with their CI as error bars; those without an interval hollow, without bars, labelled.
 
@@ -239,7 +241,8 @@ def history_figure(history: pd.DataFrame, title: str, shifts: pd.DataFrame | Non
     figure.subplots_adjust(bottom=0.3)  # room for the runs' labels above the caption
     runs = history.drop_duplicates("time").sort_values("time", kind="stable")
     order = {time: index for index, time in enumerate(runs["time"])}
-    colours = colormaps["tab20"].colors
+    # tab20 is a ListedColormap: its colors are a tuple of RGB tuples (the registry is typed Colormap)
+    colours = cast(tuple[tuple[float, float, float], ...], cast(ListedColormap, colormaps["tab20"]).colors)
     series = history.groupby(["pair", "setting"], sort=False)
     for index, ((pair, setting), points) in enumerate(series):
         _points(

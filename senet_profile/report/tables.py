@@ -65,6 +65,7 @@ def scaled(value: object, unit: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     magnitude = abs(value)
+    scale: float
     if unit == "bytes":
         scale, prefix = next(((f, p) for f, p in _BINARY if magnitude >= f), (1, "B"))
         return f"{_short(value / scale)} {prefix}" if scale > 1 else f"{value:,.0f} B"
@@ -184,6 +185,12 @@ PROSE_MIN_WIDTH = 24  # a prose column wraps at spaces, down to this width
 WRAPPED_MIN_WIDTH = 10  # a column of names, when the table must wrap them to fit
 
 
+class _FittedTable(Table):
+    """A rich table that knows the width it needs with its text wrapped (set by ``Layout.table``)."""
+
+    least_width: int
+
+
 @dataclass(frozen=True)
 class Layout:
     """Headers and text cells of a table, with each column's alignment, and how to make it fit a width.
@@ -235,7 +242,9 @@ class Layout:
         columns = list(range(len(self.headers))) if columns is None else columns
         headers = headers or self.headers
         least = len(title) if width is None else min(len(title), width)  # a title is never broken mid-word
-        table = Table(title=title or None, caption=caption or None, caption_justify="left", min_width=least)
+        table = _FittedTable(
+            title=title or None, caption=caption or None, caption_justify="left", min_width=least
+        )
         for index in columns:
             prose = self.prose[index]
             table.add_column(
@@ -280,7 +289,7 @@ class Layout:
                 if chunks[-1] and self._total([*key, *chunks[-1], index], headers) > width:
                     chunks.append([])
                 chunks[-1].append(index)
-        tables = []
+        tables: list[Table | Text] = []
         for number, chunk in enumerate(chunks):
             part = f" ({number + 1}/{len(chunks)})"
             tables.append(
