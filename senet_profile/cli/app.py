@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import re
 import sys
 import traceback
@@ -14,11 +15,21 @@ from typer.core import TyperGroup
 
 from senet_profile.errors import REPORT_LINE, ToolBug, UserInputError
 
-try:  # recent typer vendors click
-    from typer._click.exceptions import ClickException
-except ImportError:  # pragma: no cover - older typer with click as a dependency
-    # mypy checks both branches of this fallback import, and the two packages' classes differ
-    from click.exceptions import ClickException  # type: ignore[assignment]
+
+def _click_exception() -> Any:
+    """click's ClickException: vendored by recent typer (``typer._click``), else click itself.
+
+    Looked up by name, so that neither the code nor its type check depends on which typer is installed.
+    """
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            return importlib.import_module(module).ClickException
+        except ImportError:  # pragma: no cover - the other typer generation
+            continue
+    raise ImportError("neither typer._click nor click provides ClickException")  # pragma: no cover
+
+
+ClickException: Any = _click_exception()
 
 GRAMMAR = (
     "Model arguments: NAME[:KNOB=VALUE,...] from the catalog (se_resnet50:r=8,stages=4), "
