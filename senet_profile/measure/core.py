@@ -467,6 +467,21 @@ def setting_of(
     return (setting or Setting()).resolved(**changes)
 
 
+def _request(
+    metrics: tuple[str, ...],
+    setting: Setting,
+    by_stage: bool,
+    by_class: bool,
+    crosscheck: bool,
+    attention: Mapping[str, str] | None,
+) -> Request:
+    """The request of ``profile`` and ``compare``: the groups, the setting (input size fixed), the flags."""
+    return Request(
+        metrics=metrics, setting=setting, by_stage=by_stage, by_class=by_class, crosscheck=crosscheck,
+        attention=_attention_pairs(attention),
+    )  # fmt: skip
+
+
 def _check_progress(progress: object) -> None:
     if progress is not None and not callable(progress):
         raise UserInputError(f"progress must be a callable or None, got {type(progress).__name__}")
@@ -502,18 +517,12 @@ def profile(
         setting, batch_size=batch_size, input_size=input_size, in_channels=in_channels, budget=budget
     )
     _check_progress(progress)
-    if "predicted" in check_metrics(metrics):
+    groups = check_metrics(metrics)
+    if "predicted" in groups:
         raise UserInputError("predicted compares two models' times: use compare, or explain for one pair")
     built = resolve(model, name=name)
     size, _ = _input_size(chosen.input_size, [built])
-    request = Request(
-        metrics=check_metrics(metrics),
-        setting=chosen.resolved(input_size=size),
-        by_stage=by_stage,
-        by_class=by_class,
-        crosscheck=crosscheck,
-        attention=_attention_pairs(attention),
-    )
+    request = _request(groups, chosen.resolved(input_size=size), by_stage, by_class, crosscheck, attention)
     request.check_model(model)
     measured = _measure(model, request, built)
     _measure_runtime(model, request, built, measured)
@@ -625,13 +634,8 @@ def compare(
         check_model_argument(model)
     built = _labelled(*(resolve(m, name=n) for m, n in zip((base, candidate), names, strict=True)))
     size, size_notes = _input_size(chosen.input_size, built)
-    request = Request(
-        metrics=check_metrics(metrics),
-        setting=chosen.resolved(input_size=size),
-        by_stage=by_stage,
-        by_class=by_class,
-        crosscheck=crosscheck,
-        attention=_attention_pairs(attention),
+    request = _request(
+        check_metrics(metrics), chosen.resolved(input_size=size), by_stage, by_class, crosscheck, attention
     )
     for model in (base, candidate):
         request.check_model(model)
