@@ -3,9 +3,12 @@
     python bench/derive_gpu_machine.py [--shared ../shared/gpu-h200-2026-12] [--results results]
 
 Reads, from the shared folder of a GPU run (its README says how each file was made): ``gpu_check.json``
-(the bandwidth probes, the machine class), ``profiler-summary.json`` (unprofiled wall times) and
-``traces.tar`` (torch.profiler Chrome traces of resnet50 and se_resnet50: batch 1 fp32, batch 256 fp32,
-batch 256 bf16 channels-last). See ``senet_profile.analysis.gpumodel`` for what is fitted from which trace.
+(the bandwidth probes, the machine class, resnet50's paired training time at batch 256 fp32),
+``compare-train-b256-bf16-cl.txt`` (resnet50's training time at batch 256 bf16 channels-last, as
+``compare`` printed it), ``profiler-summary.json`` (unprofiled wall times) and ``traces.tar``
+(torch.profiler Chrome traces of resnet50 and se_resnet50: batch 1 fp32, batch 256 fp32, batch 256 bf16
+channels-last). See ``senet_profile.analysis.gpumodel`` for what is fitted from which trace; the base's
+training times set the backward MAC rate (``gpumodel.fit_backward``), nothing of SE's.
 Writes ``RESULTS/machine/<machine class>.json`` (keys ``cuda fp32 threads=1``, PyTorch's default math:
 TF32 convolutions; and ``cuda bf16 channels-last threads=1``), other keys kept.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tarfile
 import tempfile
@@ -27,6 +31,22 @@ from senet_profile.errors import UserInputError
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "gpu-h200-2026-12"
 LARGE = {"fp32": ("b256_fp32", False), "bf16": ("b256_bf16_cl", True)}
 SMALL = "b1_fp32"
+
+
+def base_training_s(shared: Path, check: dict) -> dict[str, float]:
+    """resnet50's measured training time at batch 256 per dtype: gpu_check's record (fp32) and the
+    ``compare`` printout of the bf16 channels-last run (its latency row and runtime footer checked)."""
+    records = [
+        r for r in check["latency"] if r.get("mode") == "train" and r.get("batch") == 256
+    ]  # fmt: skip
+    if len(records) != 1:
+        raise ValueError("gpu_check.json: expected one training record at batch 256")
+    printed = (shared / "compare-train-b256-bf16-cl.txt").read_text(encoding="utf-8")
+    row = re.search(r"^│ latency\s+│ s\s+│ ([0-9.]+) ms │", printed, re.MULTILINE)
+    footer = re.search(r"^Runtime: cuda, train, .*bf16, channels_last", printed, re.MULTILINE)
+    if row is None or footer is None:
+        raise ValueError("compare-train-b256-bf16-cl.txt: no training latency row in bf16 channels-last")
+    return {"fp32": float(records[0]["base_median_s"]), "bf16": float(row.group(1)) / 1e3}
 
 
 def derive_all(shared: Path) -> tuple[str, list[roofline.MachineModel]]:
@@ -43,6 +63,7 @@ def derive_all(shared: Path) -> tuple[str, list[roofline.MachineModel]]:
             path.name.removesuffix(".json.gz"): read_trace(path) for path in Path(folder).glob("*.json.gz")
         }
     small = trace[f"{SMALL}_resnet50"]
+    training = base_training_s(shared, check)
     one, many = (1, 3, 224, 224), (256, 3, 224, 224)
     source = f"derived by bench/derive_gpu_machine.py from {shared.name} (torch {summary['torch']})"
     models = []
@@ -52,6 +73,7 @@ def derive_all(shared: Path) -> tuple[str, list[roofline.MachineModel]]:
             small_shape=one, small_wall_s=walls[(SMALL, "resnet50")], dtype=dtype,
             channels_last=channels_last, source=source,
         )  # fmt: skip
+        machine = gpumodel.fit_backward(machine, base=base, shape=many, measured_train_s=training[dtype])
         machine = gpumodel.calibrate_classes(
             machine, candidate=candidate, large=trace[f"{setting}_se_resnet50"], large_shape=many
         )

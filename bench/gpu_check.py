@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -45,6 +46,7 @@ from senet_profile.analysis.latency import Sampler, measure_paired
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.overhead import explain_time, launch_free
 from senet_profile.analysis.precision import fp32_math, precision_label
+from senet_profile.analysis.trace import scalar_loss
 from senet_profile.catalog.attention import SE, attention_modules
 from senet_profile.errors import UserInputError
 from senet_profile.history.machine import describe_machine
@@ -241,6 +243,27 @@ def _profile_on_device(model: nn.Module, batch: int, dtype: str, channels_last: 
     return kerneltrace.profile_forward(work, x, se_paths=se_paths), wall
 
 
+def _train_time_on_device(model: nn.Module, batch: int, dtype: str, channels_last: bool, config: CheckConfig):
+    """Median seconds of ``model``'s training step (forward, sum loss, backward) on the device, 10 steps
+    after 3 (the base's figure that sets the backward MAC rate: ``gpumodel.fit_backward``)."""
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    work = copy.deepcopy(model).to(device=config.device, dtype=dtypes[dtype]).train()
+    x = torch.randn(batch, 3, *config.input_size, device=config.device, dtype=dtypes[dtype])
+    if channels_last:
+        work, x = work.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    sync = torch.cuda.synchronize if config.device == "cuda" else (lambda: None)
+    times = []
+    for step in range(13):
+        sync()
+        start = time.perf_counter()
+        scalar_loss(work(x)).backward()
+        sync()
+        if step >= 3:
+            times.append(time.perf_counter() - start)
+        work.zero_grad(set_to_none=True)
+    return statistics.median(times)
+
+
 def calibrate(
     config: CheckConfig,
     *,
@@ -249,13 +272,17 @@ def calibrate(
     machine_class: str,
     profile=None,
     probes: roofline.MachineModel | None = None,
+    train_time=None,
 ) -> list[roofline.MachineModel]:
     """This GPU's machine model for every precision, from its own probes and profiles, filed under
     ``RESULTS/machine/<class>.json``: the streaming-add bandwidths of ``measure_machine``, then the base
     model's kernel traces (batch 1 fp32; the large batch in each precision) and the SE model's at the
-    large batch, derived as ``bench/derive_gpu_machine.py`` derives the H200's from its shared traces.
-    ``profile(model, batch, dtype, channels_last) -> (trace, unprofiled wall seconds)``."""
+    large batch, derived as ``bench/derive_gpu_machine.py`` derives the H200's from its shared traces, and
+    the base's training step at the large batch (its backward MAC rate).
+    ``profile(model, batch, dtype, channels_last) -> (trace, unprofiled wall seconds)``;
+    ``train_time(model, batch, dtype, channels_last) -> seconds``."""
     profile = profile or partial(_profile_on_device, config=config)
+    train_time = train_time or partial(_train_time_on_device, config=config)
     probes = probes or roofline.measure_machine(device=config.device, dtype="fp32")
     one, many = (1, 3, *config.input_size), (config.large_batch, 3, *config.input_size)
     small, small_wall = profile(base, 1, "fp32", False)
@@ -265,11 +292,13 @@ def calibrate(
         with fp32_math(math):
             large, _ = profile(base, config.large_batch, dtype, channels_last)
             large_se, _ = profile(candidate, config.large_batch, dtype, channels_last)
+            trained_s = train_time(base, config.large_batch, dtype, channels_last)
         machine = gpumodel.derive(
             base=base, probes=probes, large=large, large_shape=many, small=small, small_shape=one,
             small_wall_s=small_wall, dtype=dtype, channels_last=channels_last,
             source="calibrated by bench/gpu_check.py from this GPU's probes and kernel traces",
         )  # fmt: skip
+        machine = gpumodel.fit_backward(machine, base=base, shape=many, measured_train_s=trained_s)
         machine = gpumodel.calibrate_classes(
             replace(machine, math=math), candidate=candidate, large=large_se, large_shape=many
         )

@@ -117,10 +117,14 @@ def test_calibration_from_replayed_profiles(tmp_path: Path) -> None:
         # the unprofiled wall of the batch-1 forward: profiler-summary.json of the shared H200 folder
         return read_trace(data / f"h200_{setting}_{name}.trace.json.gz"), 3.795841550000034e-3
 
+    def trained(model, batch, dtype, channels_last):  # resnet50's recorded training steps at 256
+        assert not se_module_names(model) and batch == 256
+        return 54.01e-3 if dtype == "bf16" else 0.11656812499998637
+
     config = gpu_check.CheckConfig(results=tmp_path)
     models = gpu_check.calibrate(
         config, base=get_model("resnet50"), candidate=get_model("se_resnet50"), machine_class="h200-replayed",
-        profile=replayed, probes=derived,
+        profile=replayed, probes=derived, train_time=trained,
     )  # fmt: skip
     assert [m.key for m in models] == [
         "cuda fp32 math=ieee threads=1", "cuda fp32 math=tf32 threads=1", "cuda bf16 channels-last threads=1"
@@ -130,6 +134,7 @@ def test_calibration_from_replayed_profiles(tmp_path: Path) -> None:
     assert tf32 is not None
     assert tf32.mac_rates == derived.mac_rates and tf32.class_scale == derived.class_scale
     assert tf32.host_s == derived.host_s
+    assert tf32.backward_mac_scale == pytest.approx(derived.backward_mac_scale)
 
 
 def test_profiling_runs_up_to_the_profiler_on_the_cpu() -> None:
@@ -140,3 +145,5 @@ def test_profiling_runs_up_to_the_profiler_on_the_cpu() -> None:
     config = gpu_check.CheckConfig(device="cpu", input_size=(16, 16))
     with pytest.raises(UserInputError, match="profiled on CUDA"):
         gpu_check._profile_on_device(resolve(TINY[1], device="cpu").module, 1, "fp32", True, config)
+    seconds = gpu_check._train_time_on_device(resolve(TINY[0], device="cpu").module, 2, "fp32", True, config)
+    assert 0 < seconds < 60

@@ -22,9 +22,15 @@ MEASURED = json.loads((DATA / "h200_measured.json").read_text(encoding="utf-8"))
 SHARED = Path("/work/shared/gpu-h200-2026-12")
 MISSED = {  # setting -> why it misses (the error as of the committed model)
     "inference b1 fp32 (TF32)": (
-        "SE's host calls priced at the base's per-call figures: -3.8 pp (the same run's medians gave +51.0 %)"
+        "-3.8 pp: SE's host calls priced at the base's per-call figures, which come from in-place "
+        "elementwise ops only (SE's out-of-place broadcast mul took 37.5 us of profiled host time against "
+        "16-22 us); the same run's medians gave +51.0 %"
     ),
-    "training b256 bf16 channels-last": "backward of SE in channels-last not modelled: -13.5 pp",
+    "training b256 bf16 channels-last": (
+        "-22.1 pp: SE's traced backward (26.4 GiB) priced at its families' forward rates gives +6.9 ms; "
+        "the recorded times give about +18.7 ms (train minus unprofiled forward, SE minus base); no "
+        "backward kernel trace was recorded, and the meta trace does not keep channels-last through convs"
+    ),
 }
 
 

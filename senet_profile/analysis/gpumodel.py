@@ -21,6 +21,8 @@ to one, in order (views left out on both sides); a mismatch is refused.
 
 from __future__ import annotations
 
+import copy
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -30,7 +32,14 @@ from torch import nn
 
 from senet_profile.analysis import kerneltrace
 from senet_profile.analysis.kerneltrace import TracedForward, TracedOp
-from senet_profile.analysis.roofline import MachineModel, device_time, family, host_rule, is_free
+from senet_profile.analysis.roofline import (
+    MachineModel,
+    device_time,
+    family,
+    host_rule,
+    is_free,
+    predict,
+)
 from senet_profile.analysis.static import classified_events, on_meta
 from senet_profile.analysis.trace import OpEvent, trace_ops
 from senet_profile.errors import UserInputError
@@ -164,6 +173,50 @@ def derive(
     )  # fmt: skip
 
 
+def training_events(model: nn.Module, shape: tuple[int, ...], dtype: str) -> list[tuple[OpEvent, str]]:
+    """The ops of one training pass of ``model`` (forward in train mode, then backward; meta trace)."""
+    meta = on_meta(model)
+    meta = (copy.deepcopy(meta) if meta is model else meta).to(torch_dtype(dtype))
+    with torch.inference_mode(False):
+        trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=torch_dtype(dtype)), train=True)
+    return classified_events(meta, trace)
+
+
+BACKWARD_SCALE_RANGE = (1 / 32, 4.0)  # what ``fit_backward`` may find; beyond, the figures disagree
+
+
+def fit_backward(
+    machine: MachineModel, *, base: nn.Module, shape: tuple[int, ...], measured_train_s: float
+) -> MachineModel:
+    """``machine`` with the backward MAC rate that makes its training pass of the *base* model take the
+    base's measured training time (``measured_train_s``, a paired latency median at ``shape``).
+
+    No kernel trace of a backward was recorded, so the rate of ``convolution_backward`` (input and weight
+    gradients; cuDNN's are slower than its forward) is the one figure left: everything else in the pass
+    is priced as in the forward. Only the base model is used: what SE's backward costs stays predicted.
+    """
+    events = training_events(base, shape, machine.dtype)
+
+    def predicted(scale: float) -> float:
+        return predict(replace(machine, backward_mac_scale=scale), events, mode="train").total_s
+
+    low, high = BACKWARD_SCALE_RANGE
+    if predicted(low) < predicted(high) * (1 + 1e-3):
+        raise UserInputError(
+            "the base's training pass does not depend on its backward MAC rate here (bound by host "
+            "dispatch or by minimum kernel times): fit it at a larger batch"
+        )
+    if not predicted(high) <= measured_train_s <= predicted(low):
+        raise UserInputError(
+            f"a training pass of {measured_train_s * 1e3:.2f} ms is out of the machine model's reach "
+            f"({predicted(high) * 1e3:.2f} to {predicted(low) * 1e3:.2f} ms): not this device's figures"
+        )
+    for _ in range(60):  # bisection on a log scale: the time falls as the rate grows
+        middle = math.sqrt(low * high)
+        low, high = (middle, high) if predicted(middle) > measured_train_s else (low, middle)
+    return replace(machine, backward_mac_scale=math.sqrt(low * high))
+
+
 def calibrate_classes(
     machine: MachineModel,
     *,
@@ -194,8 +247,8 @@ def host_scale(small: TracedForward, small_wall_s: float) -> float:
 
 def fitted_parameters(machine: MachineModel) -> int:
     """How many figures of ``machine`` were fitted from traces: MAC rates, efficiencies, host and least
-    times, class multipliers (copies taken from another family, ``FALLBACK``, not counted) and the host
-    scale (one)."""
+    times, class multipliers (copies taken from another family, ``FALLBACK``, not counted), the host
+    scale (one) and the backward MAC rate's scale (one, when fitted)."""
     tables = (machine.mac_rates, machine.efficiency, machine.host_s, machine.min_device_s)
     copied = sum(
         1
@@ -203,7 +256,8 @@ def fitted_parameters(machine: MachineModel) -> int:
         for name, other in FALLBACK.items()
         if name in table and other in table and table[name] == table[other]
     )
-    return sum(len(table) for table in tables) - copied + len(machine.class_scale) + 1
+    backward = int(machine.backward_mac_scale != 1.0)
+    return sum(len(table) for table in tables) - copied + len(machine.class_scale) + 1 + backward
 
 
 def op_times_from_trace(model: nn.Module, shape: tuple[int, ...], dtype: str, traced: TracedForward):

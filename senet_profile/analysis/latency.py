@@ -88,8 +88,8 @@ from senet_profile.analysis.intervals import (
     median_interval,
     split,
 )
-from senet_profile.analysis.memory import scalar_loss
 from senet_profile.analysis.precision import fp32_math, precision_label
+from senet_profile.analysis.trace import scalar_loss
 from senet_profile.errors import UserInputError
 from senet_profile.io import WORKER_PREAMBLE, read_regular, temp_folder
 from senet_profile.setting import Setting, overhead_pct

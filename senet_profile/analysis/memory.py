@@ -83,6 +83,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.hooks import RemovableHandle
 
+from senet_profile.analysis.trace import scalar_loss
 from senet_profile.catalog.se import is_se_module
 from senet_profile.errors import UserInputError
 
@@ -315,17 +316,6 @@ def _infer_pass(model: nn.Module, x: torch.Tensor) -> None:
     model.eval()
     with torch.inference_mode():
         model(x)
-
-
-def scalar_loss(outputs: Any) -> torch.Tensor:
-    """The sum of every output tensor that requires grad: a scalar to run backward from."""
-    leaves = [leaf for leaf in tree_leaves(outputs) if isinstance(leaf, torch.Tensor) and leaf.requires_grad]
-    if not leaves:
-        raise UserInputError("the model's output does not require grad, so there is no backward to run")
-    loss = leaves[0].sum()
-    for leaf in leaves[1:]:
-        loss = loss + leaf.sum()
-    return loss
 
 
 def _train_pass(model: nn.Module, x: torch.Tensor) -> None:

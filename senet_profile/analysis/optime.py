@@ -30,9 +30,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from senet_profile.analysis.intervals import bootstrap_median_ci
-from senet_profile.analysis.memory import scalar_loss
 from senet_profile.analysis.static import classified_events
-from senet_profile.analysis.trace import tensors_in, trace_ops
+from senet_profile.analysis.trace import scalar_loss, tensors_in, trace_ops
 from senet_profile.catalog.attention import SE, attention_modules
 from senet_profile.errors import UserInputError
 from senet_profile.setting import Setting

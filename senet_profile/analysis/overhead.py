@@ -28,6 +28,7 @@ from torch import nn
 from senet_profile.analysis.kerneltrace import SECost, se_cost
 from senet_profile.analysis.latency import PairedLatency, measure_paired
 from senet_profile.analysis.optime import (
+    SE_CLASS_PREFIX,
     OpTimes,
     TrainShare,
     class_overhead_pp,
@@ -131,6 +132,12 @@ def static_side(
     with torch.inference_mode(False):
         trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=torch_dtype(dtype)))
     profile = summarize(meta, trace, name=name, input_shape=tuple(shape))
+    if mode == "train":  # the training pass's own ops: the forward in train mode and the backward
+        trained = copy.deepcopy(meta)
+        with torch.inference_mode(False):
+            x = torch.empty(shape, device="meta", dtype=torch_dtype(dtype))
+            trace = trace_ops(trained, x, train=True, model_name=name)
+        return profile, predict(machine, classified_events(trained, trace), mode=mode)
     return profile, predict(machine, classified_events(meta, trace), mode=mode)
 
 
@@ -227,6 +234,8 @@ def explain_time(
         for name, model in (base, candidate)
     ]
     se_bytes = c.static.total.bytes_moved_se
+    if mode == "train":  # the training pass's: SE's forward and backward ops, as traced
+        se_bytes = sum(v for k, v in c.prediction.bytes_by_class.items() if k.startswith(SE_CLASS_PREFIX))
     peak = max(bandwidth for _, bandwidth in machine.bandwidth)
     base_s = paired.base.median_s if paired is not None else b.prediction.total_s
     kernels = None
@@ -243,7 +252,7 @@ def explain_time(
         predicted_pct=overhead_pct(b.prediction.total_s, c.prediction.total_s),
         paired=paired,
         train_share=train_share,
-        floor_pct=se_bytes / peak / base_s * 100 * (3 if mode == "train" else 1) if base_s else None,
+        floor_pct=se_bytes / peak / base_s * 100 if base_s else None,
         launch_free_pct=overhead_pct(*predicted_free),
         se_bytes=se_bytes,
         peak_bandwidth=peak,

@@ -85,6 +85,7 @@ MEMORY_BOUND_KINDS = frozenset({"matvec"})
 TRANSCENDENTAL_OPS = frozenset({"sigmoid", "tanh", "exp", "log", "erf", "gelu", "silu", "softplus", "mish"})
 POOLING_OPS = frozenset({"max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "max_pool3d_with_indices"})
 POOLING_OPS |= frozenset({"avg_pool3d", "adaptive_max_pool2d"})
+POOLING_OPS |= frozenset({f"{name}_backward" for name in POOLING_OPS} | {"_adaptive_avg_pool2d_backward"})
 NET_FLOOR = 0.5  # a call's time net of its fixed cost is at least this fraction of it
 ROUNDS = 31  # calibration rounds; each figure is the median of its call's times over the rounds
 
@@ -133,6 +134,9 @@ class MachineModel:
     host_s: dict[str, float] = field(default_factory=dict)
     min_device_s: dict[str, float] = field(default_factory=dict)
     class_scale: dict[str, float] = field(default_factory=dict)  # GPU: op class -> device time multiplier
+    # A backward MAC op's rate over the forward rate of its kind (``convolution_backward``'s input and
+    # weight gradients): 1.0 unless derived (``gpumodel.fit_backward``).
+    backward_mac_scale: float = 1.0
     channels_last: bool = False
     math: str = "default"
     source: str = ""  # how the figures were obtained, when not measured by ``measure_machine``
@@ -181,6 +185,7 @@ class Prediction:
     by_class: dict[str, float]
     total_s: float
     uncovered: dict[str, int] = field(default_factory=dict)
+    bytes_by_class: dict[str, int] = field(default_factory=dict)  # bytes the priced ops move, by class
 
 
 def setting_key(
@@ -206,7 +211,8 @@ def op_time(machine: MachineModel, event: OpEvent) -> OpTime | None:
     if event.category == "mac" and rule not in MEMORY_BOUND_KINDS:
         if rule not in machine.mac_rates:
             return None
-        compute, efficiency = event.macs / machine.mac_rates[rule], 1.0
+        rate = machine.mac_rates[rule] * (machine.backward_mac_scale if event.phase == "backward" else 1.0)
+        compute, efficiency = event.macs / rate, 1.0
     elif rule in machine.efficiency:
         compute, efficiency = 0.0, machine.efficiency[rule]
     else:
@@ -228,6 +234,7 @@ def predict(
     if machine.dispatched or mode == "train":
         return predict_dispatched(machine, list(events), mode=mode)
     by_class: dict[str, float] = {}
+    moved: dict[str, int] = {}
     uncovered: dict[str, int] = {}
     for event, op_class in events:
         timed = op_time(machine, event)
@@ -236,7 +243,8 @@ def predict(
             uncovered[label] = uncovered.get(label, 0) + 1
             continue
         by_class[op_class] = by_class.get(op_class, 0.0) + timed.seconds
-    return Prediction(by_class, sum(by_class.values()), uncovered)
+        moved[op_class] = moved.get(op_class, 0) + event.bytes_moved
+    return Prediction(by_class, sum(by_class.values()), uncovered, moved)
 
 
 # ------------------------------------------------------------------------------------------------- GPUs
@@ -244,11 +252,13 @@ def predict(
 # i-1's dispatch), and its kernels run once issued and once the device is done with op i-1. The forward
 # ends when the device finishes its last op: the larger of the two chains, op by op. An op's device time
 # is its roofline (no fixed cost added: the GPU overlaps launches) but at least the family's minimum
-# (small kernels pay a minimum kernel time, and an op may launch several). A training pass is the forward,
-# then the backward: each op again in reverse order, its device time ``BACKWARD_FACTOR`` times the
-# forward's (input and weight gradients: twice the MACs, and about twice the traffic of streaming ops),
-# its host time the same as the forward's (one autograd node per op). On a CPU model (no host term) the
-# training pass is the same sum with the fixed costs.
+# (small kernels pay a minimum kernel time, and an op may launch several). A training pass is the traced
+# one (``trace_ops(..., train=True)``): the forward in train mode, then the backward's own ops as autograd
+# runs them (``convolution_backward`` with both gradients' MACs, SE's scale's backward a product and a
+# reduction over the map, the gradient sums where a tensor feeds two ops), each priced by its own family's
+# rule and dispatched like a forward op. A class's calibrated multiplier (``class_scale``, fitted on forward
+# kernels) applies to its forward ops only. Given a forward alone, a training pass is approximated as
+# before: each op again in reverse order, its device time ``BACKWARD_FACTOR`` times the forward's.
 BACKWARD_FACTOR = 2.0
 
 
@@ -260,7 +270,7 @@ def device_time(machine: MachineModel, event: OpEvent, op_class: str = "") -> Op
     timed = op_time(machine, event)
     if timed is None or not machine.dispatched:
         return timed
-    scale = machine.class_scale.get(op_class, 1.0)
+    scale = machine.class_scale.get(op_class, 1.0) if event.phase == "forward" else 1.0
     roof = max(timed.compute_s, timed.traffic_s) * scale
     least = machine.min_device_s.get(family(event), 0.0)
     bound = timed.bound if roof >= least else "fixed"
@@ -280,7 +290,7 @@ def host_rule(event: OpEvent) -> str:
     if event.category == "view":
         return "view"
     if event.category == "mac":
-        return "conv" if event.op == "convolution" else "matmul"
+        return "conv" if event.op in ("convolution", "convolution_backward") else "matmul"
     return family(event)
 
 
@@ -300,9 +310,10 @@ def predict_dispatched(
     ``host_bound_s`` of the result is the part of the total the device waited for the host.
     """
     steps = [(event, op_class, 1.0) for event, op_class in events]
-    if mode == "train":
+    if mode == "train" and all(event.phase == "forward" for event, _ in events):
         steps += [(event, op_class, BACKWARD_FACTOR) for event, op_class in reversed(events)]
     by_class: dict[str, float] = {}
+    moved: dict[str, int] = {}
     uncovered: dict[str, int] = {}
     host = device = 0.0
     for event, op_class, factor in steps:
@@ -317,8 +328,9 @@ def predict_dispatched(
             seconds = max(max(timed.compute_s, timed.traffic_s) * factor, timed.fixed_s)
         finish = max(device, host) + seconds
         by_class[op_class] = by_class.get(op_class, 0.0) + finish - device
+        moved[op_class] = moved.get(op_class, 0) + round(event.bytes_moved * factor)
         device = finish
-    return Prediction(by_class, device, uncovered)
+    return Prediction(by_class, device, uncovered, moved)
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -498,6 +510,7 @@ def _from_json(data: object, where: str) -> MachineModel:
             host_s={str(k): float(v) for k, v in dict(data.get("host_s", {})).items()},
             min_device_s={str(k): float(v) for k, v in dict(data.get("min_device_s", {})).items()},
             class_scale={str(k): float(v) for k, v in dict(data.get("class_scale", {})).items()},
+            backward_mac_scale=float(data.get("backward_mac_scale", 1.0)),
             channels_last=bool(data.get("channels_last", False)),
             math=str(data.get("math", "default")),
             source=str(data.get("source", "")),
@@ -513,6 +526,7 @@ def _from_json(data: object, where: str) -> MachineModel:
         and all(f >= 0 for f in machine.fixed_s.values())
         and machine.view_overhead_s >= 0
         and machine.threads > 0
+        and _positive(machine.backward_mac_scale)
     )
     if not valid:
         raise UserInputError(f"{problem} (bandwidths, rates or costs out of range)")

@@ -23,12 +23,12 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
-from senet_profile.analysis.trace import ACTIVATION_OPS, OpEvent, Trace, trace_ops
+from senet_profile.analysis.trace import ACTIVATION_OPS, OpEvent, Trace, classify, trace_ops
 from senet_profile.catalog.attention import SE, attention_modules, unrecognised_modules
 from senet_profile.errors import UserInputError
 
@@ -163,9 +163,20 @@ def op_class(event: OpEvent, se_root: str | None) -> str:
 
 
 def classified_events(model: nn.Module, trace: Trace) -> list[tuple[OpEvent, str]]:
-    """Each op of ``trace`` (a run of ``model``) with its op class, SE blocks found in ``model``."""
+    """Each op of ``trace`` (a run of ``model``) with its op class, SE blocks found in ``model``.
+
+    A backward op takes the class of the forward op it differentiates (SE's scale's backward is
+    ``se_scale``), or its own category's when it has none (the loss's gradient).
+    """
     se_roots = [module for module, family in attention_modules(model).items() if family == SE]
-    return [(event, op_class(event, _owner(event.module, se_roots))) for event in trace.events]
+    return [(event, op_class(_as_forward(event), _owner(event.module, se_roots))) for event in trace.events]
+
+
+def _as_forward(event: OpEvent) -> OpEvent:
+    """The op whose class ``event`` takes: its forward op for a backward op, else itself."""
+    if event.phase != "backward" or not event.forward_op:
+        return event
+    return replace(event, op=event.forward_op, category=classify(event.forward_op))
 
 
 def _stage_of(module: str, stage_names: Mapping[str, str]) -> str:

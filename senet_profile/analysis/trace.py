@@ -52,6 +52,8 @@ class OpEvent:
     bytes_written: int = 0
     kind: str = ""
     seconds: float | None = None
+    phase: str = "forward"  # or "backward": run by autograd for the forward op ``forward_op``
+    forward_op: str = ""  # a backward op's forward op (its module is that op's), "" if none
 
     @property
     def bytes_moved(self) -> int:
@@ -81,6 +83,21 @@ def _conv_macs(args: Sequence[object], out: torch.Tensor) -> int:
     return positions * int(weight.shape[1]) * _prod(weight.shape[2:])
 
 
+def _conv_forward_args(args: Sequence[object]) -> tuple[object, ...]:
+    """``aten.convolution``'s arguments from ``aten.convolution_backward``'s (the forward it inverts)."""
+    # convolution_backward(grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed,
+    #                      output_padding, groups, output_mask)
+    return (args[1], args[2], None, *args[4:10])
+
+
+def _conv_backward_macs(args: Sequence[object], out: torch.Tensor) -> int:
+    """The forward convolution's MACs once for each of the input and weight gradients computed."""
+    grad_output, mask = args[0], cast(Sequence[bool], args[10])
+    assert isinstance(grad_output, torch.Tensor)
+    forward = _conv_macs(_conv_forward_args(args), grad_output)
+    return forward * sum(bool(wanted) for wanted in mask[:2])
+
+
 def _addmm_macs(args: Sequence[object], out: torch.Tensor) -> int:
     return _mm_macs(args[1:], out)
 
@@ -106,6 +123,7 @@ def _mv_macs(args: Sequence[object], out: torch.Tensor) -> int:
 
 MAC_OPS: dict[str, Callable[[Sequence[object], torch.Tensor], int]] = {
     "convolution": _conv_macs,
+    "convolution_backward": _conv_backward_macs,
     "addmm": _addmm_macs,
     "mm": _mm_macs,
     "bmm": _bmm_macs,
@@ -143,6 +161,15 @@ _CATEGORIES: dict[str, frozenset[str]] = {
             "max_pool3d_with_indices",
             "_softmax",
             "_log_softmax",
+            # backward (a training pass)
+            "max_pool2d_with_indices_backward",
+            "max_pool3d_with_indices_backward",
+            "avg_pool2d_backward",
+            "avg_pool3d_backward",
+            "_adaptive_avg_pool2d_backward",
+            "adaptive_max_pool2d_backward",
+            "_softmax_backward_data",
+            "_log_softmax_backward_data",
         }
     ),
     "elementwise": frozenset(
@@ -188,6 +215,20 @@ _CATEGORIES: dict[str, frozenset[str]] = {
             "addcmul",
             "addcdiv",
             "lerp",
+            # backward (a training pass)
+            "threshold_backward",
+            "sigmoid_backward",
+            "tanh_backward",
+            "hardsigmoid_backward",
+            "hardswish_backward",
+            "hardtanh_backward",
+            "silu_backward",
+            "gelu_backward",
+            "leaky_relu_backward",
+            "elu_backward",
+            "softplus_backward",
+            "mish_backward",
+            "native_dropout_backward",
         }
     ),
     "normalization": frozenset(
@@ -200,6 +241,12 @@ _CATEGORIES: dict[str, frozenset[str]] = {
             "native_layer_norm",
             "native_group_norm",
             "cudnn_batch_norm",
+            # backward (a training pass)
+            "native_batch_norm_backward",
+            "batch_norm_backward",
+            "cudnn_batch_norm_backward",
+            "native_layer_norm_backward",
+            "native_group_norm_backward",
         }
     ),
     "data": frozenset(
@@ -230,6 +277,11 @@ _CATEGORIES: dict[str, frozenset[str]] = {
             "pixel_shuffle",
             "upsample_nearest2d",
             "upsample_bilinear2d",
+            # backward (a training pass)
+            "slice_backward",
+            "select_backward",
+            "upsample_nearest2d_backward",
+            "upsample_bilinear2d_backward",
         }
     ),
     "view": frozenset(
@@ -331,6 +383,12 @@ def _kind(name: str, args: Sequence[object], out: object) -> str:
     or ``gemm``."""
     if name not in MAC_OPS:
         return ""
+    if name == "convolution_backward":  # the forward convolution's rule, by its output's rows
+        grad_output = args[0]
+        assert isinstance(grad_output, torch.Tensor)
+        forward = _conv_forward_args(args)
+        small = output_rows("convolution", grad_output) <= MATVEC_ROWS
+        return "matvec" if small else conv_kind(forward)
     if isinstance(out, torch.Tensor) and output_rows(name, out) <= MATVEC_ROWS:
         return "matvec"
     return conv_kind(args) if name == "convolution" else "gemm"
@@ -354,6 +412,25 @@ class _Recorder(TorchDispatchMode):
         self.module_stack = module_stack
         self.timed = timed
         self.events: list[OpEvent] = []
+        self.phase = "forward"
+        # autograd node (sequence number) -> (module, forward op) that created it; see ``_owner``
+        self.nodes: dict[int, tuple[str, str]] = {}
+        self.next_node = torch._C._autograd._get_sequence_nr()
+
+    def _owner(self, name: str) -> tuple[str, str]:
+        """(module, forward op) of the op being recorded.
+
+        Forward: the innermost running module; an op whose autograd node was just created (the thread's
+        node counter moved) files that node. Backward: the node autograd is running, looked up.
+        """
+        if self.phase == "forward":
+            counter = torch._C._autograd._get_sequence_nr()
+            for node in range(self.next_node, counter):
+                self.nodes[node] = (self.module_stack[-1], name)
+            self.next_node = max(self.next_node, counter)
+            return self.module_stack[-1], ""
+        node = torch._C._current_autograd_node()
+        return self.nodes.get(node._sequence_nr(), ("", "")) if node is not None else ("", "")
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -368,7 +445,7 @@ class _Recorder(TorchDispatchMode):
             out = func(*args, **kwargs)
         try:
             name = op_name(func)
-            module = self.module_stack[-1]
+            module, forward_op = self._owner(name)
             if name == "convolution":
                 _check_resolution(args, module)
             first = out[0] if isinstance(out, (tuple, list)) else out
@@ -387,6 +464,8 @@ class _Recorder(TorchDispatchMode):
                     bytes_written=written,
                     kind=_kind(name, args, first),
                     seconds=seconds,
+                    phase=self.phase,
+                    forward_op=forward_op,
                 )
             )
         except UserInputError:
@@ -394,6 +473,18 @@ class _Recorder(TorchDispatchMode):
         except Exception as error:  # the op ran: what failed is the tool's own counting of it
             raise ToolBug(f"counting aten.{op_name(func)} failed: {type(error).__name__}: {error}") from error
         return out
+
+
+def scalar_loss(outputs: object) -> torch.Tensor:
+    """The sum of every output tensor that requires grad: a scalar to run backward from (a training pass's
+    loss, wherever one is run)."""
+    leaves = [t for t in tree_flatten(outputs)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not leaves:
+        raise UserInputError("the model's output does not require grad, so there is no backward to run")
+    loss = leaves[0].sum()
+    for leaf in leaves[1:]:
+        loss = loss + leaf.sum()
+    return loss
 
 
 def _check_resolution(args: Sequence[object], module: str) -> None:
@@ -410,10 +501,21 @@ def _check_resolution(args: Sequence[object], module: str) -> None:
             )
 
 
-def trace_ops(model: nn.Module, inputs: torch.Tensor, *, timed: bool = False, model_name: str = "") -> Trace:
+def trace_ops(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    timed: bool = False,
+    model_name: str = "",
+    train: bool = False,
+) -> Trace:
     """Run ``model(inputs)`` once under the recorder and return every op with its module.
 
     ``timed``: also keep each op's wall time (``perf_counter`` around the op alone; CPU ops are synchronous).
+    ``train``: a training pass as the latency and memory analyzers run it: ``model`` in train mode, the
+    forward with autograd recording, the sum of every output that requires grad as the loss, and its
+    backward; the backward's ops (``phase="backward"``) carry the module and op of the forward op they
+    differentiate. ``model`` is left in train mode.
     """
     stack = [""]
     called: set[str] = set()
@@ -436,8 +538,15 @@ def trace_ops(model: nn.Module, inputs: torch.Tensor, *, timed: bool = False, mo
             handles.append(module.register_forward_hook(leave, always_call=True))
     recorder = _Recorder(stack, timed=timed)
     try:
-        with torch.no_grad(), recorder:
-            model(inputs)
+        if train:
+            model.train()
+            with torch.enable_grad(), recorder:
+                loss = scalar_loss(model(inputs))
+                recorder.phase = "backward"
+                loss.backward()
+        else:
+            with torch.no_grad(), recorder:
+                model(inputs)
     except (UserInputError, ToolBug):
         raise
     except Exception as error:  # the model's own forward failed (its code, or an op it asked for)
