@@ -91,6 +91,7 @@ class TimeExplanation:
     peak_bandwidth: float = 0.0
     se_kernels: SECost | None = None  # on CUDA, when measured: SE's kernels, their time and bound
     compiled: PairedLatency | None = None  # the paired overhead under torch.compile, when measured
+    mode: str = "infer"  # "train": the table's MACs and bytes are the training pass's (forward, backward)
 
     @property
     def measured_pct(self) -> float | None:
@@ -141,7 +142,9 @@ def static_side(
     return profile, predict(machine, classified_events(meta, trace), mode=mode)
 
 
-def _table(base: Side, candidate: Side) -> pd.DataFrame:
+def _table(base: Side, candidate: Side, *, mode: str = "infer") -> pd.DataFrame:
+    """One row per op class: MACs and bytes (a forward's, or in ``train`` mode the traced training
+    pass's), predicted and measured seconds, and each class's points of the overhead."""
     present = set(base.static.op_classes) | set(candidate.static.op_classes)
     rows = []
     sides = (("base", base), ("candidate", candidate))
@@ -149,8 +152,12 @@ def _table(base: Side, candidate: Side) -> pd.DataFrame:
         row: dict[str, object] = {"op_class": op_class}
         for label, side in sides:
             counts = side.static.op_classes.get(op_class)
-            row[f"macs_{label}"] = counts.macs if counts else 0
-            row[f"bytes_{label}"] = counts.bytes_moved if counts else 0
+            if mode == "train":  # what the predicted pass runs: forward and backward ops
+                row[f"macs_{label}"] = side.prediction.macs_by_class.get(op_class, 0)
+                row[f"bytes_{label}"] = side.prediction.bytes_by_class.get(op_class, 0)
+            else:
+                row[f"macs_{label}"] = counts.macs if counts else 0
+                row[f"bytes_{label}"] = counts.bytes_moved if counts else 0
             row[f"predicted_s_{label}"] = side.prediction.by_class.get(op_class, 0.0)
             row[f"measured_s_{label}"] = (
                 side.op_times.by_class.get(op_class, 0.0) if side.op_times is not None else None
@@ -247,7 +254,7 @@ def explain_time(
     return TimeExplanation(
         base=b,
         candidate=c,
-        table=_table(b, c),
+        table=_table(b, c, mode=mode),
         flops_pct=overhead_pct(b.static.total.macs, c.static.total.macs),
         predicted_pct=overhead_pct(b.prediction.total_s, c.prediction.total_s),
         paired=paired,
@@ -258,6 +265,7 @@ def explain_time(
         peak_bandwidth=peak,
         se_kernels=kernels,
         compiled=compiled_paired,
+        mode=mode,
     )
 
 

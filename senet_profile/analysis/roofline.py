@@ -186,6 +186,7 @@ class Prediction:
     total_s: float
     uncovered: dict[str, int] = field(default_factory=dict)
     bytes_by_class: dict[str, int] = field(default_factory=dict)  # bytes the priced ops move, by class
+    macs_by_class: dict[str, int] = field(default_factory=dict)  # MACs of the priced ops, by class
 
 
 def setting_key(
@@ -235,6 +236,7 @@ def predict(
         return predict_dispatched(machine, list(events), mode=mode)
     by_class: dict[str, float] = {}
     moved: dict[str, int] = {}
+    macs: dict[str, int] = {}
     uncovered: dict[str, int] = {}
     for event, op_class in events:
         timed = op_time(machine, event)
@@ -244,7 +246,8 @@ def predict(
             continue
         by_class[op_class] = by_class.get(op_class, 0.0) + timed.seconds
         moved[op_class] = moved.get(op_class, 0) + event.bytes_moved
-    return Prediction(by_class, sum(by_class.values()), uncovered, moved)
+        macs[op_class] = macs.get(op_class, 0) + event.macs
+    return Prediction(by_class, sum(by_class.values()), uncovered, moved, macs)
 
 
 # ------------------------------------------------------------------------------------------------- GPUs
@@ -314,6 +317,7 @@ def predict_dispatched(
         steps += [(event, op_class, BACKWARD_FACTOR) for event, op_class in reversed(events)]
     by_class: dict[str, float] = {}
     moved: dict[str, int] = {}
+    macs: dict[str, int] = {}
     uncovered: dict[str, int] = {}
     host = device = 0.0
     for event, op_class, factor in steps:
@@ -329,8 +333,9 @@ def predict_dispatched(
         finish = max(device, host) + seconds
         by_class[op_class] = by_class.get(op_class, 0.0) + finish - device
         moved[op_class] = moved.get(op_class, 0) + round(event.bytes_moved * factor)
+        macs[op_class] = macs.get(op_class, 0) + round(event.macs * factor)
         device = finish
-    return Prediction(by_class, device, uncovered, moved)
+    return Prediction(by_class, device, uncovered, moved, macs)
 
 
 # ------------------------------------------------------------------------------------------------ measuring

@@ -81,12 +81,23 @@ def render_explanation(explanation, fmt: str, *, title: str) -> str:
         return explanation.to_frame().to_csv(index=False)
     lines = _verdict_lines(rows, width=None if fmt == "markdown" else report.terminal_width())
     machine = explanation.machine
+    origin = machine.source or f"measured in {machine.measured_s:.1f} s"
+    rule = (
+        "predicted = the host and device chains op by op (device: max(MACs / rate, bytes / bandwidth), at "
+        "least a least kernel time)"
+        if machine.host_s
+        else "predicted = max(MACs / rate, bytes / bandwidth) + a fixed cost per op"
+    )
+    counted = (
+        "; MACs and bytes: the training pass's, forward and backward ops as traced"
+        if explanation.time.mode == "train"
+        else ""
+    )
     caption = "\n".join(
         [
-            f"Setting: {explanation.describe_setting()}; machine model {machine.key}, measured in "
-            f"{machine.measured_s:.1f} s.",
-            "predicted = max(MACs / rate, bytes / bandwidth) + a fixed cost per op; measured = op by op, "
-            "median over repeats; pp = the class's share of the overhead, in points of the base's time.",
+            f"Setting: {explanation.describe_setting()}; machine model {machine.key}, {origin}.",
+            f"{rule}; measured = op by op, median over repeats; pp = the class's share of the overhead, "
+            f"in points of the base's time{counted}.",
         ]
     )
     shown = _shown_table(explanation.time.table)
