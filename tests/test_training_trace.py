@@ -149,3 +149,19 @@ def test_a_stored_backward_scale_is_validated(tmp_path: Path) -> None:
         entry = dict(next(iter(stored["models"].values())), backward_mac_scale=value)
         with pytest.raises(UserInputError, match="not a valid machine model"):
             roofline.from_dict(entry, "here")
+
+
+@pytest.mark.parametrize(
+    "name", ["mobilenet_v3_small", "efficientnet_b0", "se_shufflenet_v1_g3", "se_bn_inception", "se_vgg16_bn"]
+)
+def test_every_op_of_a_catalog_training_pass_has_a_rule(name: str) -> None:
+    """Hardswish, SiLU, channel shuffles, concatenations, dropout: each backward op is classified and
+    priced (nothing left ``unknown``), and every backward op but the loss's seed has a forward op."""
+    from senet_profile.catalog.registry import get_model
+
+    events = gpumodel.training_events(get_model(name), (2, 3, 224, 224), "fp32")
+    assert [e.op for e, _ in events if e.category == "unknown"] == []
+    orphans = {
+        e.op for e, _ in events if e.phase == "backward" and not e.forward_op and not roofline.is_free(e)
+    }
+    assert orphans <= {"ones_like", "copy"}, orphans  # the loss's seed; a gradient laid out for its leaf
