@@ -355,7 +355,11 @@ def measure_latency(
 
 @dataclass(frozen=True, kw_only=True)
 class PaperTable:
-    """One printed complexity table: citation, where it is, hardware and batch as printed, its rows."""
+    """One printed complexity table: citation, where it is, hardware and batch as printed, its rows.
+
+    Each row names the ``family`` it is compared with (``none`` for the plain backbone), or none with
+    ``no_family`` saying why; its ``where`` names the ``sources`` (keys) each figure was read in.
+    """
 
     key: str
     backbone: str
@@ -367,6 +371,7 @@ class PaperTable:
     columns: dict[str, str]
     rows: tuple[dict, ...]
     note: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def load_paper_tables() -> list[PaperTable]:
@@ -375,7 +380,13 @@ def load_paper_tables() -> list[PaperTable]:
     section = json.loads(text).get("rivals", {})
     fields = ("backbone", "input_size", "citation", "table", "hardware", "batch", "columns")
     return [
-        PaperTable(key=key, rows=tuple(t["rows"]), note=t.get("note", ""), **{f: t[f] for f in fields})
+        PaperTable(
+            key=key,
+            rows=tuple(t["rows"]),
+            note=t.get("note", ""),
+            sources=dict(t.get("sources", {})),
+            **{f: t[f] for f in fields},
+        )
         for key, t in section.items()
     ]
 
@@ -387,7 +398,14 @@ COMPUTED = {
     "added_params": ("params_delta", 1.0, "params the module adds"),
     "added_gflops": ("macs_delta", 1e9, "GFLOPs the module adds = multiply-adds (G)"),
     "top1": (None, 1.0, "top-1 accuracy (%)"),
+    "top5": (None, 1.0, "top-5 accuracy (%)"),
+    "train_fps": (None, 1.0, "training img/s"),
+    "infer_fps": (None, 1.0, "inference img/s"),
 }
+# Why a printed figure has no computed counterpart, by quantity.
+_ACCURACY = "accuracy needs training; this tool measures cost only"
+_THROUGHPUT = "throughput on the paper's machine; its slowdown over the plain row stands beside ours below"
+NOT_COMPUTED = {"top1": _ACCURACY, "top5": _ACCURACY, "train_fps": _THROUGHPUT, "infer_fps": _THROUGHPUT}
 _PLAIN_PARAMS = (
     "timm's and torchvision's ResNet-50 has 25,557,032 parameters (23,508,032 without its 1000-way "
     "classifier); neither is the printed 24.37 M, and no convention tried here reproduces it: UNEXPLAINED."
@@ -397,18 +415,30 @@ _LAYOUT = (
     "stride on the first 1x1 conv (the original Caffe layout, the catalog's resnet50:layout=paper) they are "
     "3.86 G, the printed figure: the layout moves stride-2 work, not the attention's share."
 )
+_ADDED = (
+    "The printed row less the printed ResNet row is in the overheads table below, beside the parameters the "
+    "built family adds to the built ResNet-50."
+)
+_SE_LAYOUT = (
+    _LAYOUT + " The printed 3.87 is also the SE paper's SE-ResNet-50 figure, which `senet-profile paper` "
+    "matches on that layout (se_resnet50:layout=paper) when SE's squeeze is counted."
+)
 # Why a printed figure differs from the computed one, keyed by (paper, method, quantity).
 FIGURE_NOTES: dict[tuple[str, str, str], str] = {
-    ("eca_net", "ResNet-50", "params_m"): _PLAIN_PARAMS,
-    ("eca_net", "ResNet-50", "gflops"): _LAYOUT,
-    ("eca_net", "ECA-Net (ResNet-50)", "params_m"): _PLAIN_PARAMS,
-    ("eca_net", "ECA-Net (ResNet-50)", "gflops"): _LAYOUT,
-    ("eca_net", "ECA-Net (ResNet-50)", "added_params"): (
+    ("eca_net", "ResNet", "params_m"): _PLAIN_PARAMS,
+    ("eca_net", "ResNet", "gflops"): _LAYOUT,
+    ("eca_net", "SENet", "params_m"): _PLAIN_PARAMS + " " + _ADDED,
+    ("eca_net", "SENet", "gflops"): _SE_LAYOUT,
+    ("eca_net", "CBAM", "params_m"): _PLAIN_PARAMS + " " + _ADDED,
+    ("eca_net", "CBAM", "gflops"): _LAYOUT,
+    ("eca_net", "ECA-Net", "params_m"): _PLAIN_PARAMS,
+    ("eca_net", "ECA-Net", "gflops"): _LAYOUT,
+    ("eca_net", "ECA-Net", "added_params"): (
         "The printed 80 is 3x3 + 4x5 + 6x5 + 3x7: kernel sizes 3, 5, 5, 7 per stage, the authors' "
         "released eca_resnet50_k3557. timm's EcaModule picks k from each block's output width (k = 5, 5, "
         "5, 7 for 256, 512, 1024, 2048 channels): 3x5 + 4x5 + 6x5 + 3x7 = 86, the computed figure."
     ),
-    ("eca_net", "ECA-Net (ResNet-50)", "added_gflops"): (
+    ("eca_net", "ECA-Net", "added_gflops"): (
         "The 1-D convolutions' multiply-adds are 87,808 here (8.8e-5 G; 86,272 with k3557); adding the "
         "squeeze's adds (one per pooled element, 5.5e-3 G) overshoots. The printed 4.7e-4 is reproduced "
         "by no convention tried here: UNEXPLAINED."
@@ -447,7 +477,9 @@ def paper_figures(table: pd.DataFrame, papers: Sequence[PaperTable]) -> pd.DataF
                     else value / scale
                 )
                 if column is None:
-                    status, note = "not computed", "accuracy needs training; this tool measures cost only"
+                    status, note = "not computed", NOT_COMPUTED.get(key, "no computed counterpart")
+                elif not family:
+                    status, note = "not computed", printed.get("no_family") or "no family named for this row"
                 elif computed is None:
                     status, note = "not computed", f"the family {family!r} has no computed row here"
                 else:
@@ -680,8 +712,85 @@ def _timm_version() -> str:
         return "not installed"
 
 
+def paper_overheads(table: pd.DataFrame, paper: PaperTable) -> pd.DataFrame:
+    """Each printed row's overhead over the paper's plain row, computed from the printed figures, beside ours.
+
+    Printed params added are the row's params less the plain row's; printed FLOPs and img/s overheads are
+    percentages of the plain row's (img/s as time per image: a slowdown). Ours are ``table``'s: the
+    family's params added, MACs overhead, predicted and measured overhead against the plain backbone.
+    """
+    base = next((row for row in paper.rows if row.get("family") == NONE), None)
+    by_family = {row["family"]: row for row in table.to_dict(orient="records")}
+    rows = []
+    for printed in paper.rows:
+        if base is None or printed is base:
+            continue
+        family = printed.get("family") or ""
+        ours = by_family.get(family, {}) if family else {}
+
+        def pct(key: str, *, per_item: bool = False, _row: dict = printed) -> float | None:
+            plain, value = base.get(key), _row.get(key)
+            if plain is None or value is None:
+                return None
+            return overhead_pct(1 / plain, 1 / value) if per_item else overhead_pct(plain, value)
+
+        added = None
+        if printed.get("params_m") is not None and base.get("params_m") is not None:
+            places = max(_decimals(float(printed["params_m"])), _decimals(float(base["params_m"])))
+            added = round(printed["params_m"] - base["params_m"], places)
+        note = printed.get("no_family", "") if not family else ""
+        if family and not ours:
+            note = f"the family {family!r} has no computed row here"
+        rows.append(
+            {"method": printed["method"], "family": family, "printed_params_added_m": added,
+             "params_added_m": _scaled(ours.get("params_delta"), 1e6),
+             "printed_gflops_pct": pct("gflops"), "macs_pct": ours.get("macs_pct"),
+             "printed_train_slowdown_pct": pct("train_fps", per_item=True),
+             "printed_infer_slowdown_pct": pct("infer_fps", per_item=True),
+             "predicted_pct": ours.get("predicted_pct"), "measured_pct": ours.get("measured_pct"),
+             "ci_low": ours.get("ci_low"), "ci_high": ours.get("ci_high"), "pairs": ours.get("pairs"),
+             "note": note}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _times(value: object, scale: float) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value) * scale  # type: ignore[arg-type]
+
+
+def _overheads_shown(overheads: pd.DataFrame) -> pd.DataFrame:
+    timed = overheads[["printed_train_slowdown_pct", "printed_infer_slowdown_pct"]].notna().any()
+    shown = []
+    for row in overheads.to_dict(orient="records"):
+        cells = {
+            "method": row["method"],
+            "family": row["family"] or "none here",
+            "params added, printed": _count(_times(row["printed_params_added_m"], 1e6)),
+            "params added, ours": _count(_times(row["params_added_m"], 1e6)),
+            "GFLOPs %, printed": _fmt(row["printed_gflops_pct"], "+.2f"),
+            "MACs %, ours": _fmt(row["macs_pct"], "+.3f"),
+        }
+        if timed["printed_train_slowdown_pct"]:
+            cells["training slowdown %, printed"] = _fmt(row["printed_train_slowdown_pct"], "+.1f")
+        if timed["printed_infer_slowdown_pct"]:
+            cells["inference slowdown %, printed"] = _fmt(row["printed_infer_slowdown_pct"], "+.1f")
+        cells["model predicts %, ours"] = _fmt(row["predicted_pct"], "+.2f")
+        cells["measured %, ours [95% CI]"] = (
+            measured_text(row) if row["family"] and row["measured_pct"] is not None else "n/a"
+        )
+        cells["note"] = row["note"]
+        shown.append(cells)
+    return pd.DataFrame(shown)
+
+
 def paper_section(table: pd.DataFrame, papers: Sequence[PaperTable]) -> list[str]:
-    """The papers' printed figures beside the computed ones, with citation, hardware, batch and reasons."""
+    """The papers' printed figures beside the computed ones, with citation, hardware, batch and reasons.
+
+    Then each printed row's overhead over the paper's plain row (from the printed figures) beside the
+    computed, predicted and measured overhead of the same family here.
+    """
     if not papers:
         return []
     lines = ["## The papers beside it", ""]
@@ -695,7 +804,7 @@ def paper_section(table: pd.DataFrame, papers: Sequence[PaperTable]) -> list[str
                 notes.append(row["note"])
             computed = row["computed"]
             shown.append(
-                {"method": row["method"], "family": row["family"], "quantity": row["quantity"],
+                {"method": row["method"], "family": row["family"] or "none here", "quantity": row["quantity"],
                  "printed": f"{row['printed']:g}",
                  "computed": "" if computed is None or math.isnan(computed) else f"{computed:.6g}",
                  "status": row["status"], "note": f"[{notes.index(row['note']) + 1}]" if row["note"] else "",
@@ -706,21 +815,42 @@ def paper_section(table: pd.DataFrame, papers: Sequence[PaperTable]) -> list[str
             "",
             f"Source: {paper.citation}",
             "",
-            f"Hardware as printed: {paper.hardware}. Batch as printed: {paper.batch}.",
+            f"Hardware: {paper.hardware}. Batch: {paper.batch}.",
             "",
             pd.DataFrame(shown).to_markdown(index=False, disable_numparse=True),
             "",
             *[f"[{i}] {note}\n" for i, note in enumerate(notes, start=1)],
         ]
+        if paper.sources:
+            lines += ["Where each figure was read (the `printed in` column):", ""]
+            lines += [f"- {key}: {text}" for key, text in paper.sources.items()]
+            lines.append("")
         if paper.note:
             lines += [paper.note, ""]
-        lines += [
-            "Beside these, the measured and predicted overheads of the same families are in the table above "
-            "(`none` is the plain backbone, `eca` the ECA family). A paper's img/s are GPU throughput at a "
-            "large batch; the overhead measured here is one CPU thread at batch 1, where each small op of a "
-            "family pays its fixed cost: comparable in kind, not in size.",
-            "",
-        ]
+        overheads = paper_overheads(table, paper)
+        if not overheads.empty:
+            base = next(row["method"] for row in paper.rows if row.get("family") == NONE)
+            slowdowns = overheads[["printed_train_slowdown_pct", "printed_infer_slowdown_pct"]]
+            timed = bool(slowdowns.notna().any().any())
+            lines += [
+                "#### The printed overheads beside ours",
+                "",
+                _overheads_shown(overheads).to_markdown(index=False, disable_numparse=True),
+                "",
+                "Printed overheads are computed here from the printed rows, each against the paper's "
+                f"`{base}` row"
+                + (
+                    " (img/s as time per image: the plain row's img/s over the family's, less 1)"
+                    if timed
+                    else "; the paper's img/s are not in the data file (see the note above), so no printed "
+                    "slowdown stands beside ours"
+                )
+                + f". Ours are the table's above: each family against the plain `timm:{paper.backbone}`. "
+                "The paper's hardware and batch are named above. A paper's img/s are throughput on its GPUs; "
+                "the overhead measured here is one CPU thread at batch 1, where each small op of a family "
+                "pays its fixed cost: comparable in kind, not in size.",
+                "",
+            ]
     return lines
 
 
