@@ -139,6 +139,39 @@ def test_a_sweep_grid_can_name_families() -> None:
     assert not any("'ge'" in c for c in candidates)  # GatherExcite does not build in timm 1.0's ResNet
 
 
+def test_a_family_whose_layers_refuse_the_grid_size_is_left_out_of_the_grid_with_why() -> None:
+    """Halo at 64x64 on ResNet-10-T: a map its block size does not divide; at 256x256 every map fits."""
+    from senet_profile.history.sweep import build_grid
+
+    with pytest.warns(UserWarning) as caught:
+        small = build_grid({"pairs": ["families:resnet10t"], "input_size": 64})
+    said = [str(w.message) for w in caught if str(w.message).startswith("families: halo left out")]
+    assert len(said) == 1 and "HaloAttn needs each feature map's height and width divisible" in said[0]
+    assert not any("'halo'" in candidate for _, candidate in small.pairs)
+    with pytest.warns(UserWarning, match="families: ge left out"):
+        large = build_grid({"pairs": ["families:resnet10t"], "input_size": 256})
+    assert any("'halo'" in candidate for _, candidate in large.pairs)
+
+
+def test_halo_says_its_maps_are_not_divisible_by_its_block_size() -> None:
+    """A genuine limit of the family: the reason names the rule, the layer and its map, as built."""
+    import re
+
+    from senet_profile import api
+
+    table = families.static_table(families.family_list("resnet18", ["halo"]), workload=SMALL)
+    note = table[table["family"] == "halo"].iloc[0]["note"]
+    assert note.startswith("fails in every pass (trace, inference, training): HaloAttn needs"), note
+    assert "\n" not in note and "not of the tool" in note
+    found = re.search(r"block size \((\d+)\), and (\S+) gets a (\d+)x(\d+) map at input 1x3x64x64", note)
+    assert found, note
+    block, layer, h, w = int(found[1]), found[2], int(found[3]), int(found[4])
+    module = api.resolve(families.family_argument("resnet18", "halo")).module
+    assert type(module.get_submodule(layer)).__name__ == "HaloAttn"
+    assert module.get_submodule(layer).block_size == block and (h % block or w % block)
+    assert families.input_limit(module, (1, 3, 256, 256)) is None  # 256: every map divisible by 8
+
+
 def test_every_printed_row_loads_cites_its_source_and_names_a_family_the_tool_builds() -> None:
     from senet_profile import api
 

@@ -171,6 +171,76 @@ def one_line(error: BaseException) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
+class InputLimit:
+    """What an attention layer needs of the maps it is given: a rule its own code asserts."""
+
+    needs: str  # what it needs, a format of the layer's attributes
+    error: str  # the exception type its own check raises
+    fits: Callable[[object, int, int], bool]  # (layer, height, width) -> whether it takes that map
+
+
+# Attention layers whose code refuses some map sizes, by class name (timm's, as its registry builds them).
+INPUT_LIMITS: dict[str, InputLimit] = {
+    "HaloAttn": InputLimit(
+        needs="each feature map's height and width divisible by its block size ({block_size})",
+        error="AssertionError",
+        fits=lambda layer, h, w: h % layer.block_size == 0 and w % layer.block_size == 0,  # type: ignore[attr-defined]
+    ),
+}
+
+
+class _Refused(Exception):
+    """Raised by a limit's check before the layer's own, to stop the forward there."""
+
+
+def input_limit(module: object, shape: tuple[int, ...]) -> tuple[str, str] | None:
+    """Why ``module`` cannot take ``shape`` when a layer of ``INPUT_LIMITS`` refuses the map it is given.
+
+    One forward (no gradients, on the module's own device: meta costs nothing) with a check before each
+    such layer; returns the one-line reason and the exception type that layer's own check raises, or None
+    (no such layer, every one takes its map, or the model fails elsewhere first).
+    """
+    import torch
+
+    refused: list[tuple[str, str]] = []
+    size = "x".join(map(str, shape))
+
+    def check(name: str, rule: InputLimit):
+        def hook(layer: torch.nn.Module, args: tuple) -> None:
+            h, w = (int(n) for n in args[0].shape[-2:])
+            if not rule.fits(layer, h, w):
+                needs = rule.needs.format(**vars(layer))
+                refused.append((
+                    f"{type(layer).__name__} needs {needs}, and {name} gets a {h}x{w} map at input {size}: "
+                    "a limit of the family on this backbone at this input size, not of the tool",
+                    rule.error,
+                ))  # fmt: skip
+                raise _Refused
+
+        return hook
+
+    assert isinstance(module, torch.nn.Module)
+    rules = {name: INPUT_LIMITS[type(sub).__name__] for name, sub in module.named_modules()
+             if type(sub).__name__ in INPUT_LIMITS}  # fmt: skip
+    if not rules:
+        return None
+    layers = dict(module.named_modules())
+    handles = [layers[name].register_forward_pre_hook(check(name, rule)) for name, rule in rules.items()]
+    parameter = next(module.parameters(), None)
+    try:
+        with torch.no_grad():
+            module(torch.zeros(shape, device=parameter.device if parameter is not None else "cpu"))
+    except _Refused:
+        return refused[0]
+    except Exception:
+        return None  # it fails before any limited layer refuses its map: not this limit
+    finally:
+        for handle in handles:
+            handle.remove()
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Measured:
     """One model's figures (None where not measured) and why any is missing."""
 
@@ -227,6 +297,9 @@ def measure_static(
             values[f"peak_{mode}"] = memory_profile(built.module, shape, options).peak_bytes
         except Exception as error:
             reasons.append(f"{'inference' if mode == 'infer' else 'training'} pass fails: {one_line(error)}")
+    limit = input_limit(built.module, shape) if reasons else None
+    if limit is not None:  # a layer refuses the maps it is given: say so, in the words of its rule
+        reasons = [f"{r.partition(' fails: ')[0]} fails: {limit[0]}" if limit[1] in r else r for r in reasons]
     causes = [reason.partition(" fails: ")[2] for reason in reasons]
     if len(reasons) == 3 and len(set(causes)) == 1:  # one cause stops every pass: say it once
         reasons = [f"fails in every pass (trace, inference, training): {causes[0]}"]
