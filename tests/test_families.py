@@ -262,3 +262,32 @@ def test_printed_img_per_s_become_slowdowns_beside_ours() -> None:
     text = "\n".join(families.paper_section(_rival_table(paper), [paper]))
     assert "training slowdown %, printed" in text and f"{(1000 / 800 - 1) * 100:+.1f}" in text
     assert "img/s as time per image" in text and "one GPU" in text and "batch 64" in text
+
+
+def test_the_plot_labels_every_family_without_overlap_and_keeps_its_intervals() -> None:
+    """Eight families crowded at one added-parameter count: every label is drawn, none overlaps another."""
+    names = [f"family{i}" for i in range(8)]
+    rows = [{"family": families.NONE, "params_delta": 0.0, "predicted_pct": 0.0, "measured_pct": math.nan,
+             "ci_low": math.nan, "ci_high": math.nan}]  # fmt: skip
+    for i, name in enumerate(names):  # the same x, overheads 0.05 % apart, every other one with an interval
+        y = 5.0 + 0.05 * i
+        interval = (y - 1.0, y + 1.0) if i % 2 else (math.nan, math.nan)
+        rows.append({"family": name, "params_delta": 2_500_000.0, "predicted_pct": y - 0.5, "measured_pct": y,
+                     "ci_low": interval[0], "ci_high": interval[1]})  # fmt: skip
+    figure = families.overhead_figure(pd.DataFrame(rows), title="crowded", caption="")
+    axis = figure.axes[0]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+    canvas.draw()  # annotations take their place when drawn
+    renderer = canvas.get_renderer()
+    labels = {text.get_text(): text for text in axis.texts}
+    assert set(labels) == set(names)  # every family labelled (the plain backbone is not drawn)
+    boxes = [Text.get_window_extent(text, renderer) for text in labels.values()]  # the words, not the leader
+    frame = axis.get_window_extent(renderer)
+    for i, box in enumerate(boxes):
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        for other in boxes[i + 1 :]:
+            assert not box.overlaps(other), "two labels overlap"
+    assert len(axis.containers) == len(names) // 2  # an error bar for each family with an interval

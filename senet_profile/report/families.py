@@ -928,32 +928,41 @@ def paper_section(table: pd.DataFrame, papers: Sequence[PaperTable]) -> list[str
 
 
 def overhead_figure(table: pd.DataFrame, *, title: str, caption: str):
-    """Overhead (measured with its interval where timed; predicted hollow) against added parameters."""
+    """Overhead (measured with its interval where timed; predicted hollow) against added parameters.
+
+    Each family is labelled beside its point, clear of the other labels, the points, the intervals and the
+    legend (``place_labels``): crowded families are stacked beside their point with a leader line.
+    """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(9, 6))
     axis = figure.subplots()
     drawn = table[table["family"] != NONE].dropna(subset=["params_delta"])
+    labels: list[tuple[str, float, float, str]] = []
+    marks: list[tuple[float, float, float]] = []  # (x, y low, y high): points and the lines drawn
     for index, row in enumerate(drawn.to_dict(orient="records")):
         x = max(float(row["params_delta"]), 1.0)
         colour = f"C{index % 10}"
-        if not math.isnan(row["predicted_pct"]):
-            axis.scatter([x], [row["predicted_pct"]], marker="s", facecolors="none", edgecolors=colour, s=30)
+        predicted = row["predicted_pct"]
+        if not math.isnan(predicted):
+            axis.scatter([x], [predicted], marker="s", facecolors="none", edgecolors=colour, s=30)
+            marks.append((x, predicted, predicted))
         y = row["measured_pct"]
         if not math.isnan(y):
             low, high = row["ci_low"], row["ci_high"]
             if not math.isnan(low):
                 axis.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="o", color=colour, capsize=3, ms=5)
+                marks.append((x, low, high))
             else:
                 axis.scatter([x], [y], marker="o", facecolors="none", edgecolors=colour, s=30)
-            if not math.isnan(row["predicted_pct"]):  # predicted and measured of one family, joined
-                axis.plot([x, x], [row["predicted_pct"], y], color=colour, lw=0.6, ls=":")
+            marks.append((x, y, y))
+            if not math.isnan(predicted):  # predicted and measured of one family, joined
+                axis.plot([x, x], [predicted, y], color=colour, lw=0.6, ls=":")
+                marks.append((x, min(predicted, y), max(predicted, y)))
         else:
-            y = row["predicted_pct"]
+            y = predicted
         if not math.isnan(y):
-            axis.annotate(
-                row["family"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=colour
-            )
+            labels.append((row["family"], x, y, colour))
     axis.set_xscale("symlog", linthresh=100)
     axis.set_yscale("symlog", linthresh=10)
     axis.axhline(0, color="grey", lw=0.5)
@@ -971,4 +980,72 @@ def overhead_figure(table: pd.DataFrame, *, title: str, caption: str):
     ]
     axis.legend(handles=handles, fontsize=7, loc="upper left")
     figure.text(0.01, -0.02, caption, ha="left", va="top", fontsize=7, wrap=True)
+    place_labels(axis, labels, marks=marks)
     return figure
+
+
+def place_labels(
+    axis, labels: Sequence[tuple[str, float, float, str]], *, marks: Sequence[tuple[float, float, float]] = ()
+) -> list:
+    """Label each point (text, x, y, colour) beside it, clear of the others: a deterministic greedy placement.
+
+    Labels are placed left to right; each takes the first spot of a fixed list (right, above-right,
+    below-right, left, above, below, then stacked ever further above and below on the right, with a leader
+    line) whose box, inside the axes, overlaps no label placed before, no mark (``marks``: x and a y range
+    each, a point or a vertical line such as an interval) and not the legend. The axes' limits must be final.
+    Returns the annotations.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    figure = axis.figure
+    if not isinstance(figure.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(figure)
+    renderer = figure.canvas.get_renderer()
+    axis.autoscale_view()
+    px = figure.dpi / 72  # display pixels per point
+    frame = axis.get_window_extent(renderer)
+    taken = []
+    for x, low, high in marks:
+        (x0, y0), (_, y1) = axis.transData.transform([(x, low), (x, high)])
+        taken.append(Bbox.from_extents(x0 - 4 * px, min(y0, y1) - 3 * px, x0 + 4 * px, max(y0, y1) + 3 * px))
+    legend = axis.get_legend()
+    if legend is not None:
+        taken.append(legend.get_window_extent(renderer))
+    placed = []
+    for text, x, y, colour in sorted(labels, key=lambda label: (label[1], label[2], label[0])):
+        x0, y0 = axis.transData.transform((x, y))
+        probe = axis.text(0, 0, text, fontsize=7)
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h, gap = box.width, box.height, 5 * px
+        spots = [(gap, -h / 2), (gap, gap / 2), (gap, -h - gap / 2), (-w - gap, -h / 2), (-w / 2, gap),
+                 (-w / 2, -h - gap)]  # fmt: skip
+        spots += [(2 * gap, -h / 2 + sign * k * (h + px)) for k in range(1, 40) for sign in (1, -1)]
+        chosen = spots[0]
+        for dx, dy in spots:
+            spot = Bbox.from_bounds(x0 + dx, y0 + dy, w, h)
+            inside = (
+                frame.x0 <= spot.x0 and spot.x1 <= frame.x1 and frame.y0 <= spot.y0 and spot.y1 <= frame.y1
+            )
+            if inside and not any(spot.overlaps(other) for other in taken):
+                chosen = (dx, dy)
+                break
+        dx, dy = chosen
+        leader = abs(dy + h / 2) > h  # moved off its point: a line back to it
+        line = {"arrowstyle": "-", "color": colour, "lw": 0.5, "shrinkA": 0, "shrinkB": 2}
+        placed.append(
+            axis.annotate(
+                text,
+                (x, y),
+                xytext=(dx / px, dy / px),
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                fontsize=7,
+                color=colour,
+                arrowprops=line if leader else None,
+            )
+        )
+        taken.append(Bbox.from_bounds(x0 + dx, y0 + dy, w, h).expanded(1.0, 1.0))
+    return placed
