@@ -179,14 +179,19 @@ class InputLimit:
     fits: Callable[[object, int, int], bool]  # (layer, height, width) -> whether it takes that map
 
 
-# Attention layers whose code refuses some map sizes, by class name (timm's, as its registry builds them).
-INPUT_LIMITS: dict[str, InputLimit] = {
-    "HaloAttn": InputLimit(
-        needs="each feature map's height and width divisible by its block size ({block_size})",
-        error="AssertionError",
-        fits=lambda layer, h, w: h % layer.block_size == 0 and w % layer.block_size == 0,  # type: ignore[attr-defined]
-    ),
-}
+def _block_divides(layer: object, h: int, w: int) -> bool:
+    block = layer.block_size  # type: ignore[attr-defined]
+    return h % block == 0 and w % block == 0
+
+
+_BLOCKS = InputLimit(
+    needs="each feature map's height and width divisible by its block size ({block_size})",
+    error="AssertionError",
+    fits=_block_divides,
+)
+# Attention layers whose code refuses some map sizes, by class name (timm's, as its registry builds them):
+# halo's HaloAttn and the bilinear transform inside bat's BatNonLocalAttn assert it of each map.
+INPUT_LIMITS: dict[str, InputLimit] = {"HaloAttn": _BLOCKS, "BilinearAttnTransform": _BLOCKS}
 
 
 class _Refused(Exception):
