@@ -137,3 +137,158 @@ def test_a_sweep_grid_can_name_families() -> None:
     assert {base for base, _ in grid.pairs} == {"timm:resnet10t"}
     assert "timm:resnet10t:block_args={'attn_layer':'eca'}" in candidates
     assert not any("'ge'" in c for c in candidates)  # GatherExcite does not build in timm 1.0's ResNet
+
+
+def test_a_family_whose_layers_refuse_the_grid_size_is_left_out_of_the_grid_with_why() -> None:
+    """Halo at 64x64 on ResNet-10-T: a map its block size does not divide; at 256x256 every map fits."""
+    from senet_profile.history.sweep import build_grid, try_models
+
+    with pytest.warns(UserWarning) as caught:
+        small = build_grid({"pairs": ["families:resnet10t"], "input_size": 64})
+    said = [str(w.message) for w in caught if str(w.message).startswith("families: halo left out")]
+    assert len(said) == 1 and "HaloAttn needs each feature map's height and width divisible" in said[0]
+    assert not any("'halo'" in candidate for _, candidate in small.pairs)
+    try_models(small)  # every family left in runs at the grid's size: the sweep is not refused for one
+    with pytest.warns(UserWarning, match="families: ge left out"):
+        large = build_grid({"pairs": ["families:resnet10t"], "input_size": 256})
+    assert any("'halo'" in candidate for _, candidate in large.pairs)
+
+
+def test_halo_says_its_maps_are_not_divisible_by_its_block_size() -> None:
+    """A genuine limit of the family: the reason names the rule, the layer and its map, as built."""
+    import re
+
+    from senet_profile import api
+
+    table = families.static_table(families.family_list("resnet18", ["halo"]), workload=SMALL)
+    note = table[table["family"] == "halo"].iloc[0]["note"]
+    assert note.startswith("fails in every pass (trace, inference, training): HaloAttn needs"), note
+    assert "\n" not in note and "not of the tool" in note
+    found = re.search(r"block size \((\d+)\), and (\S+) gets a (\d+)x(\d+) map at input 1x3x64x64", note)
+    assert found, note
+    block, layer, h, w = int(found[1]), found[2], int(found[3]), int(found[4])
+    module = api.resolve(families.family_argument("resnet18", "halo")).module
+    assert type(module.get_submodule(layer)).__name__ == "HaloAttn"
+    assert module.get_submodule(layer).block_size == block and (h % block or w % block)
+    assert families.input_limit(module, (1, 3, 256, 256)) is None  # 256: every map divisible by 8
+
+
+def test_every_printed_row_loads_cites_its_source_and_names_a_family_the_tool_builds() -> None:
+    from senet_profile import api
+
+    papers = families.load_paper_tables()
+    assert papers, "the data file has no rivals section"
+    for paper in papers:
+        built = {f.family: f for f in families.family_list(paper.backbone)}
+        methods = [row["method"] for row in paper.rows]
+        assert len(set(methods)) == len(methods)
+        assert sum(row.get("family") == families.NONE for row in paper.rows) == 1  # one plain row
+        for row in paper.rows:
+            printed = set(row) - {"method", "family", "no_family", "where"}
+            assert printed and printed <= set(paper.columns), (row["method"], printed - set(paper.columns))
+            assert all(isinstance(row[key], int | float) for key in printed)
+            cited = {part.split("(")[0].strip() for part in row["where"].split(";")}
+            assert cited <= set(paper.sources), (row["method"], cited - set(paper.sources))
+            if row.get("family") is None:  # no counterpart here: it says why
+                assert row["no_family"].strip(), row["method"]
+                continue
+            assert row["family"] in built, f"{row['method']}: {row['family']!r} is not built by the tool"
+            assert api.resolve(built[row["family"]].model).module is not None
+
+
+def _rival_table(paper: families.PaperTable) -> pd.DataFrame:
+    """A table of the families the paper names, with arbitrary figures (the report must show these)."""
+    rows = []
+    named = [r["family"] for r in paper.rows if r.get("family") not in (None, families.NONE)]
+    for index, family in enumerate([families.NONE, *named]):
+        params, macs = 25_000_000 + 1_234_567 * index, 4_000_000_000 + 7_654_321 * index
+        timed = {"measured_pct": 2.25 * index, "ci_low": 2.0 * index, "ci_high": 2.5 * index, "pairs": 40}
+        rows.append(
+            {"family": family, "attn_class": "", "params": params, "params_delta": params - 25_000_000,
+             "params_pct": (params / 25_000_000 - 1) * 100, "macs": macs, "macs_delta": macs - 4_000_000_000,
+             "macs_pct": (macs / 4_000_000_000 - 1) * 100, "predicted_pct": 1.5 * index, "note": ""}
+            | (timed if index else dict.fromkeys(timed, math.nan))
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_the_report_shows_every_printed_row_beside_the_computed_one() -> None:
+    paper = next(p for p in families.load_paper_tables() if p.key == "eca_net")
+    table = _rival_table(paper)
+    text = "\n".join(families.paper_section(table, [paper]))
+    assert paper.citation in text and paper.hardware in text and paper.batch in text
+    for key, source in paper.sources.items():
+        assert f"- {key}: {source}" in text
+    ours = {row["family"]: row for row in table.to_dict(orient="records")}
+    base = next(r for r in paper.rows if r.get("family") == families.NONE)
+    overheads = text.split("#### The printed overheads beside ours")[1]
+    for printed in paper.rows:
+        lines = [line for line in text.splitlines() if line.startswith(f"| {printed['method']} ")]
+        for key, (column, scale, label) in families.COMPUTED.items():
+            if key not in printed:
+                continue
+            line = next(line for line in lines if f"| {label} " in line)  # every printed figure has its line
+            assert f"| {printed[key]:g} " in line
+            if column and printed.get("family"):  # beside the figure computed from the table
+                assert f"| {ours[printed['family']][column] / scale:.6g} " in line
+        if printed is base:
+            continue
+        row = next(line for line in overheads.splitlines() if line.startswith(f"| {printed['method']} "))
+        added = round(printed["params_m"] - base["params_m"], 2) * 1e6
+        assert families._count(added) in row  # the printed rows' difference, computed, not typed
+        if printed.get("family"):
+            mine = ours[printed["family"]]
+            assert families._count(mine["params_delta"]) in row and families.measured_text(mine) in row
+        else:
+            assert printed["no_family"] in row
+
+
+def test_printed_img_per_s_become_slowdowns_beside_ours() -> None:
+    """When a table prints img/s, the slowdown over its plain row is computed and shown beside ours."""
+    paper = families.PaperTable(
+        key="synthetic", backbone="resnet50", input_size=224, citation="A paper", table="Table 9",
+        hardware="one GPU", batch="batch 64", sources={"t9": "its Table 9"},
+        columns={"params_m": "params (M)", "train_fps": "training img/s", "infer_fps": "inference img/s"},
+        rows=(
+            {"method": "Plain", "family": "none", "params_m": 25.0, "train_fps": 1000, "infer_fps": 2000,
+             "where": "t9"},
+            {"method": "With SE", "family": "se", "params_m": 27.5, "train_fps": 800, "infer_fps": 1600,
+             "where": "t9"},
+        ),
+    )  # fmt: skip
+    overheads = families.paper_overheads(_rival_table(paper), paper)
+    se = overheads[overheads["family"] == "se"].iloc[0]
+    assert se["printed_train_slowdown_pct"] == pytest.approx((1000 / 800 - 1) * 100)
+    assert se["printed_infer_slowdown_pct"] == pytest.approx((2000 / 1600 - 1) * 100)
+    text = "\n".join(families.paper_section(_rival_table(paper), [paper]))
+    assert "training slowdown %, printed" in text and f"{(1000 / 800 - 1) * 100:+.1f}" in text
+    assert "img/s as time per image" in text and "one GPU" in text and "batch 64" in text
+
+
+def test_the_plot_labels_every_family_without_overlap_and_keeps_its_intervals() -> None:
+    """Eight families crowded at one added-parameter count: every label is drawn, none overlaps another."""
+    names = [f"family{i}" for i in range(8)]
+    rows = [{"family": families.NONE, "params_delta": 0.0, "predicted_pct": 0.0, "measured_pct": math.nan,
+             "ci_low": math.nan, "ci_high": math.nan}]  # fmt: skip
+    for i, name in enumerate(names):  # the same x, overheads 0.05 % apart, every other one with an interval
+        y = 5.0 + 0.05 * i
+        interval = (y - 1.0, y + 1.0) if i % 2 else (math.nan, math.nan)
+        rows.append({"family": name, "params_delta": 2_500_000.0, "predicted_pct": y - 0.5, "measured_pct": y,
+                     "ci_low": interval[0], "ci_high": interval[1]})  # fmt: skip
+    figure = families.overhead_figure(pd.DataFrame(rows), title="crowded", caption="")
+    axis = figure.axes[0]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
+    canvas.draw()  # annotations take their place when drawn
+    renderer = canvas.get_renderer()
+    labels = {text.get_text(): text for text in axis.texts}
+    assert set(labels) == set(names)  # every family labelled (the plain backbone is not drawn)
+    boxes = [Text.get_window_extent(text, renderer) for text in labels.values()]  # the words, not the leader
+    frame = axis.get_window_extent(renderer)
+    for i, box in enumerate(boxes):
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        for other in boxes[i + 1 :]:
+            assert not box.overlaps(other), "two labels overlap"
+    assert len(axis.containers) == len(names) // 2  # an error bar for each family with an interval

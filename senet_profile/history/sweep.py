@@ -276,15 +276,20 @@ def se_twin(name: str) -> str | None:
     return canonical_model(twin + (":" + ",".join(kept) if kept else ""))
 
 
-def expand_pairs(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """``BASE/CANDIDATE`` pairs (any source), catalog SE models and patterns (each with its twin), once."""
+def expand_pairs(
+    items: Iterable[str], *, input_size: tuple[int, int] | None = None
+) -> tuple[tuple[str, str], ...]:
+    """``BASE/CANDIDATE`` pairs (any source), catalog SE models and patterns (each with its twin), once.
+
+    ``input_size``: the grid's, at which ``families`` leaves out a family that cannot run (None: not tried).
+    """
     from senet_profile.catalog.registry import list_models
 
     pairs: list[tuple[str, str]] = []
     for item in items:
         text = item.strip()
         if text == "families" or text.startswith("families:"):  # every timm attention family on a backbone
-            pairs += family_pairs(text.partition(":")[2] or "resnet50")
+            pairs += family_pairs(text.partition(":")[2] or "resnet50", input_size=input_size)
         elif "->" in text or "/" in text:  # BASE->CANDIDATE where a side is a path/to/file.py:function
             base, _, candidate = text.partition("->" if "->" in text else "/")
             if not base.strip() or not candidate.strip():
@@ -305,27 +310,33 @@ def expand_pairs(items: Iterable[str]) -> tuple[tuple[str, str], ...]:
     return tuple(dict.fromkeys(pairs))
 
 
-def family_pairs(backbone: str) -> list[tuple[str, str]]:
+def family_pairs(backbone: str, *, input_size: tuple[int, int] | None = None) -> list[tuple[str, str]]:
     """``families[:BACKBONE]``: each attention family of timm's registry against the plain backbone.
 
     Each family is built once on the meta device (timm's own code, named by the registry, not a user's
-    argument); one that does not build is left out of the grid with a one-line warning (``senet-profile
-    families`` lists it with its reason).
+    argument); one that does not build, or (given ``input_size``) whose layers refuse the maps that size
+    gives them (``report.families.INPUT_LIMITS``: halo's block size), is left out of the grid with a
+    one-line warning (``senet-profile families`` lists it with its reason).
     """
     import warnings
 
     from senet_profile.api import resolve
-    from senet_profile.report.families import NONE, family_list
+    from senet_profile.report.families import NONE, family_list, input_limit
 
     pairs = []
     for family in family_list(backbone):
         if family.family == NONE:
             continue
         try:
-            resolve(family.model)
-            pairs.append((canonical_model(family.base), canonical_model(family.model)))
+            built = resolve(family.model)
         except UserInputError as error:
             warnings.warn(f"families: {family.family} left out of the grid: {error}", stacklevel=2)
+            continue
+        limit = input_limit(built.module, (1, 3, *input_size)) if input_size else None
+        if limit is not None:
+            warnings.warn(f"families: {family.family} left out of the grid: {limit[0]}", stacklevel=2)
+            continue
+        pairs.append((canonical_model(family.base), canonical_model(family.model)))
     return pairs
 
 
@@ -392,7 +403,7 @@ def build_grid(values: dict, *, max_cases: int = MAX_CASES) -> Grid:
     if len(axes["pairs"]) > max_cases:
         raise UserInputError(f"the grid has {len(axes['pairs']):,} pairs, over the limit of {max_cases:,} "
                              "cases; split it, or raise the limit with --max-cases")  # fmt: skip
-    pairs = expand_pairs(map(str, axes["pairs"]))
+    pairs = expand_pairs(map(str, axes["pairs"]), input_size=parse_input_size(size))
     count = case_count(axes, len(pairs), metrics)
     if count > max_cases:
         raise UserInputError(

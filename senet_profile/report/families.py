@@ -171,6 +171,81 @@ def one_line(error: BaseException) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
+class InputLimit:
+    """What an attention layer needs of the maps it is given: a rule its own code asserts."""
+
+    needs: str  # what it needs, a format of the layer's attributes
+    error: str  # the exception type its own check raises
+    fits: Callable[[object, int, int], bool]  # (layer, height, width) -> whether it takes that map
+
+
+def _block_divides(layer: object, h: int, w: int) -> bool:
+    block = layer.block_size  # type: ignore[attr-defined]
+    return h % block == 0 and w % block == 0
+
+
+_BLOCKS = InputLimit(
+    needs="each feature map's height and width divisible by its block size ({block_size})",
+    error="AssertionError",
+    fits=_block_divides,
+)
+# Attention layers whose code refuses some map sizes, by class name (timm's, as its registry builds them):
+# halo's HaloAttn and the bilinear transform inside bat's BatNonLocalAttn assert it of each map.
+INPUT_LIMITS: dict[str, InputLimit] = {"HaloAttn": _BLOCKS, "BilinearAttnTransform": _BLOCKS}
+
+
+class _Refused(Exception):
+    """Raised by a limit's check before the layer's own, to stop the forward there."""
+
+
+def input_limit(module: object, shape: tuple[int, ...]) -> tuple[str, str] | None:
+    """Why ``module`` cannot take ``shape`` when a layer of ``INPUT_LIMITS`` refuses the map it is given.
+
+    One forward (no gradients, on the module's own device: meta costs nothing) with a check before each
+    such layer; returns the one-line reason and the exception type that layer's own check raises, or None
+    (no such layer, every one takes its map, or the model fails elsewhere first).
+    """
+    import torch
+
+    refused: list[tuple[str, str]] = []
+    size = "x".join(map(str, shape))
+
+    def check(name: str, rule: InputLimit):
+        def hook(layer: torch.nn.Module, args: tuple) -> None:
+            h, w = (int(n) for n in args[0].shape[-2:])
+            if not rule.fits(layer, h, w):
+                needs = rule.needs.format(**vars(layer))
+                refused.append((
+                    f"{type(layer).__name__} needs {needs}, and {name} gets a {h}x{w} map at input {size}: "
+                    "a limit of the family on this backbone at this input size, not of the tool",
+                    rule.error,
+                ))  # fmt: skip
+                raise _Refused
+
+        return hook
+
+    assert isinstance(module, torch.nn.Module)
+    rules = {name: INPUT_LIMITS[type(sub).__name__] for name, sub in module.named_modules()
+             if type(sub).__name__ in INPUT_LIMITS}  # fmt: skip
+    if not rules:
+        return None
+    layers = dict(module.named_modules())
+    handles = [layers[name].register_forward_pre_hook(check(name, rule)) for name, rule in rules.items()]
+    parameter = next(module.parameters(), None)
+    try:
+        with torch.no_grad():
+            module(torch.zeros(shape, device=parameter.device if parameter is not None else "cpu"))
+    except _Refused:
+        return refused[0]
+    except Exception:
+        return None  # it fails before any limited layer refuses its map: not this limit
+    finally:
+        for handle in handles:
+            handle.remove()
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Measured:
     """One model's figures (None where not measured) and why any is missing."""
 
@@ -227,6 +302,9 @@ def measure_static(
             values[f"peak_{mode}"] = memory_profile(built.module, shape, options).peak_bytes
         except Exception as error:
             reasons.append(f"{'inference' if mode == 'infer' else 'training'} pass fails: {one_line(error)}")
+    limit = input_limit(built.module, shape) if reasons else None
+    if limit is not None:  # a layer refuses the maps it is given: say so, in the words of its rule
+        reasons = [f"{r.partition(' fails: ')[0]} fails: {limit[0]}" if limit[1] in r else r for r in reasons]
     causes = [reason.partition(" fails: ")[2] for reason in reasons]
     if len(reasons) == 3 and len(set(causes)) == 1:  # one cause stops every pass: say it once
         reasons = [f"fails in every pass (trace, inference, training): {causes[0]}"]
@@ -355,7 +433,11 @@ def measure_latency(
 
 @dataclass(frozen=True, kw_only=True)
 class PaperTable:
-    """One printed complexity table: citation, where it is, hardware and batch as printed, its rows."""
+    """One printed complexity table: citation, where it is, hardware and batch as printed, its rows.
+
+    Each row names the ``family`` it is compared with (``none`` for the plain backbone), or none with
+    ``no_family`` saying why; its ``where`` names the ``sources`` (keys) each figure was read in.
+    """
 
     key: str
     backbone: str
@@ -367,6 +449,7 @@ class PaperTable:
     columns: dict[str, str]
     rows: tuple[dict, ...]
     note: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def load_paper_tables() -> list[PaperTable]:
@@ -375,7 +458,13 @@ def load_paper_tables() -> list[PaperTable]:
     section = json.loads(text).get("rivals", {})
     fields = ("backbone", "input_size", "citation", "table", "hardware", "batch", "columns")
     return [
-        PaperTable(key=key, rows=tuple(t["rows"]), note=t.get("note", ""), **{f: t[f] for f in fields})
+        PaperTable(
+            key=key,
+            rows=tuple(t["rows"]),
+            note=t.get("note", ""),
+            sources=dict(t.get("sources", {})),
+            **{f: t[f] for f in fields},
+        )
         for key, t in section.items()
     ]
 
@@ -387,7 +476,14 @@ COMPUTED = {
     "added_params": ("params_delta", 1.0, "params the module adds"),
     "added_gflops": ("macs_delta", 1e9, "GFLOPs the module adds = multiply-adds (G)"),
     "top1": (None, 1.0, "top-1 accuracy (%)"),
+    "top5": (None, 1.0, "top-5 accuracy (%)"),
+    "train_fps": (None, 1.0, "training img/s"),
+    "infer_fps": (None, 1.0, "inference img/s"),
 }
+# Why a printed figure has no computed counterpart, by quantity.
+_ACCURACY = "accuracy needs training; this tool measures cost only"
+_THROUGHPUT = "throughput on the paper's machine; its slowdown over the plain row stands beside ours below"
+NOT_COMPUTED = {"top1": _ACCURACY, "top5": _ACCURACY, "train_fps": _THROUGHPUT, "infer_fps": _THROUGHPUT}
 _PLAIN_PARAMS = (
     "timm's and torchvision's ResNet-50 has 25,557,032 parameters (23,508,032 without its 1000-way "
     "classifier); neither is the printed 24.37 M, and no convention tried here reproduces it: UNEXPLAINED."
@@ -397,18 +493,30 @@ _LAYOUT = (
     "stride on the first 1x1 conv (the original Caffe layout, the catalog's resnet50:layout=paper) they are "
     "3.86 G, the printed figure: the layout moves stride-2 work, not the attention's share."
 )
+_ADDED = (
+    "The printed row less the printed ResNet row is in the overheads table below, beside the parameters the "
+    "built family adds to the built ResNet-50."
+)
+_SE_LAYOUT = (
+    _LAYOUT + " The printed 3.87 is also the SE paper's SE-ResNet-50 figure, which `senet-profile paper` "
+    "matches on that layout (se_resnet50:layout=paper) when SE's squeeze is counted."
+)
 # Why a printed figure differs from the computed one, keyed by (paper, method, quantity).
 FIGURE_NOTES: dict[tuple[str, str, str], str] = {
-    ("eca_net", "ResNet-50", "params_m"): _PLAIN_PARAMS,
-    ("eca_net", "ResNet-50", "gflops"): _LAYOUT,
-    ("eca_net", "ECA-Net (ResNet-50)", "params_m"): _PLAIN_PARAMS,
-    ("eca_net", "ECA-Net (ResNet-50)", "gflops"): _LAYOUT,
-    ("eca_net", "ECA-Net (ResNet-50)", "added_params"): (
+    ("eca_net", "ResNet", "params_m"): _PLAIN_PARAMS,
+    ("eca_net", "ResNet", "gflops"): _LAYOUT,
+    ("eca_net", "SENet", "params_m"): _PLAIN_PARAMS + " " + _ADDED,
+    ("eca_net", "SENet", "gflops"): _SE_LAYOUT,
+    ("eca_net", "CBAM", "params_m"): _PLAIN_PARAMS + " " + _ADDED,
+    ("eca_net", "CBAM", "gflops"): _LAYOUT,
+    ("eca_net", "ECA-Net", "params_m"): _PLAIN_PARAMS,
+    ("eca_net", "ECA-Net", "gflops"): _LAYOUT,
+    ("eca_net", "ECA-Net", "added_params"): (
         "The printed 80 is 3x3 + 4x5 + 6x5 + 3x7: kernel sizes 3, 5, 5, 7 per stage, the authors' "
         "released eca_resnet50_k3557. timm's EcaModule picks k from each block's output width (k = 5, 5, "
         "5, 7 for 256, 512, 1024, 2048 channels): 3x5 + 4x5 + 6x5 + 3x7 = 86, the computed figure."
     ),
-    ("eca_net", "ECA-Net (ResNet-50)", "added_gflops"): (
+    ("eca_net", "ECA-Net", "added_gflops"): (
         "The 1-D convolutions' multiply-adds are 87,808 here (8.8e-5 G; 86,272 with k3557); adding the "
         "squeeze's adds (one per pooled element, 5.5e-3 G) overshoots. The printed 4.7e-4 is reproduced "
         "by no convention tried here: UNEXPLAINED."
@@ -447,7 +555,9 @@ def paper_figures(table: pd.DataFrame, papers: Sequence[PaperTable]) -> pd.DataF
                     else value / scale
                 )
                 if column is None:
-                    status, note = "not computed", "accuracy needs training; this tool measures cost only"
+                    status, note = "not computed", NOT_COMPUTED.get(key, "no computed counterpart")
+                elif not family:
+                    status, note = "not computed", printed.get("no_family") or "no family named for this row"
                 elif computed is None:
                     status, note = "not computed", f"the family {family!r} has no computed row here"
                 else:
@@ -680,8 +790,85 @@ def _timm_version() -> str:
         return "not installed"
 
 
+def paper_overheads(table: pd.DataFrame, paper: PaperTable) -> pd.DataFrame:
+    """Each printed row's overhead over the paper's plain row, computed from the printed figures, beside ours.
+
+    Printed params added are the row's params less the plain row's; printed FLOPs and img/s overheads are
+    percentages of the plain row's (img/s as time per image: a slowdown). Ours are ``table``'s: the
+    family's params added, MACs overhead, predicted and measured overhead against the plain backbone.
+    """
+    base = next((row for row in paper.rows if row.get("family") == NONE), None)
+    by_family = {row["family"]: row for row in table.to_dict(orient="records")}
+    rows = []
+    for printed in paper.rows:
+        if base is None or printed is base:
+            continue
+        family = printed.get("family") or ""
+        ours = by_family.get(family, {}) if family else {}
+
+        def pct(key: str, *, per_item: bool = False, _row: dict = printed) -> float | None:
+            plain, value = base.get(key), _row.get(key)
+            if plain is None or value is None:
+                return None
+            return overhead_pct(1 / plain, 1 / value) if per_item else overhead_pct(plain, value)
+
+        added = None
+        if printed.get("params_m") is not None and base.get("params_m") is not None:
+            places = max(_decimals(float(printed["params_m"])), _decimals(float(base["params_m"])))
+            added = round(printed["params_m"] - base["params_m"], places)
+        note = printed.get("no_family", "") if not family else ""
+        if family and not ours:
+            note = f"the family {family!r} has no computed row here"
+        rows.append(
+            {"method": printed["method"], "family": family, "printed_params_added_m": added,
+             "params_added_m": _scaled(ours.get("params_delta"), 1e6),
+             "printed_gflops_pct": pct("gflops"), "macs_pct": ours.get("macs_pct"),
+             "printed_train_slowdown_pct": pct("train_fps", per_item=True),
+             "printed_infer_slowdown_pct": pct("infer_fps", per_item=True),
+             "predicted_pct": ours.get("predicted_pct"), "measured_pct": ours.get("measured_pct"),
+             "ci_low": ours.get("ci_low"), "ci_high": ours.get("ci_high"), "pairs": ours.get("pairs"),
+             "note": note}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _times(value: object, scale: float) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value) * scale  # type: ignore[arg-type]
+
+
+def _overheads_shown(overheads: pd.DataFrame) -> pd.DataFrame:
+    timed = overheads[["printed_train_slowdown_pct", "printed_infer_slowdown_pct"]].notna().any()
+    shown = []
+    for row in overheads.to_dict(orient="records"):
+        cells = {
+            "method": row["method"],
+            "family": row["family"] or "none here",
+            "params added, printed": _count(_times(row["printed_params_added_m"], 1e6)),
+            "params added, ours": _count(_times(row["params_added_m"], 1e6)),
+            "GFLOPs %, printed": _fmt(row["printed_gflops_pct"], "+.2f"),
+            "MACs %, ours": _fmt(row["macs_pct"], "+.3f"),
+        }
+        if timed["printed_train_slowdown_pct"]:
+            cells["training slowdown %, printed"] = _fmt(row["printed_train_slowdown_pct"], "+.1f")
+        if timed["printed_infer_slowdown_pct"]:
+            cells["inference slowdown %, printed"] = _fmt(row["printed_infer_slowdown_pct"], "+.1f")
+        cells["model predicts %, ours"] = _fmt(row["predicted_pct"], "+.2f")
+        cells["measured %, ours [95% CI]"] = (
+            measured_text(row) if row["family"] and row["measured_pct"] is not None else "n/a"
+        )
+        cells["note"] = row["note"]
+        shown.append(cells)
+    return pd.DataFrame(shown)
+
+
 def paper_section(table: pd.DataFrame, papers: Sequence[PaperTable]) -> list[str]:
-    """The papers' printed figures beside the computed ones, with citation, hardware, batch and reasons."""
+    """The papers' printed figures beside the computed ones, with citation, hardware, batch and reasons.
+
+    Then each printed row's overhead over the paper's plain row (from the printed figures) beside the
+    computed, predicted and measured overhead of the same family here.
+    """
     if not papers:
         return []
     lines = ["## The papers beside it", ""]
@@ -695,7 +882,7 @@ def paper_section(table: pd.DataFrame, papers: Sequence[PaperTable]) -> list[str
                 notes.append(row["note"])
             computed = row["computed"]
             shown.append(
-                {"method": row["method"], "family": row["family"], "quantity": row["quantity"],
+                {"method": row["method"], "family": row["family"] or "none here", "quantity": row["quantity"],
                  "printed": f"{row['printed']:g}",
                  "computed": "" if computed is None or math.isnan(computed) else f"{computed:.6g}",
                  "status": row["status"], "note": f"[{notes.index(row['note']) + 1}]" if row["note"] else "",
@@ -706,51 +893,81 @@ def paper_section(table: pd.DataFrame, papers: Sequence[PaperTable]) -> list[str
             "",
             f"Source: {paper.citation}",
             "",
-            f"Hardware as printed: {paper.hardware}. Batch as printed: {paper.batch}.",
+            f"Hardware: {paper.hardware}. Batch: {paper.batch}.",
             "",
             pd.DataFrame(shown).to_markdown(index=False, disable_numparse=True),
             "",
             *[f"[{i}] {note}\n" for i, note in enumerate(notes, start=1)],
         ]
+        if paper.sources:
+            lines += ["Where each figure was read (the `printed in` column):", ""]
+            lines += [f"- {key}: {text}" for key, text in paper.sources.items()]
+            lines.append("")
         if paper.note:
             lines += [paper.note, ""]
-        lines += [
-            "Beside these, the measured and predicted overheads of the same families are in the table above "
-            "(`none` is the plain backbone, `eca` the ECA family). A paper's img/s are GPU throughput at a "
-            "large batch; the overhead measured here is one CPU thread at batch 1, where each small op of a "
-            "family pays its fixed cost: comparable in kind, not in size.",
-            "",
-        ]
+        overheads = paper_overheads(table, paper)
+        if not overheads.empty:
+            base = next(row["method"] for row in paper.rows if row.get("family") == NONE)
+            slowdowns = overheads[["printed_train_slowdown_pct", "printed_infer_slowdown_pct"]]
+            timed = bool(slowdowns.notna().any().any())
+            lines += [
+                "#### The printed overheads beside ours",
+                "",
+                _overheads_shown(overheads).to_markdown(index=False, disable_numparse=True),
+                "",
+                "Printed overheads are computed here from the printed rows, each against the paper's "
+                f"`{base}` row"
+                + (
+                    " (img/s as time per image: the plain row's img/s over the family's, less 1)"
+                    if timed
+                    else "; the paper's img/s are not in the data file (see the note above), so no printed "
+                    "slowdown stands beside ours"
+                )
+                + f". Ours are the table's above: each family against the plain `timm:{paper.backbone}`. "
+                "The paper's hardware and batch are named above. A paper's img/s are throughput on its GPUs; "
+                "the overhead measured here is one CPU thread at batch 1, where each small op of a family "
+                "pays its fixed cost: comparable in kind, not in size.",
+                "",
+            ]
     return lines
 
 
 def overhead_figure(table: pd.DataFrame, *, title: str, caption: str):
-    """Overhead (measured with its interval where timed; predicted hollow) against added parameters."""
+    """Overhead (measured with its interval where timed; predicted hollow) against added parameters.
+
+    Each family is labelled beside its point, clear of the other labels, the points, the intervals and the
+    legend (``place_labels``): crowded families are stacked beside their point with a leader line.
+    """
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(9, 6))
     axis = figure.subplots()
     drawn = table[table["family"] != NONE].dropna(subset=["params_delta"])
+    labels: list[tuple[str, float, float, str]] = []
+    marks: list[tuple[float, float, float]] = []  # (x, y low, y high): points and the lines drawn
     for index, row in enumerate(drawn.to_dict(orient="records")):
         x = max(float(row["params_delta"]), 1.0)
         colour = f"C{index % 10}"
-        if not math.isnan(row["predicted_pct"]):
-            axis.scatter([x], [row["predicted_pct"]], marker="s", facecolors="none", edgecolors=colour, s=30)
+        predicted = row["predicted_pct"]
+        if not math.isnan(predicted):
+            axis.scatter([x], [predicted], marker="s", facecolors="none", edgecolors=colour, s=30)
+            marks.append((x, predicted, predicted))
         y = row["measured_pct"]
         if not math.isnan(y):
             low, high = row["ci_low"], row["ci_high"]
             if not math.isnan(low):
                 axis.errorbar([x], [y], yerr=[[y - low], [high - y]], fmt="o", color=colour, capsize=3, ms=5)
+                marks.append((x, low, high))
             else:
                 axis.scatter([x], [y], marker="o", facecolors="none", edgecolors=colour, s=30)
-            if not math.isnan(row["predicted_pct"]):  # predicted and measured of one family, joined
-                axis.plot([x, x], [row["predicted_pct"], y], color=colour, lw=0.6, ls=":")
+            marks.append((x, y, y))
+            if not math.isnan(predicted):  # predicted and measured of one family, joined
+                axis.plot([x, x], [predicted, y], color=colour, lw=0.6, ls=":")
+                marks.append((x, min(predicted, y), max(predicted, y)))
         else:
-            y = row["predicted_pct"]
+            y = predicted
         if not math.isnan(y):
-            axis.annotate(
-                row["family"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=colour
-            )
+            labels.append((row["family"], x, y, colour))
     axis.set_xscale("symlog", linthresh=100)
     axis.set_yscale("symlog", linthresh=10)
     axis.axhline(0, color="grey", lw=0.5)
@@ -768,4 +985,72 @@ def overhead_figure(table: pd.DataFrame, *, title: str, caption: str):
     ]
     axis.legend(handles=handles, fontsize=7, loc="upper left")
     figure.text(0.01, -0.02, caption, ha="left", va="top", fontsize=7, wrap=True)
+    place_labels(axis, labels, marks=marks)
     return figure
+
+
+def place_labels(
+    axis, labels: Sequence[tuple[str, float, float, str]], *, marks: Sequence[tuple[float, float, float]] = ()
+) -> list:
+    """Label each point (text, x, y, colour) beside it, clear of the others: a deterministic greedy placement.
+
+    Labels are placed left to right; each takes the first spot of a fixed list (right, above-right,
+    below-right, left, above, below, then stacked ever further above and below on the right, with a leader
+    line) whose box, inside the axes, overlaps no label placed before, no mark (``marks``: x and a y range
+    each, a point or a vertical line such as an interval) and not the legend. The axes' limits must be final.
+    Returns the annotations.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    figure = axis.figure
+    if not isinstance(figure.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(figure)
+    renderer = figure.canvas.get_renderer()
+    axis.autoscale_view()
+    px = figure.dpi / 72  # display pixels per point
+    frame = axis.get_window_extent(renderer)
+    taken = []
+    for x, low, high in marks:
+        (x0, y0), (_, y1) = axis.transData.transform([(x, low), (x, high)])
+        taken.append(Bbox.from_extents(x0 - 4 * px, min(y0, y1) - 3 * px, x0 + 4 * px, max(y0, y1) + 3 * px))
+    legend = axis.get_legend()
+    if legend is not None:
+        taken.append(legend.get_window_extent(renderer))
+    placed = []
+    for text, x, y, colour in sorted(labels, key=lambda label: (label[1], label[2], label[0])):
+        x0, y0 = axis.transData.transform((x, y))
+        probe = axis.text(0, 0, text, fontsize=7)
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h, gap = box.width, box.height, 5 * px
+        spots = [(gap, -h / 2), (gap, gap / 2), (gap, -h - gap / 2), (-w - gap, -h / 2), (-w / 2, gap),
+                 (-w / 2, -h - gap)]  # fmt: skip
+        spots += [(2 * gap, -h / 2 + sign * k * (h + px)) for k in range(1, 40) for sign in (1, -1)]
+        chosen = spots[0]
+        for dx, dy in spots:
+            spot = Bbox.from_bounds(x0 + dx, y0 + dy, w, h)
+            inside = (
+                frame.x0 <= spot.x0 and spot.x1 <= frame.x1 and frame.y0 <= spot.y0 and spot.y1 <= frame.y1
+            )
+            if inside and not any(spot.overlaps(other) for other in taken):
+                chosen = (dx, dy)
+                break
+        dx, dy = chosen
+        leader = abs(dy + h / 2) > h  # moved off its point: a line back to it
+        line = {"arrowstyle": "-", "color": colour, "lw": 0.5, "shrinkA": 0, "shrinkB": 2}
+        placed.append(
+            axis.annotate(
+                text,
+                (x, y),
+                xytext=(dx / px, dy / px),
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                fontsize=7,
+                color=colour,
+                arrowprops=line if leader else None,
+            )
+        )
+        taken.append(Bbox.from_bounds(x0 + dx, y0 + dy, w, h).expanded(1.0, 1.0))
+    return placed
