@@ -436,12 +436,12 @@ class _Recorder(TorchDispatchMode):
         """
         if self.phase == "forward":
             counter = torch._C._autograd._get_sequence_nr()
-            for node in range(self.next_node, counter):
-                self.nodes[node] = (self.module_stack[-1], name)
+            for number in range(self.next_node, counter):
+                self.nodes[number] = (self.module_stack[-1], name)
             self.next_node = max(self.next_node, counter)
             return self.module_stack[-1], ""
-        node = torch._C._current_autograd_node()
-        return self.nodes.get(node._sequence_nr(), ("", "")) if node is not None else ("", "")
+        running = torch._C._current_autograd_node()
+        return self.nodes.get(running._sequence_nr(), ("", "")) if running is not None else ("", "")
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
