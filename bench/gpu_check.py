@@ -53,7 +53,7 @@ from senet_profile.history.machine import describe_machine
 from senet_profile.history.records import new_record
 from senet_profile.history.schema import check_record
 from senet_profile.io import write_atomic
-from senet_profile.setting import Setting
+from senet_profile.setting import Setting, torch_dtype
 
 PAIR = ("resnet50", "se_resnet50")
 # (label, dtype, math, channels_last)
@@ -222,15 +222,23 @@ def _memory(config: CheckConfig) -> list[dict]:
     return rows
 
 
-def _profile_on_device(model: nn.Module, batch: int, dtype: str, channels_last: bool, config: CheckConfig):
-    """``model``'s kernel trace on the device (SE ranges, 3 forwards after 10), and its unprofiled wall."""
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    work = copy.deepcopy(model).to(device=config.device, dtype=dtypes[dtype]).eval()
-    x = torch.randn(batch, 3, *config.input_size, device=config.device, dtype=dtypes[dtype])
+def _on_device(
+    model: nn.Module, batch: int, dtype: str, channels_last: bool, config: CheckConfig, *, train: bool
+):
+    """A copy of ``model`` on the device in ``dtype`` and layout (train or eval mode), an input for it, and
+    the device's synchronisation."""
+    work = copy.deepcopy(model).to(device=config.device, dtype=torch_dtype(dtype)).train(train)
+    x = torch.randn(batch, 3, *config.input_size, device=config.device, dtype=torch_dtype(dtype))
     if channels_last:
         work, x = work.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    se_paths = tuple(path for path, kind in attention_modules(work).items() if kind == SE)
     sync = torch.cuda.synchronize if config.device == "cuda" else (lambda: None)
+    return work, x, sync
+
+
+def _profile_on_device(model: nn.Module, batch: int, dtype: str, channels_last: bool, config: CheckConfig):
+    """``model``'s kernel trace on the device (SE ranges, 3 forwards after 10), and its unprofiled wall."""
+    work, x, sync = _on_device(model, batch, dtype, channels_last, config, train=False)
+    se_paths = tuple(path for path, kind in attention_modules(work).items() if kind == SE)
     with torch.no_grad():
         for _ in range(10):
             work(x)
@@ -246,12 +254,7 @@ def _profile_on_device(model: nn.Module, batch: int, dtype: str, channels_last: 
 def _train_time_on_device(model: nn.Module, batch: int, dtype: str, channels_last: bool, config: CheckConfig):
     """Median seconds of ``model``'s training step (forward, sum loss, backward) on the device, 10 steps
     after 3 (the base's figure that sets the backward MAC rate: ``gpumodel.fit_backward``)."""
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    work = copy.deepcopy(model).to(device=config.device, dtype=dtypes[dtype]).train()
-    x = torch.randn(batch, 3, *config.input_size, device=config.device, dtype=dtypes[dtype])
-    if channels_last:
-        work, x = work.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    sync = torch.cuda.synchronize if config.device == "cuda" else (lambda: None)
+    work, x, sync = _on_device(model, batch, dtype, channels_last, config, train=True)
     times = []
     for step in range(13):
         sync()

@@ -40,7 +40,7 @@ from senet_profile.analysis.roofline import (
     is_free,
     predict,
 )
-from senet_profile.analysis.static import classified_events, on_meta
+from senet_profile.analysis.static import classified_events, on_meta, training_events
 from senet_profile.analysis.trace import OpEvent, trace_ops
 from senet_profile.errors import UserInputError
 from senet_profile.setting import torch_dtype
@@ -173,15 +173,6 @@ def derive(
     )  # fmt: skip
 
 
-def training_events(model: nn.Module, shape: tuple[int, ...], dtype: str) -> list[tuple[OpEvent, str]]:
-    """The ops of one training pass of ``model`` (forward in train mode, then backward; meta trace)."""
-    meta = on_meta(model)
-    meta = (copy.deepcopy(meta) if meta is model else meta).to(torch_dtype(dtype))
-    with torch.inference_mode(False):
-        trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=torch_dtype(dtype)), train=True)
-    return classified_events(meta, trace)
-
-
 BACKWARD_SCALE_RANGE = (1 / 32, 4.0)  # what ``fit_backward`` may find; beyond, the figures disagree
 
 
@@ -201,15 +192,16 @@ def fit_backward(
         return predict(replace(machine, backward_mac_scale=scale), events, mode="train").total_s
 
     low, high = BACKWARD_SCALE_RANGE
-    if predicted(low) < predicted(high) * (1 + 1e-3):
+    slowest, fastest = predicted(low), predicted(high)
+    if slowest < fastest * (1 + 1e-3):
         raise UserInputError(
             "the base's training pass does not depend on its backward MAC rate here (bound by host "
             "dispatch or by minimum kernel times): fit it at a larger batch"
         )
-    if not predicted(high) <= measured_train_s <= predicted(low):
+    if not fastest <= measured_train_s <= slowest:
         raise UserInputError(
             f"a training pass of {measured_train_s * 1e3:.2f} ms is out of the machine model's reach "
-            f"({predicted(high) * 1e3:.2f} to {predicted(low) * 1e3:.2f} ms): not this device's figures"
+            f"({fastest * 1e3:.2f} to {slowest * 1e3:.2f} ms): not this device's figures"
         )
     for _ in range(60):  # bisection on a log scale: the time falls as the rate grows
         middle = math.sqrt(low * high)
@@ -287,8 +279,6 @@ def op_times_from_trace(model: nn.Module, shape: tuple[int, ...], dtype: str, tr
 def kernel_op_times(model: nn.Module, options, *, repeats: int = 3):
     """Profile ``model`` on CUDA (``options``: a ``Setting``): its op times from kernel times, and
     the trace."""
-    import copy
-
     from senet_profile.catalog.attention import SE, attention_modules
 
     work = copy.deepcopy(model).to(device=options.device, dtype=torch_dtype(options.dtype)).eval()

@@ -43,6 +43,7 @@ from senet_profile.analysis.static import (
     classified_events,
     on_meta,
     summarize,
+    training_events,
 )
 from senet_profile.analysis.trace import trace_ops
 from senet_profile.errors import UserInputError
@@ -134,11 +135,7 @@ def static_side(
         trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=torch_dtype(dtype)))
     profile = summarize(meta, trace, name=name, input_shape=tuple(shape))
     if mode == "train":  # the training pass's own ops: the forward in train mode and the backward
-        trained = copy.deepcopy(meta)
-        with torch.inference_mode(False):
-            x = torch.empty(shape, device="meta", dtype=torch_dtype(dtype))
-            trace = trace_ops(trained, x, train=True, model_name=name)
-        return profile, predict(machine, classified_events(trained, trace), mode=mode)
+        return profile, predict(machine, training_events(meta, shape, dtype, model_name=name), mode=mode)
     return profile, predict(machine, classified_events(meta, trace), mode=mode)
 
 

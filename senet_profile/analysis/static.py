@@ -31,6 +31,7 @@ from torch import nn
 from senet_profile.analysis.trace import ACTIVATION_OPS, OpEvent, Trace, classify, trace_ops
 from senet_profile.catalog.attention import SE, attention_modules, unrecognised_modules
 from senet_profile.errors import UserInputError
+from senet_profile.setting import torch_dtype
 
 CONVENTION = (
     "MACs: one multiply-accumulate = 1, conv and linear/matmul only, bias adds excluded; "
@@ -170,6 +171,19 @@ def classified_events(model: nn.Module, trace: Trace) -> list[tuple[OpEvent, str
     """
     se_roots = [module for module, family in attention_modules(model).items() if family == SE]
     return [(event, op_class(_as_forward(event), _owner(event.module, se_roots))) for event in trace.events]
+
+
+def training_events(
+    model: nn.Module, shape: tuple[int, ...], dtype: str, *, model_name: str = ""
+) -> list[tuple[OpEvent, str]]:
+    """The ops of one training pass of ``model`` (forward in train mode, then backward; meta trace, on a
+    copy), with their op classes."""
+    meta = on_meta(model)
+    meta = (copy.deepcopy(meta) if meta is model else meta).to(torch_dtype(dtype))
+    with torch.inference_mode(False):
+        x = torch.empty(shape, device="meta", dtype=torch_dtype(dtype))
+        trace = trace_ops(meta, x, train=True, model_name=model_name)
+    return classified_events(meta, trace)
 
 
 def _as_forward(event: OpEvent) -> OpEvent:
