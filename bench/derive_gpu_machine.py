@@ -73,10 +73,10 @@ def derive_all(shared: Path) -> tuple[str, list[roofline.MachineModel]]:
             small_shape=one, small_wall_s=walls[(SMALL, "resnet50")], dtype=dtype,
             channels_last=channels_last, source=source,
         )  # fmt: skip
-        machine = gpumodel.fit_backward(machine, base=base, shape=many, measured_train_s=training[dtype])
         machine = gpumodel.calibrate_classes(
             machine, candidate=candidate, large=trace[f"{setting}_se_resnet50"], large_shape=many
         )
+        machine = gpumodel.fit_backward(machine, base=base, shape=many, measured_train_s=training[dtype])
         models.append(machine)
     return check["machine"]["machine_class"], models
 

@@ -267,6 +267,11 @@ def _train_time_on_device(model: nn.Module, batch: int, dtype: str, channels_las
     return statistics.median(times)
 
 
+def _mixed_rate_on_device(dtype: str, shape: tuple[int, int, int, int], config: CheckConfig) -> float:
+    """``roofline.measure_mixed_rate`` on the check's device."""
+    return roofline.measure_mixed_rate(device=config.device, dtype=dtype, shape=shape)
+
+
 def calibrate(
     config: CheckConfig,
     *,
@@ -276,16 +281,20 @@ def calibrate(
     profile=None,
     probes: roofline.MachineModel | None = None,
     train_time=None,
+    mixed_rate=None,
 ) -> list[roofline.MachineModel]:
     """This GPU's machine model for every precision, from its own probes and profiles, filed under
     ``RESULTS/machine/<class>.json``: the streaming-add bandwidths of ``measure_machine``, then the base
     model's kernel traces (batch 1 fp32; the large batch in each precision) and the SE model's at the
     large batch, derived as ``bench/derive_gpu_machine.py`` derives the H200's from its shared traces, and
-    the base's training step at the large batch (its backward MAC rate).
+    the base's training step at the large batch (its backward MAC rate) and an add across layouts (the
+    mixed-layout element rate).
     ``profile(model, batch, dtype, channels_last) -> (trace, unprofiled wall seconds)``;
-    ``train_time(model, batch, dtype, channels_last) -> seconds``."""
+    ``train_time(model, batch, dtype, channels_last) -> seconds``; ``mixed_rate(dtype, shape) ->
+    elements per second`` of an add across layouts (``roofline.measure_mixed_rate``) at a stage-1 shape."""
     profile = profile or partial(_profile_on_device, config=config)
     train_time = train_time or partial(_train_time_on_device, config=config)
+    mixed_rate = mixed_rate or partial(_mixed_rate_on_device, config=config)
     probes = probes or roofline.measure_machine(device=config.device, dtype="fp32")
     one, many = (1, 3, *config.input_size), (config.large_batch, 3, *config.input_size)
     small, small_wall = profile(base, 1, "fp32", False)
@@ -296,15 +305,17 @@ def calibrate(
             large, _ = profile(base, config.large_batch, dtype, channels_last)
             large_se, _ = profile(candidate, config.large_batch, dtype, channels_last)
             trained_s = train_time(base, config.large_batch, dtype, channels_last)
+            mixed = mixed_rate(dtype, (config.large_batch, 256, *(side // 4 for side in config.input_size)))
         machine = gpumodel.derive(
             base=base, probes=probes, large=large, large_shape=many, small=small, small_shape=one,
             small_wall_s=small_wall, dtype=dtype, channels_last=channels_last,
             source="calibrated by bench/gpu_check.py from this GPU's probes and kernel traces",
         )  # fmt: skip
-        machine = gpumodel.fit_backward(machine, base=base, shape=many, measured_train_s=trained_s)
         machine = gpumodel.calibrate_classes(
-            replace(machine, math=math), candidate=candidate, large=large_se, large_shape=many
-        )
+            replace(machine, math=math, mixed_elements_per_s=mixed), candidate=candidate, large=large_se,
+            large_shape=many,
+        )  # fmt: skip
+        machine = gpumodel.fit_backward(machine, base=base, shape=many, measured_train_s=trained_s)
         roofline.save(path, machine)
         models.append(machine)
     return models

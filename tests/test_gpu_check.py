@@ -121,11 +121,19 @@ def test_calibration_from_replayed_profiles(tmp_path: Path) -> None:
         assert not se_module_names(model) and batch == 256
         return 54.01e-3 if dtype == "bf16" else 0.11656812499998637
 
+    mixed_asked = []
+
+    def mixed(dtype, shape):  # an add across layouts at stage 1's shape, in each precision
+        mixed_asked.append((dtype, shape))
+        return 2.5e11
+
     config = gpu_check.CheckConfig(results=tmp_path)
     models = gpu_check.calibrate(
         config, base=get_model("resnet50"), candidate=get_model("se_resnet50"), machine_class="h200-replayed",
-        profile=replayed, probes=derived, train_time=trained,
+        profile=replayed, probes=derived, train_time=trained, mixed_rate=mixed,
     )  # fmt: skip
+    assert mixed_asked == [(d, (256, 256, 56, 56)) for d in ("fp32", "fp32", "bf16")]
+    assert all(m.mixed_elements_per_s == 2.5e11 for m in models)
     assert [m.key for m in models] == [
         "cuda fp32 math=ieee threads=1", "cuda fp32 math=tf32 threads=1", "cuda bf16 channels-last threads=1"
     ]  # fmt: skip
@@ -133,7 +141,8 @@ def test_calibration_from_replayed_profiles(tmp_path: Path) -> None:
     tf32 = roofline.load(tmp_path / "machine" / "h200-replayed.json", models[1].key)
     assert tf32 is not None
     assert tf32.mac_rates == derived.mac_rates and tf32.class_scale == derived.class_scale
-    assert tf32.host_s == derived.host_s
+    assert tf32.host_s == derived.host_s and tf32.reduction_runs == derived.reduction_runs
+    assert tf32.strided_elements_per_s == derived.strided_elements_per_s
     assert tf32.backward_mac_scale == pytest.approx(derived.backward_mac_scale)
 
 
@@ -147,3 +156,4 @@ def test_profiling_runs_up_to_the_profiler_on_the_cpu() -> None:
         gpu_check._profile_on_device(resolve(TINY[1], device="cpu").module, 1, "fp32", True, config)
     seconds = gpu_check._train_time_on_device(resolve(TINY[0], device="cpu").module, 2, "fp32", True, config)
     assert 0 < seconds < 60
+    assert gpu_check._mixed_rate_on_device("fp32", (2, 8, 6, 6), config) > 0  # the mixed-layout probe

@@ -150,3 +150,54 @@ def test_a_matrix_vector_product_is_timed_by_its_traffic() -> None:
     assert timed.bound == "memory" and timed.compute_s == 0  # no MAC rate applies: the weights stream
     assert timed.seconds == pytest.approx(1000 / (1e9 * 0.5) + 4e-6)
     assert op_time(machine(), event("convolution", "mac", macs=10, moved=10, kind="matvec")) is None
+
+
+def test_off_path_elementwise_ops_are_priced_by_their_element_rate() -> None:
+    """A broadcast or mixed-layout op takes the larger of its bytes' time and its elements at the off-path
+    rate; a mixed one takes the probed mixed rate where there is one, else the broadcast rate."""
+    ops = {access: OpEvent("mul", "elementwise", "m", 0, 1000, 1000, bytes_read=1000, access=access)
+           for access in ("dense", "broadcast", "mixed")}  # fmt: skip
+    modelled = machine(strided_elements_per_s=1e5)
+    assert op_time(modelled, ops["dense"]).seconds == pytest.approx(1000 / 1e9 + 2e-6)
+    assert op_time(modelled, ops["broadcast"]).seconds == pytest.approx(1000 / 1e5 + 2e-6)
+    assert op_time(modelled, ops["broadcast"]).bound == "compute"
+    assert op_time(modelled, ops["mixed"]).seconds == pytest.approx(1000 / 1e5 + 2e-6)
+    probed = machine(strided_elements_per_s=1e5, mixed_elements_per_s=5e4)
+    assert op_time(probed, ops["mixed"]).seconds == pytest.approx(1000 / 5e4 + 2e-6)
+    assert op_time(machine(), ops["broadcast"]).seconds == op_time(machine(), ops["dense"]).seconds
+    prediction = predict(probed, [(ops["broadcast"], "a"), (ops["mixed"], "b"), (ops["dense"], "c")])
+    assert prediction.off_path["broadcast"][:2] == (1, pytest.approx(1e-2 + 2e-6))
+    assert prediction.off_path["mixed"][2] == pytest.approx(2e-2 + 2e-6 - max(1e-6, 2e-6))
+    assert "dense" not in prediction.off_path
+
+
+def test_reductions_take_their_efficiency_by_contiguous_run() -> None:
+    """Run 1 (across rows) has its own point; longer runs interpolate on log(run), clamped at the ends."""
+    from senet_profile.analysis.roofline import reduction_efficiency
+
+    runs = machine(reduction_runs=((1, 0.8), (49, 0.2), (3136, 0.9)))
+    assert reduction_efficiency(runs, 1, 0.5) == 0.8
+    assert reduction_efficiency(runs, 49, 0.5) == 0.2 and reduction_efficiency(runs, 10, 0.5) == 0.2
+    assert reduction_efficiency(runs, 392, 0.5) == pytest.approx(0.2 + 0.7 * 0.5, rel=1e-9)  # sqrt(49*3136)
+    assert reduction_efficiency(runs, 10**6, 0.5) == 0.9
+    assert reduction_efficiency(machine(reduction_runs=((49, 0.2),)), 1, 0.5) == 0.5  # no point: family's
+    mean = OpEvent("mean", "reduction", "m", 0, 1000, 1, bytes_read=1000, reduced_run=49)
+    assert op_time(runs, mean).seconds == pytest.approx(1000 / (1e9 * 0.2) + 3e-6)
+    assert op_time(machine(), mean).seconds == pytest.approx(1000 / (1e9 * 0.5) + 3e-6)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"strided_elements_per_s": -1.0}, {"mixed_elements_per_s": -2.0},
+     {"reduction_runs": [[49, 0.2], [1, 0.8]]}, {"reduction_runs": [[1, 0.0]]}],
+    ids=["negative broadcast rate", "negative mixed rate", "unsorted runs", "zero efficiency"],
+)  # fmt: skip
+def test_off_path_figures_are_validated_on_read(tmp_path: Path, change: dict) -> None:
+    path = tmp_path / "class.json"
+    save(path, machine(strided_elements_per_s=1e5, reduction_runs=((1, 0.8), (49, 0.2))))
+    assert load(path, "cpu fp32 threads=1").reduction_runs == ((1, 0.8), (49, 0.2))
+    data = json.loads(path.read_text())
+    data["models"]["cpu fp32 threads=1"].update(change)
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserInputError, match="out of range"):
+        load(path, "cpu fp32 threads=1")

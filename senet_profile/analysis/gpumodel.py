@@ -14,9 +14,13 @@ Without a GPU at hand, a model for one is derived from what was recorded on it (
   one's in the batch-1 trace, shrunk by the profiler's inflation (the unprofiled wall time of that forward
   over its profiled one: at batch 1 the forward is host-bound, so its wall time is the host chain).
 
-Only the base model (no SE) is used, so what SE costs is predicted, not fitted; the op counts, MACs and bytes
-of both models come from the built models (meta trace). Traced ops are matched to the meta trace's ops one
-to one, in order (views left out on both sides); a mismatch is refused.
+From the SE model's large-batch trace (``calibrate_classes``): the element rate of elementwise ops off the
+contiguous path (its broadcast scale: ``fit_access``), the reductions' efficiency by contiguous reduced run
+(its squeezes over large maps), then per SE op class what its forward kernels still need over that.
+
+Otherwise only the base model (no SE) is used, so what SE costs is predicted, not fitted; the op counts,
+MACs and bytes of both models come from the built models (meta trace). Traced ops are matched to the meta
+trace's ops one to one, in order (views left out on both sides); a mismatch is refused.
 """
 
 from __future__ import annotations
@@ -59,11 +63,17 @@ class Matched:
     index: int = -1  # its place among each forward's top-level ops
 
 
-def meta_events(model: nn.Module, shape: tuple[int, ...], dtype: str) -> list[tuple[OpEvent, str]]:
-    """The ops of one forward of ``model`` at ``shape`` and ``dtype`` (meta trace), with their op class."""
+def meta_events(
+    model: nn.Module, shape: tuple[int, ...], dtype: str, *, channels_last: bool = False
+) -> list[tuple[OpEvent, str]]:
+    """The ops of one forward of ``model`` at ``shape`` and ``dtype`` (meta trace, channels-last if asked),
+    with their op class."""
     meta = on_meta(model).to(torch_dtype(dtype)).eval()
+    x = torch.empty(shape, device="meta", dtype=torch_dtype(dtype))
+    if channels_last:
+        meta, x = meta.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(False):
-        trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=torch_dtype(dtype)))
+        trace = trace_ops(meta, x)
     return classified_events(meta, trace)
 
 
@@ -137,7 +147,7 @@ def derive(
     ``small_wall_s`` is the unprofiled wall time of the small-batch forward (host-bound); the small trace
     is fp32, and its host figures serve every dtype.
     """
-    large_matched = match(meta_events(base, large_shape, dtype), large)
+    large_matched = match(meta_events(base, large_shape, dtype, channels_last=channels_last), large)
     small_matched = match(meta_events(base, small_shape, "fp32"), small)
     rates, efficiency = fit_rates(large_matched, probes)
     small_rates, small_efficiency = fit_rates(small_matched, probes)
@@ -186,7 +196,7 @@ def fit_backward(
     gradients; cuDNN's are slower than its forward) is the one figure left: everything else in the pass
     is priced as in the forward. Only the base model is used: what SE's backward costs stays predicted.
     """
-    events = training_events(base, shape, machine.dtype)
+    events = training_events(base, shape, machine.dtype, channels_last=machine.channels_last)
 
     def predicted(scale: float) -> float:
         return predict(replace(machine, backward_mac_scale=scale), events, mode="train").total_s
@@ -209,6 +219,27 @@ def fit_backward(
     return replace(machine, backward_mac_scale=math.sqrt(low * high))
 
 
+def fit_access(matched: list[Matched], machine: MachineModel) -> MachineModel:
+    """``machine`` with the figures keyed on how ops walk memory, from the matched ops: the element rate
+    of elementwise ops off the contiguous path (``access`` broadcast or mixed: the total elements over
+    their kernel seconds) and the reductions' efficiency by contiguous reduced run (kept as before where
+    the ops have none)."""
+    elements = strided_s = 0.0
+    ideal: dict[int, float] = defaultdict(float)
+    seconds: dict[int, float] = defaultdict(float)
+    for m in matched:
+        rule = family(m.event)
+        if rule in ("elementwise", "transcendental") and m.event.access != "dense":
+            elements += m.event.out_elements
+            strided_s += m.traced.device_s
+        elif rule == "reduction" and m.event.reduced_run and m.event.bytes_moved and m.traced.device_s:
+            ideal[m.event.reduced_run] += m.event.bytes_moved / machine.bandwidth_at(m.event.bytes_moved)
+            seconds[m.event.reduced_run] += m.traced.device_s
+    runs = tuple((run, ideal[run] / seconds[run]) for run in sorted(ideal))
+    rate = elements / strided_s if strided_s else machine.strided_elements_per_s
+    return replace(machine, strided_elements_per_s=rate, reduction_runs=runs or machine.reduction_runs)
+
+
 def calibrate_classes(
     machine: MachineModel,
     *,
@@ -217,11 +248,14 @@ def calibrate_classes(
     large_shape: tuple[int, ...],
     prefix: str = "se_",
 ) -> MachineModel:
-    """``machine`` with the SE op classes' own device figures from the SE model's large-batch trace: per
-    class, the multiplier its ops' kernel time needs over their family's roofline (SE's squeeze is a
-    global mean over a large map, unlike the base's 7x7 average pool; its scale broadcasts a vector over
-    the map). Their host figures stay the base's (per call kind): what SE costs the host is predicted."""
-    large_matched = match(meta_events(candidate, large_shape, machine.dtype), large)
+    """``machine`` with the figures the SE model's large-batch trace adds: first those keyed on how ops
+    walk memory (``fit_access``: SE's scale broadcasts a vector over the map, its squeeze reduces large
+    maps unlike the base's 7x7 pool), then, per SE op class, the multiplier its forward ops' kernel time
+    still needs over their roofline. Their host figures stay the base's (per call kind): what SE costs
+    the host is predicted."""
+    events = meta_events(candidate, large_shape, machine.dtype, channels_last=machine.channels_last)
+    large_matched = match(events, large)
+    machine = fit_access(large_matched, machine)
     measured: dict[str, float] = defaultdict(float)
     roofed: dict[str, float] = defaultdict(float)
     for m in large_matched:
@@ -240,7 +274,8 @@ def host_scale(small: TracedForward, small_wall_s: float) -> float:
 def fitted_parameters(machine: MachineModel) -> int:
     """How many figures of ``machine`` were fitted from traces: MAC rates, efficiencies, host and least
     times, class multipliers (copies taken from another family, ``FALLBACK``, not counted), the host
-    scale (one) and the backward MAC rate's scale (one, when fitted)."""
+    scale (one), the backward MAC rate's scale (one, when fitted), the off-path element rates (broadcast;
+    mixed where probed) and the reductions' efficiencies by run."""
     tables = (machine.mac_rates, machine.efficiency, machine.host_s, machine.min_device_s)
     copied = sum(
         1
@@ -249,10 +284,20 @@ def fitted_parameters(machine: MachineModel) -> int:
         if name in table and other in table and table[name] == table[other]
     )
     backward = int(machine.backward_mac_scale != 1.0)
-    return sum(len(table) for table in tables) - copied + len(machine.class_scale) + 1 + backward
+    access = int(bool(machine.strided_elements_per_s)) + int(bool(machine.mixed_elements_per_s))
+    access += len(machine.reduction_runs)
+    classes = len(machine.class_scale)
+    return sum(len(table) for table in tables) - copied + classes + 1 + backward + access
 
 
-def op_times_from_trace(model: nn.Module, shape: tuple[int, ...], dtype: str, traced: TracedForward):
+def op_times_from_trace(
+    model: nn.Module,
+    shape: tuple[int, ...],
+    dtype: str,
+    traced: TracedForward,
+    *,
+    channels_last: bool = False,
+):
     """``optime.OpTimes`` of ``model`` from a kernel trace: each op's kernel seconds (mean over forwards),
     summed per op class and per SE module; SE's share is of the kernel time (no interval: one trace)."""
     from senet_profile.analysis.optime import SE_CLASS_PREFIX, OpTimes
@@ -260,7 +305,7 @@ def op_times_from_trace(model: nn.Module, shape: tuple[int, ...], dtype: str, tr
     by_class: dict[str, float] = defaultdict(float)
     repeats = len(traced.iterations)
     samples: dict[str, list[float]] = defaultdict(lambda: [0.0] * repeats)
-    for m in match(meta_events(model, shape, dtype), traced):
+    for m in match(meta_events(model, shape, dtype, channels_last=channels_last), traced):
         by_class[m.op_class] += m.traced.device_s
         for k, ops in enumerate(traced.iterations):
             samples[m.op_class][k] += ops[m.index].device_s
@@ -284,6 +329,9 @@ def kernel_op_times(model: nn.Module, options, *, repeats: int = 3):
     work = copy.deepcopy(model).to(device=options.device, dtype=torch_dtype(options.dtype)).eval()
     shape = options.shape
     x = torch.randn(shape, device=options.device, dtype=torch_dtype(options.dtype))
+    if options.channels_last:
+        work, x = work.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     se_paths = tuple(path for path, kind in attention_modules(work).items() if kind == SE)
     traced = kerneltrace.profile_forward(work, x, se_paths=se_paths, repeats=repeats)
-    return op_times_from_trace(model, shape, options.dtype, traced), traced
+    times = op_times_from_trace(model, shape, options.dtype, traced, channels_last=options.channels_last)
+    return times, traced

@@ -93,6 +93,8 @@ class TimeExplanation:
     se_kernels: SECost | None = None  # on CUDA, when measured: SE's kernels, their time and bound
     compiled: PairedLatency | None = None  # the paired overhead under torch.compile, when measured
     mode: str = "infer"  # "train": the table's MACs and bytes are the training pass's (forward, backward)
+    # the machine model's element rates off the contiguous path: (broadcast, mixed layouts; 0 if unprobed)
+    off_path_rates: tuple[float, float] = (0.0, 0.0)
 
     @property
     def measured_pct(self) -> float | None:
@@ -131,11 +133,15 @@ def static_side(
     check_input_shape(shape)
     meta = on_meta(model)
     meta = (copy.deepcopy(meta) if meta is model else meta).to(torch_dtype(dtype)).eval()
+    x = torch.empty(shape, device="meta", dtype=torch_dtype(dtype))
+    if machine.channels_last:  # the layouts the machine's figures were measured in
+        meta, x = meta.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(False):
-        trace = trace_ops(meta, torch.empty(shape, device="meta", dtype=torch_dtype(dtype)))
+        trace = trace_ops(meta, x)
     profile = summarize(meta, trace, name=name, input_shape=tuple(shape))
     if mode == "train":  # the training pass's own ops: the forward in train mode and the backward
-        return profile, predict(machine, training_events(meta, shape, dtype, model_name=name), mode=mode)
+        events = training_events(meta, shape, dtype, model_name=name, channels_last=machine.channels_last)
+        return profile, predict(machine, events, mode=mode)
     return profile, predict(machine, classified_events(meta, trace), mode=mode)
 
 
@@ -261,6 +267,7 @@ def explain_time(
         se_bytes=se_bytes,
         peak_bandwidth=peak,
         se_kernels=kernels,
+        off_path_rates=(machine.strided_elements_per_s, machine.mixed_elements_per_s),
         compiled=compiled_paired,
         mode=mode,
     )
@@ -315,6 +322,9 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
             {"verdict": f"SE bound: {k.bound}", "overhead_pct": k.kernel_s / k.forward_kernel_s * 100,
              "ci_low": None, "ci_high": None, "detail": f"share of kernel time; {k.detail()}"}
         )  # fmt: skip
+    off_path = _off_path_row(e)
+    if off_path is not None:
+        rows.append(off_path)
     if e.floor_pct is not None:
         rows.append(
             {"verdict": "floor (SE's bytes)", "overhead_pct": e.floor_pct, "ci_low": None, "ci_high": None,
@@ -347,6 +357,36 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
              "detail": f"machine model minus measured, in points{where}"}
         )  # fmt: skip
     return rows
+
+
+def _off_path_row(explanation: TimeExplanation) -> dict | None:
+    """The verdict on elementwise ops the machine model prices off the contiguous path (an operand
+    broadcast over the map, or operands in mixed layouts), where it prices any: the time they take beyond
+    streaming their bytes, the candidate's less the base's, in points of the base's predicted time."""
+    base, candidate = explanation.base.prediction, explanation.candidate.prediction
+    if not candidate.off_path and not base.off_path:
+        return None
+    beyond = sum(v[2] for v in candidate.off_path.values()) - sum(v[2] for v in base.off_path.values())
+    sides = ((explanation.base.name, base), (explanation.candidate.name, candidate))
+    counts = "; ".join(
+        f"{name}: "
+        + ", ".join(f"{n} {kind} ({s * 1e3:.3g} ms)" for kind, (n, s, _) in sorted(p.off_path.items()))
+        for name, p in sides
+        if p.off_path
+    )
+    strided, mixed = explanation.off_path_rates
+    rates = f"broadcast at {strided / 1e9:.3g} Gelem/s" + (
+        f", mixed layouts at {mixed / 1e9:.3g} Gelem/s"
+        if mixed
+        else ", mixed layouts at the broadcast rate (not probed: a lower bound)"
+    )
+    return {
+        "verdict": "off the contiguous path (model)",
+        "overhead_pct": beyond / base.total_s * 100 if base.total_s else None,
+        "ci_low": None, "ci_high": None,
+        "detail": f"time beyond streaming their bytes: elementwise ops that broadcast an operand or mix "
+        f"channels-first and channels-last index each element instead: {counts}; {rates}",
+    }  # fmt: skip
 
 
 def _uncovered(explanation: TimeExplanation) -> str:

@@ -37,6 +37,7 @@ file from an older format is stale: it is measured again and replaced).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -137,6 +138,17 @@ class MachineModel:
     # A backward MAC op's rate over the forward rate of its kind (``convolution_backward``'s input and
     # weight gradients): 1.0 unless derived (``gpumodel.fit_backward``).
     backward_mac_scale: float = 1.0
+    # Elements per second of an elementwise op off the contiguous path (``OpEvent.access``: an operand
+    # broadcast over the map, or operands in mixed layouts): a GPU's TensorIterator then computes every
+    # operand's offset per element and does not vectorise. 0: not modelled (such ops stream like others).
+    strided_elements_per_s: float = 0.0
+    # The same for operands in mixed layouts alone, where probed (``measure_mixed_rate``): one operand is
+    # read across its layout as well. 0: they take ``strided_elements_per_s`` (a lower bound on their time).
+    mixed_elements_per_s: float = 0.0
+    # A reduction's streaming efficiency by its contiguous reduced run (``OpEvent.reduced_run``), as
+    # (run, efficiency) points: summing short contiguous rows (a 7x7 map channels-first) streams far
+    # below summing long ones, or across rows (channels-last). Empty: the family's one efficiency.
+    reduction_runs: tuple[tuple[int, float], ...] = ()
     channels_last: bool = False
     math: str = "default"
     source: str = ""  # how the figures were obtained, when not measured by ``measure_machine``
@@ -187,6 +199,9 @@ class Prediction:
     uncovered: dict[str, int] = field(default_factory=dict)
     bytes_by_class: dict[str, int] = field(default_factory=dict)  # bytes the priced ops move, by class
     macs_by_class: dict[str, int] = field(default_factory=dict)  # MACs of the priced ops, by class
+    # elementwise ops off the contiguous path, by ``access`` (broadcast, mixed): (ops, predicted seconds,
+    # the part of those seconds beyond streaming their bytes)
+    off_path: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
 
 def setting_key(
@@ -216,6 +231,11 @@ def op_time(machine: MachineModel, event: OpEvent) -> OpTime | None:
         compute, efficiency = event.macs / rate, 1.0
     elif rule in machine.efficiency:
         compute, efficiency = 0.0, machine.efficiency[rule]
+        if rule == "reduction" and event.reduced_run and machine.reduction_runs:
+            efficiency = reduction_efficiency(machine, event.reduced_run, efficiency)
+        rate = off_path_rate(machine, event.access)
+        if rate:
+            compute = event.out_elements / rate
     else:
         return None
     moved = event.bytes_moved
@@ -223,6 +243,37 @@ def op_time(machine: MachineModel, event: OpEvent) -> OpTime | None:
     bound = "fixed" if not (compute or traffic) else ("compute" if compute >= traffic else "memory")
     fixed = machine.fixed_s[rule]
     return OpTime(max(compute, traffic) + fixed, compute, traffic, fixed, bound)
+
+
+def off_path_rate(machine: MachineModel, access: str) -> float:
+    """Elements per second of an elementwise op with this ``access`` off the contiguous path (0: dense, or
+    not modelled): a mixed-layout op's probed rate where there is one, else the broadcast rate."""
+    if access == "dense":
+        return 0.0
+    if access == "mixed" and machine.mixed_elements_per_s:
+        return machine.mixed_elements_per_s
+    return machine.strided_elements_per_s
+
+
+def reduction_efficiency(machine: MachineModel, run: int, default: float) -> float:
+    """The efficiency of a reduction with contiguous reduced run ``run``: run 1 (across rows) takes that
+    point's figure; longer runs interpolate log-linearly between the points past 1 (clamped at the ends);
+    ``default`` where no point covers the case."""
+    across = [e for r, e in machine.reduction_runs if r == 1]
+    if run == 1:
+        return across[0] if across else default
+    points = [(r, e) for r, e in machine.reduction_runs if r > 1]
+    if not points:
+        return default
+    if run <= points[0][0]:
+        return points[0][1]
+    if run >= points[-1][0]:
+        return points[-1][1]
+    for (r0, e0), (r1, e1) in itertools.pairwise(points):
+        if r0 <= run <= r1:
+            t = (math.log(run) - math.log(r0)) / (math.log(r1) - math.log(r0))
+            return e0 + t * (e1 - e0)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def predict(
@@ -238,6 +289,7 @@ def predict(
     moved: dict[str, int] = {}
     macs: dict[str, int] = {}
     uncovered: dict[str, int] = {}
+    off_path: dict[str, tuple[int, float, float]] = {}
     for event, op_class in events:
         timed = op_time(machine, event)
         if timed is None:
@@ -247,7 +299,19 @@ def predict(
         by_class[op_class] = by_class.get(op_class, 0.0) + timed.seconds
         moved[op_class] = moved.get(op_class, 0) + event.bytes_moved
         macs[op_class] = macs.get(op_class, 0) + event.macs
-    return Prediction(by_class, sum(by_class.values()), uncovered, moved, macs)
+        _count_off_path(off_path, machine, event, timed)
+    return Prediction(by_class, sum(by_class.values()), uncovered, moved, macs, off_path)
+
+
+def _count_off_path(
+    off_path: dict[str, tuple[int, float, float]], machine: MachineModel, event: OpEvent, timed: OpTime
+) -> None:
+    """Add an op priced off the contiguous path to ``off_path`` (by access: ops, seconds, seconds beyond
+    streaming its bytes)."""
+    if off_path_rate(machine, event.access):
+        ops, total, beyond = off_path.get(event.access, (0, 0.0, 0.0))
+        streamed = max(timed.traffic_s, timed.fixed_s)
+        off_path[event.access] = (ops + 1, total + timed.seconds, beyond + max(timed.seconds - streamed, 0.0))
 
 
 # ------------------------------------------------------------------------------------------------- GPUs
@@ -260,8 +324,12 @@ def predict(
 # runs them (``convolution_backward`` with both gradients' MACs, SE's scale's backward a product and a
 # reduction over the map, the gradient sums where a tensor feeds two ops), each priced by its own family's
 # rule and dispatched like a forward op. A class's calibrated multiplier (``class_scale``, fitted on forward
-# kernels) applies to its forward ops only. Given a forward alone, a training pass is approximated as
-# before: each op again in reverse order, its device time ``BACKWARD_FACTOR`` times the forward's.
+# kernels) applies to its forward ops only. What an op's memory layout decides is keyed on the op, not its
+# class, and so holds in the backward too: an elementwise op off the contiguous path (``OpEvent.access``
+# broadcast or mixed) takes at least its elements at ``strided_elements_per_s`` (``mixed_elements_per_s``
+# where probed), and a reduction streams at its contiguous run's efficiency (``reduction_runs``).
+# Given a forward alone, a training pass is approximated as before: each op again in reverse order, its
+# device time ``BACKWARD_FACTOR`` times the forward's.
 BACKWARD_FACTOR = 2.0
 
 
@@ -319,6 +387,7 @@ def predict_dispatched(
     moved: dict[str, int] = {}
     macs: dict[str, int] = {}
     uncovered: dict[str, int] = {}
+    off_path: dict[str, tuple[int, float, float]] = {}
     host = device = 0.0
     for event, op_class, factor in steps:
         timed = device_time(machine, event, op_class)
@@ -334,8 +403,9 @@ def predict_dispatched(
         by_class[op_class] = by_class.get(op_class, 0.0) + finish - device
         moved[op_class] = moved.get(op_class, 0) + round(event.bytes_moved * factor)
         macs[op_class] = macs.get(op_class, 0) + round(event.macs * factor)
+        _count_off_path(off_path, machine, event, timed)
         device = finish
-    return Prediction(by_class, device, uncovered, moved, macs)
+    return Prediction(by_class, device, uncovered, moved, macs, off_path)
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -440,6 +510,31 @@ def _probes(device: str, dtype: torch.dtype) -> list[_Probe]:
     return probes
 
 
+MIXED_REPEATS = 10  # adds per timed call of the mixed-layout probe (one synchronisation per call)
+
+
+def measure_mixed_rate(
+    *, device: str, dtype: str, shape: tuple[int, int, int, int], rounds: int = ROUNDS
+) -> float:
+    """Elements per second of an add whose operands lie in different layouts (channels-first into
+    channels-last, as a gradient sum does where SE's squeeze hands back a channels-first gradient): the
+    figure ``MachineModel.mixed_elements_per_s`` holds. Size ``shape`` well past the device's cache."""
+    if device == "cuda":
+        require_cuda()
+    kind = torch_dtype(dtype)
+    last = torch.ones(shape, device=device, dtype=kind).contiguous(memory_format=torch.channels_last)
+    first = torch.ones(shape, device=device, dtype=kind)
+    out = torch.empty_like(last)
+
+    def adds() -> None:
+        for _ in range(MIXED_REPEATS):
+            torch.add(last, first, out=out)
+
+    with _conditions(device, torch.get_num_threads()):
+        seconds = seconds_in_rounds([_Probe("mixed add", adds)], _sync(device), rounds)["mixed add"]
+    return last.numel() * MIXED_REPEATS / seconds
+
+
 def measure_machine(
     *, device: str = "cpu", dtype: str = "fp32", threads: int = 1, rounds: int = ROUNDS
 ) -> MachineModel:
@@ -487,6 +582,7 @@ def measure_machine(
 def _as_json(machine: MachineModel) -> dict:
     data = asdict(machine)
     data["bandwidth"] = [list(pair) for pair in machine.bandwidth]
+    data["reduction_runs"] = [list(pair) for pair in machine.reduction_runs]
     return data
 
 
@@ -516,6 +612,9 @@ def _from_json(data: object, where: str) -> MachineModel:
             min_device_s={str(k): float(v) for k, v in dict(data.get("min_device_s", {})).items()},
             class_scale={str(k): float(v) for k, v in dict(data.get("class_scale", {})).items()},
             backward_mac_scale=float(data.get("backward_mac_scale", 1.0)),
+            strided_elements_per_s=float(data.get("strided_elements_per_s", 0.0)),
+            mixed_elements_per_s=float(data.get("mixed_elements_per_s", 0.0)),
+            reduction_runs=tuple((int(r), float(e)) for r, e in data.get("reduction_runs", ())),
             channels_last=bool(data.get("channels_last", False)),
             math=str(data.get("math", "default")),
             source=str(data.get("source", "")),
@@ -532,6 +631,10 @@ def _from_json(data: object, where: str) -> MachineModel:
         and machine.view_overhead_s >= 0
         and machine.threads > 0
         and _positive(machine.backward_mac_scale)
+        and machine.strided_elements_per_s >= 0
+        and machine.mixed_elements_per_s >= 0
+        and [r for r, _ in machine.reduction_runs] == sorted({r for r, _ in machine.reduction_runs})
+        and all(_positive(r) and _positive(e) for r, e in machine.reduction_runs)
     )
     if not valid:
         raise UserInputError(f"{problem} (bandwidths, rates or costs out of range)")

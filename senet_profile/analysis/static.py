@@ -174,14 +174,22 @@ def classified_events(model: nn.Module, trace: Trace) -> list[tuple[OpEvent, str
 
 
 def training_events(
-    model: nn.Module, shape: tuple[int, ...], dtype: str, *, model_name: str = ""
+    model: nn.Module,
+    shape: tuple[int, ...],
+    dtype: str,
+    *,
+    model_name: str = "",
+    channels_last: bool = False,
 ) -> list[tuple[OpEvent, str]]:
     """The ops of one training pass of ``model`` (forward in train mode, then backward; meta trace, on a
-    copy), with their op classes."""
+    copy; model and input channels-last if asked), with their op classes."""
     meta = on_meta(model)
     meta = (copy.deepcopy(meta) if meta is model else meta).to(torch_dtype(dtype))
     with torch.inference_mode(False):
         x = torch.empty(shape, device="meta", dtype=torch_dtype(dtype))
+        if channels_last:
+            meta = meta.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
         trace = trace_ops(meta, x, train=True, model_name=model_name)
     return classified_events(meta, trace)
 

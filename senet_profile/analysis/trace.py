@@ -54,6 +54,12 @@ class OpEvent:
     seconds: float | None = None
     phase: str = "forward"  # or "backward": run by autograd for the forward op ``forward_op``
     forward_op: str = ""  # a backward op's forward op (its module is that op's), "" if none
+    # How an elementwise op walks memory (``access_pattern``): ``dense`` (every full-size operand in one
+    # layout), ``broadcast`` (an operand repeated over the output) or ``mixed`` (full-size operands in
+    # different layouts). A reduction's contiguous reduced run (``reduced_run``): the elements each
+    # output sums that lie next to each other in memory (1 when the innermost dimension is kept).
+    access: str = "dense"
+    reduced_run: int = 0
 
     @property
     def bytes_moved(self) -> int:
@@ -324,6 +330,11 @@ _CATEGORIES: dict[str, frozenset[str]] = {
         }
     ),
 }
+# Reductions over named dimensions (``op(input, dim, ...)``): the ones ``reduced_run`` describes.
+DIM_REDUCTIONS = frozenset(
+    {"mean", "sum", "amax", "amin", "max", "min", "argmax", "var", "var_mean", "std", "logsumexp",
+     "_softmax", "_log_softmax"}
+)  # fmt: skip
 _CATEGORY_OF = {op: category for category, ops in _CATEGORIES.items() for op in ops}
 
 
@@ -369,6 +380,73 @@ def traffic(name: str, args: Sequence[object], kwargs: dict, out: object) -> tup
         return 0, 0
     read = sum(distinct_bytes(t) for t in tensors_in((args, {k: v for k, v in kwargs.items() if k != "out"})))
     return read, sum(distinct_bytes(t) for t in tensors_in(out))
+
+
+def memory_order(tensor: torch.Tensor) -> tuple[int, ...]:
+    """The dimensions of ``tensor`` from outermost to innermost in memory (sizes of 1 left out)."""
+    strides = tensor.stride()
+    dims = [d for d in range(tensor.dim()) if int(tensor.shape[d]) != 1]
+    return tuple(sorted(dims, key=lambda d: (-strides[d], d)))
+
+
+def access_pattern(args: Sequence[object], kwargs: dict, out: object) -> str:
+    """``dense``, ``broadcast`` or ``mixed``: how an elementwise op's operands lie against its output.
+
+    ``broadcast``: an input of more than one element is repeated over the output (fewer elements, or a
+    stride-0 dimension); ``mixed``: two full-size operands (inputs or output) in different memory orders
+    (channels-first beside channels-last). Either keeps a GPU's elementwise kernels off their vectorised
+    contiguous path.
+    """
+    outputs = tensors_in(out)
+    if not outputs or outputs[0].dim() == 0:
+        return "dense"
+    size = outputs[0].numel()
+    inputs = tensors_in((args, kwargs))
+    for t in inputs:
+        if 1 < t.numel() < size or (t.numel() == size and 0 in t.stride() and size > 1):
+            return "broadcast"
+    orders = {memory_order(t) for t in [*inputs, *outputs] if t.numel() == size and size > 1}
+    return "mixed" if len(orders) > 1 else "dense"
+
+
+def reduced_run(args: Sequence[object], out: object) -> int:
+    """The contiguous run of elements each output of a reduction sums: the product of the innermost
+    reduced dimensions' sizes (1 when the innermost dimension is kept; all dimensions when none is
+    named)."""
+    inp = _first_tensor(args)
+    if inp is None or inp.dim() == 0:
+        return 0
+    named = args[1] if len(args) > 1 else None
+    if isinstance(named, int):
+        named = [named]
+    if isinstance(named, (list, tuple)) and named and all(isinstance(d, int) for d in named):
+        reduced = {d % inp.dim() for d in named}
+    else:
+        reduced = set(range(inp.dim()))
+    run = 1
+    for d in reversed(memory_order(inp)):
+        if d not in reduced:
+            break
+        run *= int(inp.shape[d])
+    return run
+
+
+def device_layout(name: str, args: Sequence[object], out: object) -> object:
+    """``out`` in the memory format a GPU or CPU kernel gives it, where the meta device's differs: a
+    convolution is channels-last when its input or weight is (cuDNN's and oneDNN's rule), while meta
+    returns it contiguous."""
+    if name != "convolution" or not isinstance(out, torch.Tensor) or out.device.type != "meta":
+        return out
+    if out.dim() != 4 or out.is_contiguous(memory_format=torch.channels_last):
+        return out
+    inp, weight = args[0], args[1]
+    if any(
+        isinstance(t, torch.Tensor) and t.dim() == 4 and not t.is_contiguous()
+        and t.is_contiguous(memory_format=torch.channels_last)
+        for t in (inp, weight)
+    ):  # fmt: skip
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
 
 
 def conv_kind(args: Sequence[object]) -> str:
@@ -456,6 +534,7 @@ class _Recorder(TorchDispatchMode):
             out = func(*args, **kwargs)
         try:
             name = op_name(func)
+            out = device_layout(name, args, out)
             module, forward_op = self._owner(name)
             if name == "convolution":
                 _check_resolution(args, module)
@@ -477,6 +556,8 @@ class _Recorder(TorchDispatchMode):
                     seconds=seconds,
                     phase=self.phase,
                     forward_op=forward_op,
+                    access=access_pattern(args, kwargs, out) if classify(name) == "elementwise" else "dense",
+                    reduced_run=reduced_run(args, out) if name in DIM_REDUCTIONS else 0,
                 )
             )
         except UserInputError:
