@@ -46,6 +46,7 @@ from senet_profile.analysis.latency import Sampler, measure_paired
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.overhead import explain_time, launch_free
 from senet_profile.analysis.precision import fp32_math, precision_label
+from senet_profile.analysis.static import in_layout
 from senet_profile.analysis.trace import scalar_loss
 from senet_profile.catalog.attention import SE, attention_modules
 from senet_profile.errors import UserInputError
@@ -229,8 +230,7 @@ def _on_device(
     the device's synchronisation."""
     work = copy.deepcopy(model).to(device=config.device, dtype=torch_dtype(dtype)).train(train)
     x = torch.randn(batch, 3, *config.input_size, device=config.device, dtype=torch_dtype(dtype))
-    if channels_last:
-        work, x = work.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    work, x = in_layout(work, x, channels_last=channels_last)
     sync = torch.cuda.synchronize if config.device == "cuda" else (lambda: None)
     return work, x, sync
 

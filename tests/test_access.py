@@ -27,10 +27,10 @@ def test_access_pattern_of_elementwise_operands() -> None:
 
 def test_reduced_run_is_the_contiguous_part_of_the_reduced_dims() -> None:
     x = torch.ones(2, 8, 7, 7)
-    assert reduced_run((x, [2, 3], True), x.mean((2, 3), keepdim=True)) == 49
-    assert reduced_run((x.contiguous(memory_format=CL), [2, 3], True), x.mean((2, 3), True)) == 1
-    assert reduced_run((x, [-1]), x.sum(-1)) == 7
-    assert reduced_run((x,), x.sum()) == 2 * 8 * 49
+    assert reduced_run((x, [2, 3], True)) == 49
+    assert reduced_run((x.contiguous(memory_format=CL), [2, 3], True)) == 1
+    assert reduced_run((x, [-1])) == 7
+    assert reduced_run((x,)) == 2 * 8 * 49
 
 
 def _layouts(device: str, channels_last: bool) -> list[tuple[str, str, str, int, str]]:

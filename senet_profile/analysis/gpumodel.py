@@ -44,7 +44,7 @@ from senet_profile.analysis.roofline import (
     is_free,
     predict,
 )
-from senet_profile.analysis.static import classified_events, on_meta, training_events
+from senet_profile.analysis.static import classified_events, in_layout, on_meta, training_events
 from senet_profile.analysis.trace import OpEvent, trace_ops
 from senet_profile.errors import UserInputError
 from senet_profile.setting import torch_dtype
@@ -69,9 +69,9 @@ def meta_events(
     """The ops of one forward of ``model`` at ``shape`` and ``dtype`` (meta trace, channels-last if asked),
     with their op class."""
     meta = on_meta(model).to(torch_dtype(dtype)).eval()
-    x = torch.empty(shape, device="meta", dtype=torch_dtype(dtype))
-    if channels_last:
-        meta, x = meta.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    meta, x = in_layout(
+        meta, torch.empty(shape, device="meta", dtype=torch_dtype(dtype)), channels_last=channels_last
+    )
     with torch.inference_mode(False):
         trace = trace_ops(meta, x)
     return classified_events(meta, trace)
@@ -329,8 +329,7 @@ def kernel_op_times(model: nn.Module, options, *, repeats: int = 3):
     work = copy.deepcopy(model).to(device=options.device, dtype=torch_dtype(options.dtype)).eval()
     shape = options.shape
     x = torch.randn(shape, device=options.device, dtype=torch_dtype(options.dtype))
-    if options.channels_last:
-        work, x = work.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    work, x = in_layout(work, x, channels_last=options.channels_last)
     se_paths = tuple(path for path, kind in attention_modules(work).items() if kind == SE)
     traced = kerneltrace.profile_forward(work, x, se_paths=se_paths, repeats=repeats)
     times = op_times_from_trace(model, shape, options.dtype, traced, channels_last=options.channels_last)

@@ -41,6 +41,7 @@ from senet_profile.analysis.static import (
     StaticProfile,
     check_input_shape,
     classified_events,
+    in_layout,
     on_meta,
     summarize,
     training_events,
@@ -134,8 +135,7 @@ def static_side(
     meta = on_meta(model)
     meta = (copy.deepcopy(meta) if meta is model else meta).to(torch_dtype(dtype)).eval()
     x = torch.empty(shape, device="meta", dtype=torch_dtype(dtype))
-    if machine.channels_last:  # the layouts the machine's figures were measured in
-        meta, x = meta.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    meta, x = in_layout(meta, x, channels_last=machine.channels_last)  # as the machine's figures were
     with torch.inference_mode(False):
         trace = trace_ops(meta, x)
     profile = summarize(meta, trace, name=name, input_shape=tuple(shape))

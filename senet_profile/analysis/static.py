@@ -173,6 +173,14 @@ def classified_events(model: nn.Module, trace: Trace) -> list[tuple[OpEvent, str
     return [(event, op_class(_as_forward(event), _owner(event.module, se_roots))) for event in trace.events]
 
 
+def in_layout(model: nn.Module, x: torch.Tensor, *, channels_last: bool) -> tuple[nn.Module, torch.Tensor]:
+    """``model`` and its input ``x`` channels-last if asked (the model converted in place), else as
+    they are."""
+    if not channels_last:
+        return model, x
+    return model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+
+
 def training_events(
     model: nn.Module,
     shape: tuple[int, ...],
@@ -187,9 +195,7 @@ def training_events(
     meta = (copy.deepcopy(meta) if meta is model else meta).to(torch_dtype(dtype))
     with torch.inference_mode(False):
         x = torch.empty(shape, device="meta", dtype=torch_dtype(dtype))
-        if channels_last:
-            meta = meta.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
+        meta, x = in_layout(meta, x, channels_last=channels_last)
         trace = trace_ops(meta, x, train=True, model_name=model_name)
     return classified_events(meta, trace)
 

@@ -409,7 +409,7 @@ def access_pattern(args: Sequence[object], kwargs: dict, out: object) -> str:
     return "mixed" if len(orders) > 1 else "dense"
 
 
-def reduced_run(args: Sequence[object], out: object) -> int:
+def reduced_run(args: Sequence[object]) -> int:
     """The contiguous run of elements each output of a reduction sums: the product of the innermost
     reduced dimensions' sizes (1 when the innermost dimension is kept; all dimensions when none is
     named)."""
@@ -534,6 +534,7 @@ class _Recorder(TorchDispatchMode):
             out = func(*args, **kwargs)
         try:
             name = op_name(func)
+            category = classify(name)
             out = device_layout(name, args, out)
             module, forward_op = self._owner(name)
             if name == "convolution":
@@ -545,7 +546,7 @@ class _Recorder(TorchDispatchMode):
             self.events.append(
                 OpEvent(
                     name,
-                    classify(name),
+                    category,
                     module,
                     macs,
                     inp.numel() if inp is not None else 0,
@@ -556,8 +557,8 @@ class _Recorder(TorchDispatchMode):
                     seconds=seconds,
                     phase=self.phase,
                     forward_op=forward_op,
-                    access=access_pattern(args, kwargs, out) if classify(name) == "elementwise" else "dense",
-                    reduced_run=reduced_run(args, out) if name in DIM_REDUCTIONS else 0,
+                    access=access_pattern(args, kwargs, out) if category == "elementwise" else "dense",
+                    reduced_run=reduced_run(args) if name in DIM_REDUCTIONS else 0,
                 )
             )
         except UserInputError:
