@@ -42,12 +42,11 @@ from torch import nn
 from senet_profile import api
 from senet_profile.analysis import gpumodel, kerneltrace, roofline
 from senet_profile.analysis.intervals import MIN_CI_SAMPLES, bootstrap_median_ci
-from senet_profile.analysis.latency import Sampler, measure_paired
+from senet_profile.analysis.latency import Sampler, measure_paired, train_step
 from senet_profile.analysis.memory import measure_memory
 from senet_profile.analysis.overhead import explain_time, launch_free
 from senet_profile.analysis.precision import fp32_math, precision_label
 from senet_profile.analysis.static import in_layout
-from senet_profile.analysis.trace import scalar_loss
 from senet_profile.catalog.attention import SE, attention_modules
 from senet_profile.errors import UserInputError
 from senet_profile.history.machine import describe_machine
@@ -255,15 +254,15 @@ def _train_time_on_device(model: nn.Module, batch: int, dtype: str, channels_las
     """Median seconds of ``model``'s training step (forward, sum loss, backward) on the device, 10 steps
     after 3 (the base's figure that sets the backward MAC rate: ``gpumodel.fit_backward``)."""
     work, x, sync = _on_device(model, batch, dtype, channels_last, config, train=True)
+    step = train_step(work, x)
     times = []
-    for step in range(13):
+    for repeat in range(13):
         sync()
         start = time.perf_counter()
-        scalar_loss(work(x)).backward()
+        step()
         sync()
-        if step >= 3:
+        if repeat >= 3:
             times.append(time.perf_counter() - start)
-        work.zero_grad(set_to_none=True)
     return statistics.median(times)
 
 

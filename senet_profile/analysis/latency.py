@@ -324,7 +324,9 @@ def _infer_step(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
     return partial(model, x)
 
 
-def _train_step(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+def train_step(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    """A call that runs one training step of ``model`` on ``x``: forward, backward of the summed outputs,
+    the gradients set to None."""
     params = [param for param in model.parameters() if param.requires_grad]
 
     def step() -> None:
@@ -337,7 +339,7 @@ def _train_step(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
 
 _STEPS: dict[str, Callable[[nn.Module, torch.Tensor], Callable[[], object]]] = {
     "infer": _infer_step,
-    "train": _train_step,
+    "train": train_step,
 }
 
 

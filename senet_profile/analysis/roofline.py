@@ -41,7 +41,7 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -167,16 +167,7 @@ class MachineModel:
 
     def bandwidth_at(self, nbytes: int) -> float:
         """Bytes per second for an op touching ``nbytes``: log-log interpolation, clamped at the ends."""
-        sizes = [s for s, _ in self.bandwidth]
-        if nbytes <= sizes[0]:
-            return self.bandwidth[0][1]
-        if nbytes >= sizes[-1]:
-            return self.bandwidth[-1][1]
-        for (s0, b0), (s1, b1) in zip(self.bandwidth, self.bandwidth[1:], strict=False):
-            if s0 <= nbytes <= s1:
-                t = (math.log(nbytes) - math.log(s0)) / (math.log(s1) - math.log(s0))
-                return math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0)))
-        raise AssertionError("unreachable")  # pragma: no cover
+        return interpolate(self.bandwidth, nbytes, log_values=True)
 
 
 @dataclass(frozen=True)
@@ -265,14 +256,21 @@ def reduction_efficiency(machine: MachineModel, run: int, default: float) -> flo
     points = [(r, e) for r, e in machine.reduction_runs if r > 1]
     if not points:
         return default
-    if run <= points[0][0]:
+    return interpolate(points, run, log_values=False)
+
+
+def interpolate(points: Sequence[tuple[float, float]], x: float, *, log_values: bool) -> float:
+    """The value at ``x`` between ``(x, value)`` points (ascending x): linear in log x, and in log value
+    too if ``log_values``; clamped to the end points outside them."""
+    if x <= points[0][0]:
         return points[0][1]
-    if run >= points[-1][0]:
+    if x >= points[-1][0]:
         return points[-1][1]
-    for (r0, e0), (r1, e1) in itertools.pairwise(points):
-        if r0 <= run <= r1:
-            t = (math.log(run) - math.log(r0)) / (math.log(r1) - math.log(r0))
-            return e0 + t * (e1 - e0)
+    scale, unscale = (math.log, math.exp) if log_values else (float, float)
+    for (x0, v0), (x1, v1) in itertools.pairwise(points):
+        if x0 <= x <= x1:
+            t = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
+            return unscale(scale(v0) + t * (scale(v1) - scale(v0)))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -285,33 +283,48 @@ def predict(
     """
     if machine.dispatched or mode == "train":
         return predict_dispatched(machine, list(events), mode=mode)
-    by_class: dict[str, float] = {}
-    moved: dict[str, int] = {}
-    macs: dict[str, int] = {}
-    uncovered: dict[str, int] = {}
-    off_path: dict[str, tuple[int, float, float]] = {}
+    tally = _Tally(machine)
     for event, op_class in events:
         timed = op_time(machine, event)
         if timed is None:
-            label = event.op if event.category == "unknown" else f"{event.op} ({event.kind})"
-            uncovered[label] = uncovered.get(label, 0) + 1
+            tally.uncover(event)
             continue
-        by_class[op_class] = by_class.get(op_class, 0.0) + timed.seconds
-        moved[op_class] = moved.get(op_class, 0) + event.bytes_moved
-        macs[op_class] = macs.get(op_class, 0) + event.macs
-        _count_off_path(off_path, machine, event, timed)
-    return Prediction(by_class, sum(by_class.values()), uncovered, moved, macs, off_path)
+        tally.add(event, op_class, timed, timed.seconds)
+    return tally.prediction(sum(tally.by_class.values()))
 
 
-def _count_off_path(
-    off_path: dict[str, tuple[int, float, float]], machine: MachineModel, event: OpEvent, timed: OpTime
-) -> None:
-    """Add an op priced off the contiguous path to ``off_path`` (by access: ops, seconds, seconds beyond
-    streaming its bytes)."""
-    if off_path_rate(machine, event.access):
-        ops, total, beyond = off_path.get(event.access, (0, 0.0, 0.0))
-        streamed = max(timed.traffic_s, timed.fixed_s)
-        off_path[event.access] = (ops + 1, total + timed.seconds, beyond + max(timed.seconds - streamed, 0.0))
+@dataclass
+class _Tally:
+    """What a prediction adds up op by op: seconds, bytes and MACs by op class, the ops no rule covers,
+    and the elementwise ops priced off the contiguous path (by access: ops, seconds, seconds beyond
+    streaming their bytes)."""
+
+    machine: MachineModel
+    by_class: dict[str, float] = field(default_factory=dict)
+    moved: dict[str, int] = field(default_factory=dict)
+    macs: dict[str, int] = field(default_factory=dict)
+    uncovered: dict[str, int] = field(default_factory=dict)
+    off_path: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+
+    def uncover(self, event: OpEvent) -> None:
+        """Count an op no rule covers."""
+        label = event.op if event.category == "unknown" else f"{event.op} ({event.kind})"
+        self.uncovered[label] = self.uncovered.get(label, 0) + 1
+
+    def add(self, event: OpEvent, op_class: str, timed: OpTime, seconds: float, factor: float = 1.0) -> None:
+        """Charge ``seconds`` to ``op_class``, with the op's bytes and MACs times ``factor``."""
+        self.by_class[op_class] = self.by_class.get(op_class, 0.0) + seconds
+        self.moved[op_class] = self.moved.get(op_class, 0) + round(event.bytes_moved * factor)
+        self.macs[op_class] = self.macs.get(op_class, 0) + round(event.macs * factor)
+        if off_path_rate(self.machine, event.access):
+            ops, total, beyond = self.off_path.get(event.access, (0, 0.0, 0.0))
+            streamed = max(timed.traffic_s, timed.fixed_s)
+            extra = max(timed.seconds - streamed, 0.0)
+            self.off_path[event.access] = (ops + 1, total + timed.seconds, beyond + extra)
+
+    def prediction(self, total_s: float) -> Prediction:
+        """The tally as a ``Prediction`` taking ``total_s``."""
+        return Prediction(self.by_class, total_s, self.uncovered, self.moved, self.macs, self.off_path)
 
 
 # ------------------------------------------------------------------------------------------------- GPUs
@@ -383,29 +396,21 @@ def predict_dispatched(
     steps = [(event, op_class, 1.0) for event, op_class in events]
     if mode == "train" and all(event.phase == "forward" for event, _ in events):
         steps += [(event, op_class, BACKWARD_FACTOR) for event, op_class in reversed(events)]
-    by_class: dict[str, float] = {}
-    moved: dict[str, int] = {}
-    macs: dict[str, int] = {}
-    uncovered: dict[str, int] = {}
-    off_path: dict[str, tuple[int, float, float]] = {}
+    tally = _Tally(machine)
     host = device = 0.0
     for event, op_class, factor in steps:
         timed = device_time(machine, event, op_class)
         if timed is None:
-            label = event.op if event.category == "unknown" else f"{event.op} ({event.kind})"
-            uncovered[label] = uncovered.get(label, 0) + 1
+            tally.uncover(event)
             continue
         host += host_time(machine, event, op_class)
         seconds = timed.seconds if machine.dispatched else timed.seconds * factor
         if machine.dispatched and factor != 1.0:
             seconds = max(max(timed.compute_s, timed.traffic_s) * factor, timed.fixed_s)
         finish = max(device, host) + seconds
-        by_class[op_class] = by_class.get(op_class, 0.0) + finish - device
-        moved[op_class] = moved.get(op_class, 0) + round(event.bytes_moved * factor)
-        macs[op_class] = macs.get(op_class, 0) + round(event.macs * factor)
-        _count_off_path(off_path, machine, event, timed)
+        tally.add(event, op_class, timed, finish - device, factor)
         device = finish
-    return Prediction(by_class, device, uncovered, moved, macs, off_path)
+    return tally.prediction(device)
 
 
 # ------------------------------------------------------------------------------------------------ measuring
