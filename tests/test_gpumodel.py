@@ -138,6 +138,53 @@ def test_se_bound_from_recorded_traces() -> None:
     assert "15.9 GiB" in cost.detail()
 
 
+@pytest.mark.parametrize(
+    ("trace", "batch", "bound"),
+    [("b1_fp32", 1, "host dispatch"), ("b256_fp32", 256, "memory traffic")],
+)
+def test_without_a_trace_the_verdict_is_the_machine_model_s(trace: str, batch: int, bound: str) -> None:
+    """``explain --no-measure`` on CUDA names SE's bound from the model's two chains, and says so; the
+    model's SE share of the device time agrees with the recorded kernels' share (the traces: an
+    independent reference, since the model's SE figures come from the built model and the base's
+    trace, its class multipliers from SE's own large-batch forward)."""
+    from senet_profile.analysis.overhead import verdicts
+
+    models = [(name, get_model(name)) for name in ("resnet50", "se_resnet50")]
+    explained = explain_time(
+        *models, machine=_h200(), latency=None, op_times=None, input_shape=(batch, 3, 224, 224)
+    )
+    rows = {row["verdict"]: row for row in verdicts(explained)}
+    row = rows[f"SE bound (model): {bound}"]
+    assert "SE bound: " + bound not in rows  # nothing measured: the row says it is the model's
+    assert "96 SE ops" in row["detail"] and "of the forward's" in row["detail"]
+    traced = _trace(f"{trace}_se_resnet50")
+    _, kernel_s = traced.se_kernels()
+    assert row["overhead_pct"] == pytest.approx(kernel_s / traced.device_s() * 100, abs=1.5)
+    cost = explained.se_kernels
+    assert cost is not None and cost.predicted
+    if batch > 1:  # at batch 1 the model's small kernels are slower than traced (its probes synchronised)
+        assert cost.kernel_s == pytest.approx(kernel_s, rel=0.05)
+
+
+def test_the_model_s_verdict_covers_a_training_pass() -> None:
+    """bf16 channels-last training: the model's verdict counts SE's forward and backward ops and their
+    share of the pass's device time."""
+    from senet_profile.analysis.overhead import verdicts
+
+    path = RESULTS / "machine" / f"{MEASURED['machine_class']}.json"
+    machine = roofline.load(path, roofline.setting_key("cuda", "bf16", 1, channels_last=True))
+    models = [(name, get_model(name)) for name in ("resnet50", "se_resnet50")]
+    explained = explain_time(
+        *models, machine=machine, latency=None, op_times=None, input_shape=(256, 3, 224, 224), mode="train"
+    )
+    row = next(r for r in verdicts(explained) if r["verdict"].startswith("SE bound (model)"))
+    assert row["verdict"] == "SE bound (model): memory traffic"
+    assert "240 SE ops" in row["detail"] and "of the training pass's" in row["detail"]
+    chains = explained.candidate.prediction.chains
+    se_device = sum(d for c, (_, _, d) in chains.items() if c.startswith("se_"))
+    assert row["overhead_pct"] == pytest.approx(se_device / sum(d for _, _, d in chains.values()) * 100)
+
+
 def test_explain_on_cuda_from_a_recorded_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     """explain's CUDA path, with torch.profiler's traces replaced by the recorded H200 ones."""
     import torch

@@ -201,3 +201,22 @@ def test_off_path_figures_are_validated_on_read(tmp_path: Path, change: dict) ->
     path.write_text(json.dumps(data))
     with pytest.raises(UserInputError, match="out of range"):
         load(path, "cpu fp32 threads=1")
+
+
+def test_a_gpu_model_keeps_each_class_host_and_device_chains_apart() -> None:
+    """On a dispatched (GPU) model, ``chains`` holds per class the ops issued (views and free ops not
+    counted), their host seconds and their device seconds; a CPU model keeps none."""
+    gpu = machine(host_s={"elementwise": 5e-6, "view": 1e-6}, min_device_s={"elementwise": 3e-6})
+    assert gpu.dispatched
+    relu = event("relu", "elementwise", moved=1_000_000)  # 1e6 B at 0.1 GB/s: 10 ms on the device
+    tiny = event("relu", "elementwise", moved=10)  # below the least kernel time
+    view = event("view", "view")
+    steps = [(relu, "a"), (tiny, "b"), (view, "b"), (tiny, "b")]
+    prediction = predict(gpu, steps)
+    assert prediction.chains["a"] == (1, pytest.approx(5e-6), pytest.approx(1e6 / 1e8))
+    ops, host, device = prediction.chains["b"]
+    assert ops == 2 and host == pytest.approx(2 * 5e-6 + 1e-6) and device == pytest.approx(2 * 3e-6)
+    # the total is the device chain's finish: never less than either chain alone
+    assert prediction.total_s >= sum(d for _, _, d in prediction.chains.values())
+    assert prediction.total_s >= sum(h for _, h, _ in prediction.chains.values())
+    assert predict(machine(), steps).chains == {}

@@ -183,7 +183,8 @@ def read_trace(path: Path) -> TracedForward:
 
 @dataclass(frozen=True)
 class SECost:
-    """What SE's ops cost in a traced forward: kernels, kernel and host seconds, bytes, the bound."""
+    """What SE's ops cost in a traced forward (or, ``predicted``, in a machine model's forward or training
+    pass): kernels (ops, predicted), kernel and host seconds, bytes, the bound."""
 
     kernels: float
     kernel_s: float
@@ -193,6 +194,8 @@ class SECost:
     forward_kernel_s: float
     se_macs: int = 0
     mac_rate: float = 0.0  # MACs per second SE's FCs could reach (0: not known)
+    predicted: bool = False  # from a machine model: ``kernels`` counts ops, ``kernel_s`` is device time
+    whole: str = "forward"  # what ``forward_kernel_s`` covers: "forward" or "training pass"
 
     @property
     def achieved_bandwidth(self) -> float:
@@ -210,10 +213,15 @@ class SECost:
         return "compute" if compute > self.se_bytes / self.peak_bandwidth else "memory traffic"
 
     def detail(self) -> str:
-        """One line: kernel count and time, host time, achieved bandwidth against the peak."""
+        """One line: kernel (op) count and time, host time, achieved bandwidth against the peak."""
+        ms = f"{self.kernel_s * 1e3:.3g} ms"
+        counted = (
+            f"{self.kernels:.0f} SE ops, {ms} of device time"
+            if self.predicted
+            else f"{self.kernels:.0f} kernels in SE ranges, {ms} of kernel time"
+        )
         return (
-            f"{self.kernels:.0f} kernels in SE ranges, {self.kernel_s * 1e3:.3g} ms of kernel time "
-            f"({self.kernel_s / self.forward_kernel_s * 100:.1f} % of the forward's), host "
+            f"{counted} ({self.kernel_s / self.forward_kernel_s * 100:.1f} % of the {self.whole}'s), host "
             f"{self.host_s * 1e3:.3g} ms to issue them; {self.se_bytes / 2**30:.3g} GiB at "
             f"{self.achieved_bandwidth / 1e12:.3g} TB/s against {self.peak_bandwidth / 1e12:.3g} TB/s peak"
         )

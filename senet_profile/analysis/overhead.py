@@ -91,7 +91,7 @@ class TimeExplanation:
     launch_free_pct: float | None = None  # the machine model's overhead with no host/fixed cost per call
     se_bytes: int = 0
     peak_bandwidth: float = 0.0
-    se_kernels: SECost | None = None  # on CUDA, when measured: SE's kernels, their time and bound
+    se_kernels: SECost | None = None  # on CUDA: SE's kernels, their time and bound (traced, else the model's)
     compiled: PairedLatency | None = None  # the paired overhead under torch.compile, when measured
     mode: str = "infer"  # "train": the table's MACs and bytes are the training pass's (forward, backward)
     # the machine model's element rates off the contiguous path: (broadcast, mixed layouts; 0 if unprobed)
@@ -254,6 +254,8 @@ def explain_time(
             traces, se_bytes=se_bytes, peak_bandwidth=peak, se_macs=c.static.total.macs_se,
             mac_rate=machine.mac_rates.get("pointwise", 0.0),
         )  # fmt: skip
+    elif c.prediction.chains:
+        kernels = _predicted_se_cost(c.prediction, se_bytes=se_bytes, peak=peak, machine=machine, mode=mode)
     return TimeExplanation(
         base=b,
         candidate=c,
@@ -271,6 +273,22 @@ def explain_time(
         compiled=compiled_paired,
         mode=mode,
     )
+
+
+def _predicted_se_cost(
+    prediction: Prediction, *, se_bytes: int, peak: float, machine: MachineModel, mode: str
+) -> SECost:
+    """SE's ops as a GPU machine model runs them (no kernel trace): their count, device and host seconds,
+    bytes and MACs, over the whole pass's device seconds; its ``bound`` is the model's verdict."""
+    se = [v for k, v in prediction.chains.items() if k.startswith(SE_CLASS_PREFIX)]
+    macs = sum(v for k, v in prediction.macs_by_class.items() if k.startswith(SE_CLASS_PREFIX))
+    return SECost(
+        kernels=sum(ops for ops, _, _ in se), kernel_s=sum(d for _, _, d in se),
+        host_s=sum(h for _, h, _ in se), se_bytes=se_bytes, peak_bandwidth=peak,
+        forward_kernel_s=sum(d for _, _, d in prediction.chains.values()), se_macs=macs,
+        mac_rate=machine.mac_rates.get("pointwise", 0.0), predicted=True,
+        whole="training pass" if mode == "train" else "forward",
+    )  # fmt: skip
 
 
 def launch_free(machine: MachineModel) -> MachineModel:
@@ -318,9 +336,10 @@ def verdicts(explanation: TimeExplanation) -> list[dict]:
         )  # fmt: skip
     if e.se_kernels is not None:
         k = e.se_kernels
+        label, share = ("SE bound (model)", "device") if k.predicted else ("SE bound", "kernel")
         rows.append(
-            {"verdict": f"SE bound: {k.bound}", "overhead_pct": k.kernel_s / k.forward_kernel_s * 100,
-             "ci_low": None, "ci_high": None, "detail": f"share of kernel time; {k.detail()}"}
+            {"verdict": f"{label}: {k.bound}", "overhead_pct": k.kernel_s / k.forward_kernel_s * 100,
+             "ci_low": None, "ci_high": None, "detail": f"share of {share} time; {k.detail()}"}
         )  # fmt: skip
     off_path = _off_path_row(e)
     if off_path is not None:

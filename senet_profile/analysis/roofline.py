@@ -193,6 +193,8 @@ class Prediction:
     # elementwise ops off the contiguous path, by ``access`` (broadcast, mixed): (ops, predicted seconds,
     # the part of those seconds beyond streaming their bytes)
     off_path: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    # on a GPU model, the two chains by op class: (ops issued, host seconds, device seconds)
+    chains: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
 
 def setting_key(
@@ -305,6 +307,7 @@ class _Tally:
     macs: dict[str, int] = field(default_factory=dict)
     uncovered: dict[str, int] = field(default_factory=dict)
     off_path: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    chains: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
     def uncover(self, event: OpEvent) -> None:
         """Count an op no rule covers."""
@@ -322,9 +325,16 @@ class _Tally:
             extra = max(timed.seconds - streamed, 0.0)
             self.off_path[event.access] = (ops + 1, total + timed.seconds, beyond + extra)
 
+    def chain(self, event: OpEvent, op_class: str, host_s: float, device_s: float) -> None:
+        """Add one op's host and device seconds to its class's chains (a GPU model's)."""
+        ops, host, device = self.chains.get(op_class, (0, 0.0, 0.0))
+        self.chains[op_class] = (ops + (not is_free(event)), host + host_s, device + device_s)
+
     def prediction(self, total_s: float) -> Prediction:
         """The tally as a ``Prediction`` taking ``total_s``."""
-        return Prediction(self.by_class, total_s, self.uncovered, self.moved, self.macs, self.off_path)
+        return Prediction(
+            self.by_class, total_s, self.uncovered, self.moved, self.macs, self.off_path, self.chains
+        )
 
 
 # ------------------------------------------------------------------------------------------------- GPUs
@@ -391,7 +401,7 @@ def predict_dispatched(
     """Seconds of a forward (or training pass) as the host and device chains give it, by op class.
 
     Each op's class is charged what it adds to the device's finish time (so the classes sum to the total);
-    ``host_bound_s`` of the result is the part of the total the device waited for the host.
+    on a GPU model the result's ``chains`` also keep each class's host and device seconds apart.
     """
     steps = [(event, op_class, 1.0) for event, op_class in events]
     if mode == "train" and all(event.phase == "forward" for event, _ in events):
@@ -403,12 +413,15 @@ def predict_dispatched(
         if timed is None:
             tally.uncover(event)
             continue
-        host += host_time(machine, event, op_class)
+        issue = host_time(machine, event, op_class)
+        host += issue
         seconds = timed.seconds if machine.dispatched else timed.seconds * factor
         if machine.dispatched and factor != 1.0:
             seconds = max(max(timed.compute_s, timed.traffic_s) * factor, timed.fixed_s)
         finish = max(device, host) + seconds
         tally.add(event, op_class, timed, finish - device, factor)
+        if machine.dispatched:
+            tally.chain(event, op_class, issue, seconds)
         device = finish
     return tally.prediction(device)
 
