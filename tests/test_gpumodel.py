@@ -26,7 +26,9 @@ MISSED = {  # setting -> why it misses (the error as of the committed model)
         "-3.8 pp: host-bound; SE's ops are priced at the base's host figures per call kind, and the trace "
         "shows them costing about that (SE's mul itself 14-18 us profiled; its 37 us gap holds the SE "
         "range's exit, a profiling artefact); the model's +51.1 % matches the same run's medians (+51.0 %), "
-        "not its median of per-pair ratios (+54.9 %); what SE's module calls add beyond their ops is unpriced"
+        "not its median of per-pair ratios (+54.9 %); the GPU check's one-process run (+54.75 %, ratio of "
+        "medians +54.1 %) leaves about 2 us of host time per SE block unpriced, which the hooked traces "
+        "cannot isolate"
     ),
     "training b256 bf16 channels-last": (
         "-7.8 pp: in channels-last the squeeze's gradient comes back channels-first and is summed into the "
