@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import pandas as pd
 import torch
@@ -245,7 +246,7 @@ def explain_time(
     ]
     se_bytes = c.static.total.bytes_moved_se
     if mode == "train":  # the training pass's: SE's forward and backward ops, as traced
-        se_bytes = sum(v for k, v in c.prediction.bytes_by_class.items() if k.startswith(SE_CLASS_PREFIX))
+        se_bytes = sum(_se_values(c.prediction.bytes_by_class))
     peak = max(bandwidth for _, bandwidth in machine.bandwidth)
     base_s = paired.base.median_s if paired is not None else b.prediction.total_s
     kernels = None
@@ -275,13 +276,21 @@ def explain_time(
     )
 
 
+_V = TypeVar("_V")
+
+
+def _se_values(by_class: dict[str, _V]) -> list[_V]:
+    """The values of ``by_class`` whose op class is one of SE's."""
+    return [value for op_class, value in by_class.items() if op_class.startswith(SE_CLASS_PREFIX)]
+
+
 def _predicted_se_cost(
     prediction: Prediction, *, se_bytes: int, peak: float, machine: MachineModel, mode: str
 ) -> SECost:
     """SE's ops as a GPU machine model runs them (no kernel trace): their count, device and host seconds,
     bytes and MACs, over the whole pass's device seconds; its ``bound`` is the model's verdict."""
-    se = [v for k, v in prediction.chains.items() if k.startswith(SE_CLASS_PREFIX)]
-    macs = sum(v for k, v in prediction.macs_by_class.items() if k.startswith(SE_CLASS_PREFIX))
+    se = _se_values(prediction.chains)
+    macs = sum(_se_values(prediction.macs_by_class))
     return SECost(
         kernels=sum(ops for ops, _, _ in se), kernel_s=sum(d for _, _, d in se),
         host_s=sum(h for _, h, _ in se), se_bytes=se_bytes, peak_bandwidth=peak,
